@@ -1,0 +1,57 @@
+"""What the branch's history says: the bar to beat and the commit the guard compares with.
+
+Pure functions over ledger runs and a lineage (HEAD first, then every commit it builds
+on, as one ``git rev-list`` gives it). Repeated measurements of one commit (runs that
+share a ``measurement`` id) count as one result: their mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from .ledger import Entry
+from .verdict import Best, better
+
+
+def measurements(runs: Iterable[Entry]) -> dict[tuple[str, str], list[float]]:
+    """Finite values grouped by (commit sha, measurement id)."""
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for run in runs:
+        if run.value is not None and math.isfinite(run.value):
+            groups[(run.sha, run.measurement or run.run_id)].append(run.value)
+    return groups
+
+
+def comparable(runs: Iterable[Entry], test: str, metric: str, identity: str) -> list[Entry]:
+    return [r for r in runs if r.test == test and r.metric == metric and r.identity == identity]
+
+
+def best_before(
+    runs: Iterable[Entry], lineage: Sequence[str], goal: str
+) -> Best | None:
+    """The best kept result among HEAD's proper ancestors (``runs`` already comparable)."""
+    ancestors = set(lineage[1:])
+    kept = [r for r in runs if r.status == "keep" and r.sha in ancestors]
+    best: Best | None = None
+    for (sha, _), values in measurements(kept).items():
+        mean = sum(values) / len(values)
+        if best is None or better(mean, best.value, goal):
+            best = Best(mean, sha[:7])
+    return best
+
+
+def kept_at(runs: Iterable[Entry], sha: str) -> bool:
+    """Whether this very commit already has a kept result (``runs`` already comparable)."""
+    return any(r.status == "keep" and r.sha == sha for r in runs)
+
+
+def reference_commit(runs: Iterable[Entry], lineage: Sequence[str], tests: Iterable[str]) -> str | None:
+    """The newest commit in the lineage (HEAD included) with a kept or accepted baseline result.
+
+    Only declared mutable files may differ from it: the rest defines the evaluation.
+    """
+    wanted = set(tests)
+    marked = {r.sha for r in runs if r.status in ("keep", "baseline") and r.test in wanted}
+    return next((sha for sha in lineage if sha in marked), None)

@@ -1,0 +1,183 @@
+"""The pytest face of autoresearch: options, the marker, fixtures and reports.
+
+Marked tests are benchmarks. Without ``--autoresearch`` they are skipped; with it, each
+one is run, judged against its threshold and the best kept result on the branch, and
+recorded in the ledger. The work itself lives in pytest-free modules; the per-session
+state lives in :class:`pytest_autoresearch.session.AutoresearchSession`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import hooks
+from .experiment import Experiment
+from .session import AutoresearchSession, Recorder, spec_key
+from .settings import (
+    MARKER_SIGNATURE,
+    Settings,
+    cli_type,
+    non_negative_float,
+    parse_marker,
+    positive_float,
+    positive_int,
+)
+
+session_key = pytest.StashKey[AutoresearchSession]()
+
+DEFAULT_TIMEOUT = "600"
+DEFAULT_MUTABLE = ["train.py"]
+ENABLE_HELP = "Run tests marked @pytest.mark.autoresearch and judge them against the branch's best (default: skip them)"
+LEDGER_HELP = (
+    "Results ledger (TSV) to read and append to; relative paths are from the rootdir "
+    "(default: autoresearch/ledger.tsv under the git common dir, untouched by reset/clean/stash)"
+)
+TIMEOUT_HELP = "Time limit in seconds for each benchmark, enforced by pytest-timeout unless the test has its own timeout marker (default: 600)"
+MUTABLE_HELP = "Files (globs, relative to the rootdir) the agent may change between runs; any other change is refused (default: train.py)"
+MIN_DELTA_HELP = "Improvement over the best needed to keep a result; the marker's min_delta overrides it (default: 0)"
+ACCEPT_HELP = "Accept changes to frozen files since the last kept result: write a baseline row and start a fresh leaderboard"
+JSON_HELP = "Write this session's verdicts as JSON to PATH (for CI)"
+PROGRESS_HELP = "Seconds between progress lines while a script runs when output is not a terminal; 0 turns them off (default: 30)"
+REPEAT_HELP = "Run each benchmark N times on this commit and judge their mean (default: 1)"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("autoresearch", "autoresearch: benchmarks judged against the branch's best")
+    group.addoption("--autoresearch", action="store_true", default=False, help=ENABLE_HELP)
+    group.addoption("--autoresearch-ledger", metavar="PATH", help=LEDGER_HELP)
+    group.addoption(
+        "--autoresearch-timeout", metavar="SECONDS", type=cli_type(positive_float, "--autoresearch-timeout"),
+        help=TIMEOUT_HELP,
+    )
+    group.addoption(
+        "--autoresearch-min-delta", metavar="DELTA",
+        type=cli_type(non_negative_float, "--autoresearch-min-delta"), help=MIN_DELTA_HELP,
+    )
+    group.addoption("--autoresearch-accept-frozen", action="store_true", default=False, help=ACCEPT_HELP)
+    group.addoption("--autoresearch-json", metavar="PATH", help=JSON_HELP)
+    group.addoption(
+        "--autoresearch-progress", metavar="SECONDS",
+        type=cli_type(non_negative_float, "--autoresearch-progress"), help=PROGRESS_HELP,
+    )
+    group.addoption(
+        "--autoresearch-repeat", metavar="N", type=cli_type(positive_int, "--autoresearch-repeat"),
+        help=REPEAT_HELP,
+    )
+    parser.addini("autoresearch_ledger", LEDGER_HELP)
+    parser.addini("autoresearch_timeout", TIMEOUT_HELP, default=DEFAULT_TIMEOUT)
+    parser.addini("autoresearch_mutable", MUTABLE_HELP, type="linelist", default=DEFAULT_MUTABLE)
+    parser.addini("autoresearch_min_delta", MIN_DELTA_HELP, default="0")
+    parser.addini("autoresearch_progress", PROGRESS_HELP, default="30")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER_SIGNATURE}: a benchmark of `metric`, judged against `threshold` and the best "
+        "kept result on the branch; runs only with --autoresearch",
+    )
+    if config.getoption("autoresearch"):
+        session = AutoresearchSession(config, resolve_settings(config))
+        config.stash[session_key] = session
+        config.pluginmanager.register(session, "autoresearch-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(session_key, None)
+    if session is not None:
+        del config.stash[session_key]
+        config.pluginmanager.unregister(session)
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    """CLI beats ini beats default; a bad ini value is a usage error naming the key."""
+
+    def pick(option: str, ini: str, validator: Any) -> Any:
+        value = config.getoption(option)
+        if value is not None:
+            return value
+        try:
+            return validator(str(config.getini(ini)).strip(), f"ini {ini}")
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    ledger = config.getoption("autoresearch_ledger") or config.getini("autoresearch_ledger")
+    json_path = config.getoption("autoresearch_json")
+    mutable = tuple(p for p in config.getini("autoresearch_mutable") if p.strip())
+    if not mutable:
+        raise pytest.UsageError("ini autoresearch_mutable: list at least one file, e.g. train.py")
+    return Settings(
+        ledger=config.rootpath / ledger if ledger else None,
+        timeout=pick("autoresearch_timeout", "autoresearch_timeout", positive_float),
+        mutable=mutable,
+        min_delta=pick("autoresearch_min_delta", "autoresearch_min_delta", non_negative_float),
+        accept_frozen=config.getoption("autoresearch_accept_frozen"),
+        json_path=Path(json_path).resolve() if json_path else None,
+        progress_s=pick("autoresearch_progress", "autoresearch_progress", non_negative_float),
+        repeat=config.getoption("autoresearch_repeat") or 1,
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> Generator[None, Any, Any]:
+    """Validate marker arguments as tests are collected: a bad marker is a collection error."""
+    result = yield
+    items = result if isinstance(result, list) else [result]
+    for item in items:
+        if isinstance(item, pytest.Function):
+            mark = item.get_closest_marker("autoresearch")
+            if mark is not None:
+                try:
+                    item.stash[spec_key] = parse_marker(mark.args, mark.kwargs, f"marker on {item.name}")
+                except ValueError as exc:
+                    raise collector.CollectError(str(exc)) from None
+    return result
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip benchmarks unless --autoresearch; otherwise give them the autoresearch time limit."""
+    session = config.stash.get(session_key, None)
+    for item in items:
+        if spec_key not in item.stash:
+            continue
+        if session is None:
+            item.add_marker(pytest.mark.skip(reason="autoresearch benchmark: run with pytest --autoresearch"))
+        elif item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(session.settings.timeout))
+
+
+@pytest.fixture
+def experiment(request: pytest.FixtureRequest) -> Experiment:
+    """The marker's ``script``, run by the plugin before the test body; read its metrics here."""
+    session = _session_for(request, "experiment")
+    return session.experiment_for(request.node)
+
+
+@pytest.fixture
+def autoresearch(request: pytest.FixtureRequest) -> Recorder:
+    """Record a value measured in-process: ``autoresearch.record(value, **extra)``."""
+    session = _session_for(request, "autoresearch")
+    return session.recorder_for(request.node)
+
+
+def _session_for(request: pytest.FixtureRequest, fixture: str) -> AutoresearchSession:
+    if not isinstance(request.node, pytest.Function) or spec_key not in request.node.stash:
+        pytest.fail(
+            f"the {fixture} fixture belongs to benchmarks: mark the test with "
+            f"@pytest.mark.{MARKER_SIGNATURE}",
+            pytrace=False,
+        )
+    session = request.config.stash.get(session_key, None)
+    if session is None:
+        pytest.fail(f"the {fixture} fixture needs pytest --autoresearch", pytrace=False)
+    return session

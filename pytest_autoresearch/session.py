@@ -1,0 +1,439 @@
+"""One ``pytest --autoresearch`` session: guard the tree, run each benchmark, judge, record.
+
+Registered as a plugin only in ``--autoresearch`` mode. Everything about this commit's
+result is reported in the test's call phase (so it reads FAILED, with the revert command);
+only preconditions of the whole run (a dirty tree) are usage errors.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+import warnings
+from collections.abc import Generator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import git
+import pytest
+
+from . import gitstate, history, identity
+from .experiment import Experiment
+from .ledger import Entry, Ledger, LedgerWarning, clean_text, format_line
+from .report import PROPERTY, Outcome, failure_message, summary_table, verdict_line, write_json
+from .settings import Settings, Spec
+from .verdict import judge
+from .watchdog import Watchdog
+
+spec_key = pytest.StashKey[Spec]()
+run_key = pytest.StashKey["Run"]()
+start_key = pytest.StashKey[float]()
+
+
+class Recorder:
+    """What the ``autoresearch`` fixture returns: record a value measured in-process."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.value: float | None = None
+        self.extra: dict[str, Any] = {}
+
+    def record(self, value: float, **extra: Any) -> None:
+        """Record the metric's value (and any extra numbers or notes) for judging."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"record() takes a number for {self.metric}, not {value!r}")
+        self.value = float(value)
+        self.extra.update(extra)
+
+
+@dataclass
+class Run:
+    """The per-test state of one judged run."""
+
+    run_id: str
+    experiment: Experiment | None = None
+    recorder: Recorder | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def tolerant_ledger() -> Generator[None, None, None]:
+    """Ledger warnings are shown, never escalated into errors: a corrupt line must not crash a run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", LedgerWarning)
+        yield
+
+
+class AutoresearchSession:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.repo: git.Repo | None = None
+        self.head: gitstate.Head | None = None
+        self.scope = "."
+        self.lineage: list[str] = []
+        self.ledger: Ledger | None = None
+        self.logs_dir = config.rootpath / ".autoresearch" / "runs"
+        self.identity = ""
+        self.identity_parts: dict[str, str] = {}
+        self.note = ""
+        self.reference: str | None = None
+        self.frozen_changes: list[str] = []
+        self.outcomes: list[Outcome] = []
+
+    # -- session hooks ---------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Before anything runs: results are tied to commits, so the tree must be committed."""
+        root = self.config.rootpath
+        self.repo = gitstate.open_repo(root)
+        ledger_path = self.settings.ledger
+        if self.repo is None:
+            self.note = f"not a git repository ({root}): thresholds judge, no branch bar applies"
+        else:
+            self.scope = gitstate.scope_of(self.repo, root)
+            self.head = gitstate.head(self.repo)
+            if self.head is None:
+                raise pytest.UsageError("autoresearch: the repository has no commit yet; commit first")
+            dirty = gitstate.dirty_files(self.repo, self.scope)
+            if dirty:
+                raise pytest.UsageError(
+                    "autoresearch: uncommitted changes to " + ", ".join(dirty)
+                    + "; results are tied to commits: commit first (git commit -am '...')"
+                )
+            untracked = gitstate.untracked_python(self.repo, self.scope)
+            if untracked:
+                raise pytest.UsageError(
+                    "autoresearch: untracked files that change what is measured: "
+                    + ", ".join(untracked) + "; commit them or add them to .gitignore"
+                )
+            run_folder = gitstate.common_dir(self.repo) / "autoresearch"
+            ledger_path = ledger_path or run_folder / "ledger.tsv"
+            self.logs_dir = run_folder / "runs"
+            if self.head.branch is None:
+                self.note = "detached HEAD: results are recorded under the branch name '(detached)'"
+        if ledger_path is not None:
+            self.ledger = Ledger(ledger_path)
+        elif self.repo is None:
+            self.note += "; nothing is recorded (set --autoresearch-ledger to keep a ledger)"
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Once, outside every test timeout: the evaluation identity and the frozen-file guard."""
+        benchmarks = [i for i in session.items if spec_key in i.stash]
+        if not benchmarks:
+            return
+        parts = {"device": identity.device()}
+        if self.repo is not None and self.head is not None:
+            blobs = gitstate.tracked_blobs(self.repo, self.head.sha, self.scope)
+            kept = set(gitstate.frozen([p for p, _ in blobs], self.settings.mutable, self.scope))
+            parts["frozen"] = identity.files_digest(b for b in blobs if b[0] in kept)
+        for extra in self.config.hook.pytest_autoresearch_identity(config=self.config):
+            if extra:
+                parts.update({str(k): str(v) for k, v in extra.items()})
+        self.identity_parts = parts
+        self.identity = identity.digest(parts)
+        if self.repo is None or self.head is None:
+            return
+        self.lineage = gitstate.lineage(self.repo, self.head.sha)
+        runs = self._runs()
+        self.reference = history.reference_commit(runs, self.lineage, (i.nodeid for i in benchmarks))
+        if self.reference is not None and self.reference != self.head.sha:
+            changed = gitstate.changed_files(self.repo, self.reference, self.head.sha, self.scope)
+            self.frozen_changes = gitstate.frozen(changed, self.settings.mutable, self.scope)
+        if self.ledger is not None:
+            with tolerant_ledger():
+                self.ledger.register_identity(self.identity, parts)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+        item.stash[start_key] = time.time()
+        return (yield)
+
+    # -- fixtures' objects -------------------------------------------------------------
+
+    def _run(self, item: pytest.Item) -> Run:
+        if run_key not in item.stash:
+            item.stash[run_key] = Run(uuid.uuid4().hex[:12])
+        return item.stash[run_key]
+
+    def experiment_for(self, item: pytest.Item) -> Experiment:
+        spec = item.stash[spec_key]
+        if spec.script is None:
+            pytest.fail(
+                f'the experiment fixture needs a script: @pytest.mark.autoresearch(metric="{spec.metric}", '
+                'script="train.py")', pytrace=False,
+            )
+        script = (item.path.parent / spec.script).resolve()
+        if not script.is_file():
+            pytest.fail(f"autoresearch: script {spec.script!r} not found (looked for {script})", pytrace=False)
+        run = self._run(item)
+        run.experiment = Experiment(
+            script=script, log_path=self.logs_dir / f"{run.run_id}.log", args=spec.args,
+            env=dict(spec.env or {}), metric=spec.metric,
+        )
+        return run.experiment
+
+    def recorder_for(self, item: pytest.Item) -> Recorder:
+        run = self._run(item)
+        run.recorder = Recorder(item.stash[spec_key].metric)
+        return run.recorder
+
+    # -- the judged run ------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+        """Run the target before the body, judge after it: all in the call phase."""
+        spec = pyfuncitem.stash.get(spec_key, None)
+        if spec is None:
+            return (yield)
+        run = self._run(pyfuncitem)
+        if self.frozen_changes:
+            if not self.settings.accept_frozen:
+                pytest.fail(self._frozen_message(), pytrace=False)
+            self._append(self._entry(pyfuncitem, spec, Run(uuid.uuid4().hex[:12]), "baseline",
+                                     description="accepted change to frozen files: " + ", ".join(self.frozen_changes)))
+        entry = self._entry(pyfuncitem, spec, run, "running")
+        self._append(entry)
+        watchdog = Watchdog(self.ledger.path if self.ledger else None, format_line(entry), self._deadline(pyfuncitem))
+        try:
+            if run.experiment is not None:
+                self._run_experiment(pyfuncitem, spec, run, entry, watchdog)
+            try:
+                result = yield
+            except BaseException as exc:
+                status = "timeout" if _is_timeout(exc) else "crash"
+                value = self._value(pyfuncitem, spec, run)
+                if status == "crash" and value is not None and not isinstance(exc, KeyboardInterrupt):
+                    status = "discard"
+                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"test failed: {_first_line(exc)}"
+                self._finish(pyfuncitem, spec, run, entry, status, value, reason)
+                raise
+            outcome = self._judge(pyfuncitem, spec, run, entry)
+            if not outcome.green:
+                pytest.fail(failure_message(outcome, revertable=self._revertable()), pytrace=False)
+            return result
+        finally:
+            watchdog.release()
+
+    def _run_experiment(self, item: pytest.Function, spec: Spec, run: Run, entry: Entry, watchdog: Watchdog) -> None:
+        exp = run.experiment
+        assert exp is not None
+        try:
+            exp.run(watchdog, *self._progress(item))
+        except BaseException as exc:
+            status = "timeout" if _is_timeout(exc) else "crash"
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else _first_line(exc)
+            self._finish(item, spec, run, entry, status, None, reason)
+            raise
+        if exp.crashed:
+            why = (f"{exp.script.name} exited with code {exp.returncode}" if exp.returncode
+                   else f"{exp.script.name} printed no {spec.metric} line")
+            outcome = self._finish(item, spec, run, entry, "crash", exp.metrics.get(spec.metric), why)
+            pytest.fail(failure_message(outcome, exp.tail(), self._revertable()), pytrace=False)
+
+    def _value(self, item: pytest.Function, spec: Spec, run: Run) -> float | None:
+        """The metric: recorded, else from the script's output, else the fixture of that name."""
+        if run.recorder is not None and run.recorder.value is not None:
+            return run.recorder.value
+        if run.experiment is not None:
+            return run.experiment.metrics.get(spec.metric)
+        value = item.funcargs.get(spec.metric)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return None
+
+    def _memory_gb(self, run: Run) -> float | None:
+        if run.experiment is not None and run.experiment.peak_memory_mb is not None:
+            return run.experiment.peak_memory_mb / 1024
+        if run.recorder is not None:
+            for key, scale in (("memory_gb", 1.0), ("peak_vram_mb", 1 / 1024)):
+                value = run.recorder.extra.get(key)
+                if isinstance(value, (int, float)):
+                    return float(value) * scale
+        return None
+
+    def _judge(self, item: pytest.Function, spec: Spec, run: Run, entry: Entry) -> Outcome:
+        """Read the bar, judge and record under one lock, so no other run judges in between."""
+        value = self._value(item, spec, run)
+        if value is None:
+            return self._finish(item, spec, run, entry, "crash", None, (
+                f"no value for {spec.metric}: use the experiment fixture with script=..., call "
+                f"autoresearch.record(value), or define a fixture named {spec.metric}"
+            ))
+        min_delta = spec.min_delta if spec.min_delta is not None else self.settings.min_delta
+        with self._locked():
+            best, already, note = None, False, self.note
+            if self.head is not None and self.ledger is not None:
+                runs = history.comparable(self._runs(), item.nodeid, spec.metric, self.identity)
+                best = history.best_before(runs, self.lineage, spec.goal)
+                already = history.kept_at(runs, self.head.sha)
+                if best is None and not already:
+                    note = note or self._fresh_note(item.nodeid, spec.metric)
+            verdict = judge(value, goal=spec.goal, threshold=spec.threshold, best=best,
+                            min_delta=min_delta, already_kept=already)
+            return self._finish(item, spec, run, entry, verdict.status, value, verdict.reason,
+                                best=verdict.best, delta=verdict.delta, note=note)
+
+    def _finish(self, item: pytest.Function, spec: Spec, run: Run, entry: Entry, status: str,
+                value: float | None, reason: str, *, best: Any = None, delta: float | None = None,
+                note: str = "") -> Outcome:
+        """Complete the ledger row and hand the outcome to the reports."""
+        duration = time.time() - item.stash.get(start_key, time.time())
+        if run.experiment is not None and run.experiment.duration is not None:
+            duration = run.experiment.duration
+        extra = {**run.extra, **(run.recorder.extra if run.recorder else {}), "reason": reason}
+        extra = {k: v for k, v in extra.items() if isinstance(v, (str, int, float, bool)) or v is None}
+        self._append(entry.finished(status=status, value=value, memory_gb=self._memory_gb(run),
+                                    duration_s=duration, extra=extra))
+        outcome = Outcome(
+            test=item.nodeid, metric=spec.metric, goal=spec.goal, status=status, value=value,
+            reason=reason, commit=self.head.short if self.head else "", identity=self.identity,
+            threshold=spec.threshold, best=best.value if best else None,
+            best_commit=best.commit if best else "", delta=delta, duration=duration,
+            memory_gb=self._memory_gb(run),
+            log=str(run.experiment.log_path) if run.experiment else "", note=note,
+        )
+        item.user_properties.append((PROPERTY, outcome.to_json()))
+        item.user_properties.append((spec.metric, "" if value is None else value))
+        return outcome
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _entry(self, item: pytest.Function, spec: Spec, run: Run, status: str, description: str | None = None) -> Entry:
+        head = self.head
+        return Entry(
+            run_id=run.run_id, status=status, commit=head.short if head else "",
+            sha=head.sha if head else "", description=head.subject if description is None and head else description or "",
+            metric=spec.metric, test=item.nodeid,
+            branch=(head.branch or "(detached)") if head else "", identity=self.identity,
+            measurement=run.run_id,
+        )
+
+    def _append(self, entry: Entry) -> None:
+        if self.ledger is not None:
+            self.ledger.append(entry)
+
+    def _runs(self) -> list[Entry]:
+        if self.ledger is None:
+            return []
+        with tolerant_ledger():
+            return self.ledger.runs()
+
+    @contextmanager
+    def _locked(self) -> Generator[None, None, None]:
+        if self.ledger is None:
+            yield
+        else:
+            with self.ledger.locked():
+                yield
+
+    def _deadline(self, item: pytest.Item) -> float | None:
+        mark = item.get_closest_marker("timeout")
+        if mark is None or not self.config.pluginmanager.has_plugin("timeout"):
+            return None
+        seconds = mark.args[0] if mark.args else mark.kwargs.get("timeout")
+        if not isinstance(seconds, (int, float)) or seconds <= 0:
+            return None
+        return item.stash.get(start_key, time.time()) + float(seconds)
+
+    def _revertable(self) -> bool:
+        return len(self.lineage) > 1
+
+    def _frozen_message(self) -> str:
+        ref = self.reference[:7] if self.reference else "?"
+        lines = [
+            f"autoresearch: FROZEN files changed since {ref} (the last kept result on this branch): "
+            + ", ".join(self.frozen_changes),
+            f"  only {', '.join(self.settings.mutable)} may change (ini autoresearch_mutable)",
+        ]
+        if self._revertable():
+            lines.append("  revert: git reset --hard HEAD~1")
+        lines.append("  a person who meant this change accepts it with: pytest --autoresearch --autoresearch-accept-frozen")
+        return "\n".join(lines)
+
+    def _fresh_note(self, test: str, metric: str) -> str:
+        """Say plainly why there is nothing to compare with."""
+        lineage = set(self.lineage)
+        others = {r.identity for r in self._runs()
+                  if r.test == test and r.metric == metric and r.sha in lineage and r.status == "keep"}
+        others.discard(self.identity)
+        if not others:
+            return "first result for this test on this branch"
+        assert self.ledger is not None
+        changed: set[str] = set()
+        with tolerant_ledger():
+            for other in others:
+                before = self.ledger.identity_parts(other)
+                changed |= {k for k in self.identity_parts.keys() | before.keys()
+                            if before.get(k) != self.identity_parts.get(k)}
+        what = ", ".join(sorted(changed)) or "the evaluation settings"
+        return f"new leaderboard: {what} changed since the earlier results (identity {self.identity})"
+
+    def _progress(self, item: pytest.Item) -> tuple[Any, float]:
+        """A throttled live line: rewritten in place on a terminal, a line every N s otherwise."""
+        config = self.config
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capman = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or hasattr(config, "workerinput") or config.get_verbosity() < 0:
+            return None, 1.0
+        tty = bool(reporter.isatty())
+        if not tty and self.settings.progress_s == 0:
+            return None, 1.0
+        deadline = self._deadline(item)
+        limit = f" / {deadline - item.stash[start_key]:.0f}s" if deadline else ""
+
+        def tick(elapsed: float, last: str) -> None:
+            line = f"autoresearch: {item.name} {elapsed:.0f}s{limit}  {clean_text(last)[:100]}"
+            with capman.global_and_fixture_disabled() if capman else _nothing():
+                if tty:
+                    reporter.rewrite(line, erase=True)
+                else:
+                    reporter.ensure_newline()
+                    reporter.write_line(line)
+
+        return tick, (1.0 if tty else self.settings.progress_s)
+
+    # -- reports -------------------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == PROPERTY and report.when == "call":
+                self.outcomes.append(Outcome.from_json(str(value)))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.outcomes and not self.note:
+            return
+        if self.config.get_verbosity() < 0:
+            for outcome in self.outcomes:
+                terminalreporter.write_line(verdict_line(outcome))
+            return
+        terminalreporter.write_sep("=", "autoresearch")
+        if self.note:
+            terminalreporter.write_line(f"autoresearch: {self.note}")
+        if self.outcomes:
+            for line in summary_table(self.outcomes):
+                terminalreporter.write_line(line)
+            for outcome in self.outcomes:
+                if outcome.note and outcome.note != self.note:
+                    terminalreporter.write_line(f"{outcome.test}: {outcome.note}")
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.settings.json_path is not None and not hasattr(self.config, "workerinput"):
+            write_json(self.settings.json_path, self.outcomes)
+
+
+@contextmanager
+def _nothing() -> Generator[None, None, None]:
+    yield
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """pytest-timeout's signal method fails the test with 'Timeout (>Ns) from pytest-timeout.'."""
+    return isinstance(exc, pytest.fail.Exception) and str(exc).startswith("Timeout")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

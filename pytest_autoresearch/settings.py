@@ -1,0 +1,144 @@
+"""Settings resolved once per session, and the validated arguments of the marker.
+
+Command line beats ini beats default; the marker overrides per test. Every validator takes
+``where`` so an error names the place the bad value came from and what to write instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .verdict import GOALS
+
+T = TypeVar("T")
+
+
+def positive_float(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{where}: expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{where}: must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{where}: expected a number such as 0.001, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{where}: must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def positive_int(text: str, where: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{where}: expected a whole number such as 5, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{where}: must be at least 1, got {text!r}")
+    return value
+
+
+def cli_type(validator: Callable[[str, str], T], option: str) -> Callable[[str], T]:
+    """An argparse ``type=`` that reports a bad command-line value as a usage error."""
+
+    def convert(text: str) -> T:
+        try:
+            return validator(text, option)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = option  # argparse names the type in its message
+    return convert
+
+
+@dataclass(frozen=True)
+class Settings:
+    ledger: Path | None
+    timeout: float
+    mutable: tuple[str, ...]
+    min_delta: float
+    accept_frozen: bool
+    json_path: Path | None
+    progress_s: float
+    repeat: int
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The ``@pytest.mark.autoresearch(...)`` arguments of one test, validated."""
+
+    metric: str
+    goal: str = "min"
+    threshold: float | None = None
+    min_delta: float | None = None
+    script: str | None = None
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] | None = None
+
+
+MARKER_SIGNATURE = (
+    'autoresearch(metric, goal="min", *, threshold=None, min_delta=None, script=None, '
+    "args=(), env=None)"
+)
+
+
+def _number(value: Any, name: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{where}: {name} must be a finite number, e.g. {name}=1.25, not {value!r}")
+    return float(value)
+
+
+def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> Spec:
+    """Validate marker arguments; ValueError says what to write instead."""
+    hint = f"write @pytest.mark.{MARKER_SIGNATURE}"
+    names = ("metric", "goal")
+    if len(args) > len(names):
+        raise ValueError(f"{where}: too many positional arguments; {hint}")
+    given = dict(zip(names, args))
+    for key in given.keys() & kwargs.keys():
+        raise ValueError(f"{where}: {key} given twice; {hint}")
+    given.update(kwargs)
+    unknown = sorted(set(given) - {"metric", "goal", "threshold", "min_delta", "script", "args", "env"})
+    if unknown:
+        raise ValueError(f"{where}: unknown argument(s) {', '.join(unknown)}; {hint}")
+    metric = given.get("metric")
+    if not isinstance(metric, str) or not metric.strip():
+        raise ValueError(f'{where}: a metric name is required, e.g. metric="val_bpb"; {hint}')
+    goal = given.get("goal", "min")
+    if goal not in GOALS:
+        raise ValueError(f'{where}: goal must be "min" or "max", not {goal!r}')
+    threshold = given.get("threshold")
+    min_delta = given.get("min_delta")
+    script = given.get("script")
+    if script is not None and (not isinstance(script, str) or not script):
+        raise ValueError(f'{where}: script must be a path string such as script="train.py"')
+    args_ = given.get("args", ())
+    if isinstance(args_, str) or not all(isinstance(a, str) for a in args_):
+        raise ValueError(f'{where}: args must be a list of strings, e.g. args=["--fast"]')
+    env = given.get("env")
+    if env is not None and not (
+        isinstance(env, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+    ):
+        raise ValueError(f'{where}: env must map strings to strings, e.g. env={{"SEED": "1"}}')
+    spec = Spec(
+        metric=metric,
+        goal=goal,
+        threshold=None if threshold is None else _number(threshold, "threshold", where),
+        min_delta=None if min_delta is None else _number(min_delta, "min_delta", where),
+        script=script,
+        args=tuple(args_),
+        env=env,
+    )
+    if spec.min_delta is not None and spec.min_delta < 0:
+        raise ValueError(f"{where}: min_delta must be >= 0, not {min_delta!r}")
+    return spec
