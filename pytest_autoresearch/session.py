@@ -284,6 +284,8 @@ class AutoresearchSession:
         if run.experiment is not None and run.experiment.duration is not None:
             duration = run.experiment.duration
         extra = {**run.extra, **(run.recorder.extra if run.recorder else {}), "reason": reason}
+        if best is not None:
+            extra.update(bar=best.value, bar_commit=best.commit)
         extra = {k: v for k, v in extra.items() if isinstance(v, (str, int, float, bool)) or v is None}
         self._append(entry.finished(status=status, value=value, memory_gb=self._memory_gb(run),
                                     duration_s=duration, extra=extra))
