@@ -144,17 +144,22 @@ def parse_line(header: tuple[str, ...], line: str) -> Entry:
     )
 
 
-def _process_alive(entry: Entry) -> bool:
-    """Whether the process that wrote a ``running`` line may still be running it."""
-    if entry.host != socket.gethostname() or entry.pid is None:
-        return False
+def _pid_alive(pid: int) -> bool:
     try:
-        os.kill(entry.pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
     return True
+
+
+def _process_alive(entry: Entry) -> bool:
+    """Whether the pytest process that wrote a ``running`` line, or its watchdog, is still there."""
+    if entry.host != socket.gethostname():
+        return False
+    pids = [entry.pid, entry.extra.get("watchdog")]
+    return any(isinstance(pid, int) and _pid_alive(pid) for pid in pids)
 
 
 class Ledger:

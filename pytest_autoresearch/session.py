@@ -194,9 +194,11 @@ class AutoresearchSession:
                 pytest.fail(self._frozen_message(), pytrace=False)
             self._append(self._entry(pyfuncitem, spec, Run(uuid.uuid4().hex[:12]), "baseline",
                                      description="accepted change to frozen files: " + ", ".join(self.frozen_changes)))
+        watchdog = Watchdog()
+        run.extra["watchdog"] = watchdog.pid
         entry = self._entry(pyfuncitem, spec, run, "running")
+        watchdog.arm(self.ledger.path if self.ledger else None, format_line(entry), self._deadline(pyfuncitem))
         self._append(entry)
-        watchdog = Watchdog(self.ledger.path if self.ledger else None, format_line(entry), self._deadline(pyfuncitem))
         try:
             if run.experiment is not None:
                 self._run_experiment(pyfuncitem, spec, run, entry, watchdog)
@@ -283,7 +285,7 @@ class AutoresearchSession:
         duration = time.time() - item.stash.get(start_key, time.time())
         if run.experiment is not None and run.experiment.duration is not None:
             duration = run.experiment.duration
-        extra = {**run.extra, **(run.recorder.extra if run.recorder else {}), "reason": reason}
+        extra = {**(run.recorder.extra if run.recorder else {}), "reason": reason}
         if best is not None:
             extra.update(bar=best.value, bar_commit=best.commit)
         extra = {k: v for k, v in extra.items() if isinstance(v, (str, int, float, bool)) or v is None}
@@ -310,7 +312,7 @@ class AutoresearchSession:
             sha=head.sha if head else "", description=head.subject if description is None and head else description or "",
             metric=spec.metric, test=item.nodeid,
             branch=(head.branch or "(detached)") if head else "", identity=self.identity,
-            measurement=run.run_id,
+            measurement=run.run_id, extra=dict(run.extra),
         )
 
     def _append(self, entry: Entry) -> None:

@@ -24,14 +24,18 @@ GRACE_S = 3.0
 class Watchdog:
     """The pytest side of the pipe: one watchdog per judged run."""
 
-    def __init__(self, ledger: Path | None, running_line: str, deadline: float | None) -> None:
-        spec = {"ledger": str(ledger) if ledger else None, "line": running_line,
-                "deadline": deadline, "start": time.time()}
+    def __init__(self) -> None:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "pytest_autoresearch.watchdog"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, text=True,
         )
+        self.pid = self._proc.pid
+
+    def arm(self, ledger: Path | None, running_line: str, deadline: float | None) -> None:
+        """What to complete, and when a death counts as a timeout rather than a crash."""
+        spec = {"ledger": str(ledger) if ledger else None, "line": running_line,
+                "deadline": deadline, "start": time.time()}
         self._send(json.dumps(spec))
 
     def _send(self, line: str) -> None:

@@ -1,0 +1,149 @@
+"""A crashing, hanging or interrupted target: red, a ledger row, the log tail, no orphan process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from pathlib import Path
+
+from conftest import Project, pid_alive
+
+CRASHER = """
+for i in range(80):
+    print(f"line {i}")
+raise SystemExit("out of memory, pretend")
+"""
+
+SILENT = """
+print("training went fine but printed no metric")
+"""
+
+# Starts a grandchild that would outlive a careless runner, records both pids, then hangs.
+HANGER = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+open("pids.txt", "w").write(f"{os.getpid()} {child.pid}")
+print("hanging", flush=True)
+time.sleep(300)
+"""
+
+
+def _pids(project: Project) -> list[int]:
+    for _ in range(100):
+        text = (project.path / "pids.txt").read_text() if (project.path / "pids.txt").exists() else ""
+        if text:
+            return [int(p) for p in text.split()]
+        time.sleep(0.05)
+    raise AssertionError("the target never wrote its pids")
+
+
+def _gone(pids: list[int], within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(pid_alive(p) for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _ignore_pids(project: Project) -> None:
+    (project.path / ".gitignore").write_text("__pycache__/\npids.txt\n")
+
+
+def test_crash_is_red_with_the_log_tail(project: Project) -> None:
+    project.bench()
+    project.train(None, "crashing idea", body=CRASHER)
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*CRASH score = - (min)*train.py exited with code 1*",
+        "*log:*.log",
+        "*last lines of the log*",
+        "line 79",
+        "out of memory, pretend",
+    ])
+    out = result.stdout.str()
+    assert "line 29\n" not in out, "only the last 50 lines belong in the failure"
+    [run] = project.runs()
+    assert run.status == "crash" and run.value is None
+    log = out.split("log:")[1].split()[0]
+    assert "line 0\n" in Path(log).read_text(), "the full log stays on disk"
+
+
+def test_no_metric_line_is_a_crash(project: Project) -> None:
+    project.bench()
+    project.train(None, "quiet", body=SILENT)
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*CRASH*train.py printed no score line*"])
+    assert project.statuses() == ["crash"]
+
+
+@pytest.mark.parametrize("method", ["signal", "thread"])
+def test_timeout_kills_the_whole_process_group(project: Project, method: str) -> None:
+    project.bench()
+    _ignore_pids(project)
+    project.train(None, "hangs", body=HANGER)
+    started = time.monotonic()
+    result = project.run_subprocess("--autoresearch-timeout", "3", "-o", f"timeout_method={method}")
+    assert time.monotonic() - started < 60
+    pids = _pids(project)
+    assert _gone(pids), f"processes left running after a {method} timeout: {pids}"
+    assert (project.path / "pids.txt").exists()
+    if method == "signal":
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*Timeout (>3.0s) from pytest-timeout*"])
+    else:
+        assert result.ret != 0  # the thread method dumps stacks and ends pytest with os._exit
+        result.stdout.fnmatch_lines(["*+ Timeout +*"])
+    for _ in range(100):  # the watchdog completes the row after pytest is gone
+        if project.statuses() != ["running"]:
+            break
+        time.sleep(0.1)
+    [run] = project.runs()
+    assert run.status == "timeout"
+
+
+def _start_pytest(project: Project) -> subprocess.Popen[bytes]:
+    """pytest in its own session, as a terminal would run it in the foreground."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--autoresearch", "-p", "no:cacheprovider"],
+        cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def test_ctrl_c_leaves_no_process_and_a_crash_row(project: Project) -> None:
+    project.bench()
+    _ignore_pids(project)
+    project.train(None, "hangs", body=HANGER)
+    proc = _start_pytest(project)
+    pids = _pids(project)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process group
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out.decode()
+    assert _gone(pids)
+    [run] = project.runs()
+    assert run.status == "crash" and run.extra["reason"] == "interrupted"
+
+
+def test_sigkilled_pytest_leaves_no_process_and_a_crash_row(project: Project) -> None:
+    project.bench()
+    _ignore_pids(project)
+    project.train(None, "hangs", body=HANGER)
+    proc = _start_pytest(project)
+    pids = _pids(project)
+    assert project.statuses() == ["running"]
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert _gone(pids)
+    for _ in range(100):
+        if project.statuses() != ["running"]:
+            break
+        time.sleep(0.1)
+    [run] = project.runs()
+    assert run.status == "crash"
