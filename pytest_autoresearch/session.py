@@ -57,14 +57,6 @@ class Run:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@contextmanager
-def tolerant_ledger() -> Generator[None, None, None]:
-    """Ledger warnings are shown, never escalated into errors: a corrupt line must not crash a run."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", LedgerWarning)
-        yield
-
-
 class AutoresearchSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
@@ -81,6 +73,7 @@ class AutoresearchSession:
         self.reference: str | None = None
         self.frozen_changes: list[str] = []
         self.outcomes: list[Outcome] = []
+        self._warned: set[str] = set()
 
     # -- session hooks ---------------------------------------------------------------
 
@@ -143,7 +136,7 @@ class AutoresearchSession:
             changed = gitstate.changed_files(self.repo, self.reference, self.head.sha, self.scope)
             self.frozen_changes = gitstate.frozen(changed, self.settings.mutable, self.scope)
         if self.ledger is not None:
-            with tolerant_ledger():
+            with self._tolerant_ledger():
                 self.ledger.register_identity(self.identity, parts)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -305,6 +298,20 @@ class AutoresearchSession:
 
     # -- helpers -------------------------------------------------------------------------
 
+    @contextmanager
+    def _tolerant_ledger(self) -> Generator[None, None, None]:
+        """Show each ledger warning once, never escalated: a corrupt line must not crash a run."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        for warning in caught:
+            if issubclass(warning.category, LedgerWarning) and str(warning.message) in self._warned:
+                continue
+            self._warned.add(str(warning.message))
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", LedgerWarning)
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
     def _entry(self, item: pytest.Function, spec: Spec, run: Run, status: str, description: str | None = None) -> Entry:
         head = self.head
         return Entry(
@@ -322,7 +329,7 @@ class AutoresearchSession:
     def _runs(self) -> list[Entry]:
         if self.ledger is None:
             return []
-        with tolerant_ledger():
+        with self._tolerant_ledger():
             return self.ledger.runs()
 
     @contextmanager
@@ -367,7 +374,7 @@ class AutoresearchSession:
             return "first result for this test on this branch"
         assert self.ledger is not None
         changed: set[str] = set()
-        with tolerant_ledger():
+        with self._tolerant_ledger():
             for other in others:
                 before = self.ledger.identity_parts(other)
                 changed |= {k for k in self.identity_parts.keys() | before.keys()

@@ -1,0 +1,110 @@
+"""The ledger: whole rows under concurrency, corrupt lines skipped with a warning, orphans resolved."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_autoresearch.ledger import COLUMNS, Entry, Ledger, LedgerWarning
+
+WRITER = """
+import sys
+from pathlib import Path
+from pytest_autoresearch.ledger import Entry, Ledger
+ledger = Ledger(Path(sys.argv[1]))
+for i in range(int(sys.argv[3])):
+    ledger.append(Entry(run_id=f"{sys.argv[2]}-{i}", status="keep", value=i, description="x" * 300))
+"""
+
+
+def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.tsv")
+    entry = Entry(run_id="r1", status="keep", commit="abc1234", sha="abc1234" + "0" * 33, value=0.9979,
+                  memory_gb=44.0, description="tabs\tand\nnewlines", metric="val_bpb", test="t.py::t",
+                  branch="autoresearch/nov25", identity="id", measurement="r1", duration_s=300.0,
+                  extra={"reason": "improved"})
+    ledger.append(entry)
+    [back] = ledger.runs()
+    assert back.description == "tabs and newlines"
+    assert (back.value, back.memory_gb, back.extra) == (0.9979, 44.0, {"reason": "improved"})
+    header = (tmp_path / "ledger.tsv").read_text().splitlines()[0].split("\t")
+    assert header[:5] == ["commit", "value", "memory_gb", "status", "description"]
+
+
+def test_missing_values_are_empty_and_nan_stays_nan(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.tsv")
+    ledger.append(Entry(run_id="a", status="crash"), Entry(run_id="b", status="discard", value=math.nan))
+    line_a = (tmp_path / "ledger.tsv").read_text().splitlines()[1].split("\t")
+    assert line_a[1] == "" and line_a[2] == ""
+    a, b = ledger.runs()
+    assert a.value is None and a.memory_gb is None
+    assert b.value is not None and math.isnan(b.value)
+
+
+def test_running_line_completed_later_folds_into_one_run(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.tsv")
+    running = Entry(run_id="r", status="running")
+    ledger.append(running)
+    assert [r.status for r in ledger.runs()] == ["running"]  # this process is alive
+    ledger.append(running.finished(status="keep", value=1.0))
+    assert [(r.status, r.value) for r in ledger.runs()] == [("keep", 1.0)]
+
+
+def test_running_line_of_a_dead_process_reads_as_crash(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout
+    ledger = Ledger(tmp_path / "ledger.tsv")
+    ledger.append(Entry(run_id="r", status="running", pid=int(dead)))
+    [run] = ledger.runs()
+    assert run.status == "crash" and run.extra["reason"] == "never completed"
+
+
+@pytest.mark.parametrize("bad", [
+    "only\tthree\tfields",
+    "\t".join(["abc"] * len(COLUMNS)),  # unknown status
+    "\t".join(["abc", "fast", "", "keep"] + ["x"] * (len(COLUMNS) - 4)),  # value not a number
+])
+def test_corrupt_line_is_skipped_with_a_warning(tmp_path: Path, bad: str) -> None:
+    ledger = Ledger(tmp_path / "ledger.tsv")
+    ledger.append(Entry(run_id="a", status="keep", value=1.0))
+    with open(ledger.path, "a") as fh:
+        fh.write(bad + "\n")
+    ledger.append(Entry(run_id="b", status="keep", value=2.0))
+    with pytest.warns(LedgerWarning, match=r"ledger.tsv:3: corrupt line skipped"):
+        runs = ledger.runs()
+    assert [r.run_id for r in runs] == ["a", "b"]
+
+
+def test_torn_last_line_is_skipped_and_the_next_append_starts_clean(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.tsv")
+    ledger.append(Entry(run_id="a", status="keep", value=1.0))
+    with open(ledger.path, "a") as fh:
+        fh.write("abc1234\t0.99\t")  # a writer died mid-line
+    with pytest.warns(LedgerWarning, match="truncated"):
+        assert [r.run_id for r in ledger.runs()] == ["a"]
+    ledger.append(Entry(run_id="b", status="keep", value=2.0))
+    with pytest.warns(LedgerWarning, match="corrupt line skipped"):
+        assert [r.run_id for r in ledger.runs()] == ["a", "b"]
+
+
+def test_concurrent_writers_lose_and_tear_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.tsv"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"w{w}", "200"]) for w in range(8)]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 8
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 + 8 * 200
+    runs = Ledger(path).runs()
+    assert len({r.run_id for r in runs}) == 1600
+    assert all(len(r.description) == 300 for r in runs)
+
+
+def test_identity_parts_are_remembered(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.tsv")
+    ledger.register_identity("abc", {"device": "cpu: x", "frozen": "123"})
+    ledger.register_identity("abc", {"device": "ignored, already known"})
+    assert ledger.identity_parts("abc") == {"device": "cpu: x", "frozen": "123"}
+    assert ledger.identity_parts("other") == {}
