@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import Project
+from pytest_autoresearch.ledger import LedgerWarning
 
 
 def test_corrupt_line_warns_and_the_run_goes_on(project: Project) -> None:
@@ -16,7 +19,8 @@ def test_corrupt_line_warns_and_the_run_goes_on(project: Project) -> None:
     result = project.run()
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["*LedgerWarning*ledger.tsv:4: corrupt line skipped*"])
-    assert [(r.status, r.value) for r in project.runs()] == [("keep", 1.5), ("keep", 1.2)]
+    with pytest.warns(LedgerWarning):
+        assert [(r.status, r.value) for r in project.runs()] == [("keep", 1.5), ("keep", 1.2)]
     assert "garbage line without tabs" in project.ledger.path.read_text()
 
 
