@@ -1,0 +1,170 @@
+"""Prepare a source for one profile, once: tokenizer, token arrays, pinned validation rows, fingerprint.
+
+Everything lands in one cache folder named by source, profile and content, written to a
+temporary folder and renamed when complete, so a killed preparation never looks finished
+and a second call costs only the load. The fingerprint hashes the validation rows, the
+tokenizer and the constants: it names what a val_bpb was measured on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from pytest_autoresearch.lm import profiles
+from pytest_autoresearch.lm.dataloader import validation_rows
+from pytest_autoresearch.lm.profiles import Profile
+from pytest_autoresearch.lm.sources import Source, get_source
+from pytest_autoresearch.lm.tokenizer import SPLIT_PATTERN, Tokenizer
+
+FORMAT_VERSION = 1  # bump when the cache layout or the preparation changes meaning
+Progress = Callable[[str], None]
+_MEMO: dict[tuple[str, Profile, Path], PreparedData] = {}  # per-process: train.py asks three times
+
+
+def _stderr(message: str) -> None:
+    print(f"autoresearch: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A prepared dataset on disk; arrays load lazily (memory-mapped)."""
+
+    directory: Path
+    source: str
+    profile: Profile
+    fingerprint: str
+
+    @cached_property
+    def tokenizer(self) -> Tokenizer:
+        return Tokenizer.load(self.directory)
+
+    @cached_property
+    def token_bytes(self) -> np.ndarray:
+        return np.load(self.directory / "token_bytes.npy")
+
+    def tokens(self, split: str) -> np.ndarray:
+        """All tokens of `split` back to back, each document opening with BOS."""
+        return np.load(self.directory / f"{split}_tokens.npy", mmap_mode="r")
+
+    def offsets(self, split: str) -> np.ndarray:
+        """Document boundaries in tokens(split): document i is tokens[offsets[i]:offsets[i+1]]."""
+        return np.load(self.directory / f"{split}_offsets.npy")
+
+    @cached_property
+    def val_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The pinned evaluation rows: inputs and targets (N, T), -1 where a target is not scored."""
+        return np.load(self.directory / "val_inputs.npy"), np.load(self.directory / "val_targets.npy")
+
+    def identity(self) -> dict[str, str]:
+        """What a result depends on beyond the frozen files: data, profile, budget."""
+        return {
+            "dataset": self.fingerprint,
+            "source": self.source,
+            "profile": self.profile.name,
+            "time_budget": f"{profiles.time_budget():g}",
+            "lm_kit": kit_digest(),
+        }
+
+
+def kit_digest() -> str:
+    """Hash of this kit's own source: a changed loader or evaluator is a different evaluation."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def prepare(
+    source: str | Source | None = None,
+    profile: Profile | None = None,
+    cache: Path | None = None,
+    progress: Progress = _stderr,
+) -> PreparedData:
+    """Return the prepared data for `source` × `profile`, building it first if the cache lacks it.
+
+    Repeated calls in one process with the same arguments return the same object.
+    """
+    profile = profile or profiles.active_profile()
+    cache = cache or profiles.cache_root()
+    src = get_source(source or profiles.source_name(), cache) if source is None or isinstance(source, str) else source
+    memo_key = (src.name, profile, cache)
+    if isinstance(source, (str, type(None))) and memo_key in _MEMO:
+        return _MEMO[memo_key]
+    digest = src.fetch()
+    key = hashlib.sha256(f"{FORMAT_VERSION}|{digest}|{asdict(profile)}|{SPLIT_PATTERN}".encode()).hexdigest()[:16]
+    directory = cache / f"{src.name}-{profile.name}-{key}"
+    if not (directory / "meta.json").exists():
+        _build(src, profile, directory, progress)
+    meta = json.loads((directory / "meta.json").read_text())
+    data = PreparedData(directory, src.name, profile, meta["fingerprint"])
+    if isinstance(source, (str, type(None))):
+        _MEMO[memo_key] = data
+    return data
+
+
+def _build(src: Source, profile: Profile, directory: Path, progress: Progress) -> None:
+    started = time.monotonic()
+    tmp = directory.with_name(f"{directory.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    progress(f"preparing {src.name} for profile {profile.name} in {directory} (first use only)")
+    progress(f"training a {profile.vocab_size}-token BPE tokenizer ...")
+    tokenizer = Tokenizer.train(src.documents("train"), profile.vocab_size)
+    tokenizer.save(tmp)
+    token_bytes = tokenizer.token_bytes()
+    np.save(tmp / "token_bytes.npy", token_bytes)
+    for split in ("train", "val"):
+        tokens, offsets = _tokenize(src, split, tokenizer, progress)
+        np.save(tmp / f"{split}_tokens.npy", tokens)
+        np.save(tmp / f"{split}_offsets.npy", offsets)
+    inputs, targets = validation_rows(np.load(tmp / "val_tokens.npy"), np.load(tmp / "val_offsets.npy"), profile)
+    np.save(tmp / "val_inputs.npy", inputs)
+    np.save(tmp / "val_targets.npy", targets)
+    fingerprint = hashlib.sha256()
+    for part in (inputs, targets, token_bytes):
+        fingerprint.update(np.ascontiguousarray(part).tobytes())
+    fingerprint.update(repr(sorted(tokenizer.enc._mergeable_ranks.items())).encode())
+    fingerprint.update(json.dumps({"source": src.name, **asdict(profile)}, sort_keys=True).encode())
+    meta = {"fingerprint": fingerprint.hexdigest()[:16], "source": src.name, "profile": asdict(profile),
+            "val_scored_tokens": int((targets >= 0).sum()), "seconds": round(time.monotonic() - started, 1)}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    try:
+        os.replace(tmp, directory)
+    except OSError:  # another process finished the same preparation first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    progress(f"prepared in {time.monotonic() - started:.0f}s: {meta['val_scored_tokens']:,} val tokens scored")
+
+
+def _tokenize(src: Source, split: str, tokenizer: Tokenizer, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+    """Encode every document of `split` with a leading BOS, concatenated, plus its offsets."""
+    dtype = np.uint16 if tokenizer.get_vocab_size() <= 1 << 16 else np.uint32
+    chunks: list[np.ndarray] = []
+    lengths: list[int] = []
+    batch: list[str] = []
+    documents = src.documents(split)
+    done = False
+    while not done:
+        batch.clear()
+        for text in documents:
+            batch.append(text)
+            if len(batch) == 256:
+                break
+        done = len(batch) < 256
+        for ids in tokenizer.encode_batch(batch, prepend=tokenizer.bos_token_id):
+            chunks.append(np.asarray(ids, dtype=dtype))
+            lengths.append(len(ids))
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    progress(f"{split}: {len(lengths):,} documents, {offsets[-1]:,} tokens")
+    return (np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)), offsets

@@ -1,0 +1,149 @@
+"""Text sources: where documents come from and which ones are held out for validation.
+
+`pystdlib` (default) is the running interpreter's own standard library, `.py` files only:
+present on every machine, no network. A file belongs to validation when the hash of its
+relative path says so, so the split is pinned and needs no list. `tinystories` and
+`climbmix` (Karpathy's parquet shards, last shard pinned for validation) are downloaded
+into the cache on first use; AUTORESEARCH_DATA_URL points them at a mirror.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sysconfig
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+from pytest_autoresearch.lm.download import download
+
+URL_ENV = "AUTORESEARCH_DATA_URL"
+SHARDS_ENV = "AUTORESEARCH_SHARDS"
+SPLITS = ("train", "val")
+
+
+class Source(Protocol):
+    """A corpus split into train and val documents."""
+
+    name: str
+
+    def fetch(self) -> str:
+        """Make the raw data available locally; return a digest naming exactly this content."""
+        ...
+
+    def documents(self, split: str) -> Iterator[str]:
+        """The documents of `split` ("train" or "val") in a fixed order."""
+        ...
+
+
+class PyStdlib:
+    """The Python standard library's source files; 1 in `val_every` files (by path hash) is validation."""
+
+    name = "pystdlib"
+
+    def __init__(self, root: Path | None = None, val_every: int = 20) -> None:
+        self.root = Path(root or sysconfig.get_paths()["stdlib"])
+        self.val_every = val_every
+        self._docs: dict[str, list[str]] | None = None
+
+    def _paths(self) -> list[Path]:
+        skip = {"site-packages", "dist-packages", "__pycache__"}
+        return sorted(p for p in self.root.rglob("*.py") if not skip & set(p.relative_to(self.root).parts))
+
+    def _load(self) -> dict[str, list[str]]:
+        if self._docs is None:
+            docs: dict[str, list[str]] = {"train": [], "val": []}
+            for path in self._paths():
+                try:
+                    text = path.read_bytes().decode("utf-8")
+                except (UnicodeDecodeError, OSError):
+                    continue  # a few test fixtures are deliberately not UTF-8
+                if text.strip():
+                    docs[self.split_of(path.relative_to(self.root).as_posix())].append(text)
+            self._docs = docs
+        return self._docs
+
+    def split_of(self, rel: str) -> str:
+        """The split a file belongs to, from its path alone."""
+        return "val" if int(hashlib.sha256(rel.encode()).hexdigest()[:8], 16) % self.val_every == 0 else "train"
+
+    def fetch(self) -> str:
+        """Digest of the file list with sizes and modification times: cheap, and changes with any edit."""
+        digest = hashlib.sha256(f"{self.root}|{self.val_every}".encode())
+        for path in self._paths():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(self.root).as_posix()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
+
+    def documents(self, split: str) -> Iterator[str]:
+        return iter(self._load()[split])
+
+
+class TinyStories:
+    """Ronen Eldan's TinyStories (GPT-4 v2 files), stories separated by <|endoftext|>."""
+
+    name = "tinystories"
+    base_url = "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main"
+    files = {"train": "TinyStoriesV2-GPT4-train.txt", "val": "TinyStoriesV2-GPT4-valid.txt"}
+
+    def __init__(self, cache: Path, base_url: str | None = None, backoff: float = 2.0) -> None:
+        self.dir = cache / "raw" / self.name
+        self.base_url = (base_url or os.environ.get(URL_ENV) or self.base_url).rstrip("/")
+        self.backoff = backoff
+
+    def fetch(self) -> str:
+        for filename in self.files.values():
+            download(f"{self.base_url}/{filename}", self.dir / filename, backoff=self.backoff)
+        return hashlib.sha256(repr(sorted(self.files.values())).encode()).hexdigest()
+
+    def documents(self, split: str) -> Iterator[str]:
+        text = (self.dir / self.files[split]).read_text(encoding="utf-8")
+        return (story.strip() for story in text.split("<|endoftext|>") if story.strip())
+
+
+class ClimbMix:
+    """Karpathy's climbmix-400b-shuffle parquet shards; the last shard is the pinned validation set."""
+
+    name = "climbmix"
+    base_url = "https://huggingface.co/datasets/karpathy/climbmix-400b-shuffle/resolve/main"
+    max_shard = 6542
+    val_shard = 6542
+
+    def __init__(self, cache: Path, base_url: str | None = None, num_train: int | None = None, backoff: float = 2.0) -> None:
+        self.dir = cache / "raw" / self.name
+        self.base_url = (base_url or os.environ.get(URL_ENV) or self.base_url).rstrip("/")
+        self.num_train = num_train if num_train is not None else int(os.environ.get(SHARDS_ENV, "10"))
+        self.backoff = backoff
+
+    def shard_names(self, split: str) -> list[str]:
+        ids = [self.val_shard] if split == "val" else range(min(self.num_train, self.max_shard))
+        return [f"shard_{i:05d}.parquet" for i in ids]
+
+    def fetch(self) -> str:
+        names = self.shard_names("train") + self.shard_names("val")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda n: download(f"{self.base_url}/{n}", self.dir / n, backoff=self.backoff), names))
+        return hashlib.sha256(repr(names).encode()).hexdigest()
+
+    def documents(self, split: str) -> Iterator[str]:
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise RuntimeError("reading climbmix shards needs pyarrow: pip install pyarrow") from None
+        for name in self.shard_names(split):
+            table = pq.ParquetFile(self.dir / name)
+            for group in range(table.num_row_groups):
+                yield from table.read_row_group(group, columns=["text"]).column("text").to_pylist()
+
+
+def get_source(name: str, cache: Path) -> Source:
+    """The source called `name`, with downloads going under `cache`."""
+    if name == "pystdlib":
+        return PyStdlib()
+    if name == "tinystories":
+        return TinyStories(cache)
+    if name == "climbmix":
+        return ClimbMix(cache)
+    raise ValueError(f"unknown data source {name!r}; use pystdlib (offline), tinystories or climbmix")
