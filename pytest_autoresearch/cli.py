@@ -1,0 +1,471 @@
+"""The ``autoresearch`` command: start a session branch, and read the ledger in the morning.
+
+``init`` makes the session branch; ``status``, ``log`` and ``plot`` read the ledger the
+plugin writes. Every expected problem (no ledger, not a git repository, bad name) ends in
+one ``autoresearch: ...`` line on stderr and exit code 1; corrupt ledger lines are
+warned about on stderr and skipped. Exit code 2 is a usage error, as with argparse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import git
+
+from . import __version__, gitstate, summary
+from .ledger import STATUSES, Entry, Ledger
+from .report import fmt, fmt_delta
+
+PROG = "autoresearch"
+BRANCH_PREFIX = "autoresearch/"
+IGNORED = (".autoresearch/", "results.tsv")
+DEFAULT_SIZE = "1200x600"
+
+LEDGER_HELP = (
+    "Ledger to read, for runs made with --autoresearch-ledger PATH "
+    "(default: autoresearch/ledger.tsv under the repository's git common dir)"
+)
+GOAL_HELP = "Whether lower (min) or higher (max) is better (default: inferred from the ledger, else min)"
+
+
+class CliError(Exception):
+    """An expected problem: printed as one line, exit code 1."""
+
+
+@dataclass(frozen=True)
+class Where:
+    """What the command reads: the repository (if any) and the ledger in it or given."""
+
+    repo: git.Repo | None
+    ledger: Path
+    head: gitstate.Head | None
+
+
+# -- the parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Start an autoresearch session branch and read the results ledger "
+        "that pytest --autoresearch writes.",
+        epilog="Exit codes: 0 done, 1 nothing to show or a refused action (the message says why), 2 usage error.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+
+    reading = argparse.ArgumentParser(add_help=False)
+    reading.add_argument("--ledger", metavar="PATH", type=Path, help=LEDGER_HELP)
+
+    init = commands.add_parser(
+        "init", help="Start a session branch autoresearch/TAG from the current commit",
+        description="Create and check out autoresearch/TAG from the current commit, keep the "
+        "plugin's run folder and results.tsv out of git (.git/info/exclude), print the next step.",
+    )
+    init.add_argument("tag", metavar="TAG", help="Session name, e.g. nov25: the branch is autoresearch/TAG")
+    init.set_defaults(func=cmd_init)
+
+    status = commands.add_parser(
+        "status", parents=[reading], help="Best result, baseline, counts and last runs of this branch",
+        description="Summarise the runs on the commits HEAD builds on: best and baseline per "
+        "test and metric, counts and keep rate, suspected lucky draws, the last runs.",
+    )
+    status.add_argument("--all-branches", action="store_true",
+                        help="One line per branch (the ledger's branch column), best first")
+    status.add_argument("--last", metavar="N", type=_count, default=5, help="How many recent runs to list (default: 5)")
+    status.add_argument("--goal", choices=("min", "max"), help=GOAL_HELP)
+    status.set_defaults(func=cmd_status)
+
+    log = commands.add_parser(
+        "log", parents=[reading], help="Every run as an aligned table, newest last",
+        description="List the runs in the ledger (one line per run, newest last).",
+    )
+    log.add_argument("--branch", metavar="NAME", help="Only runs recorded on this branch (default: every branch)")
+    log.add_argument("--test", metavar="TEXT", help="Only tests whose node id contains TEXT (default: every test)")
+    log.add_argument("--metric", metavar="NAME", help="Only this metric (default: every metric)")
+    log.add_argument("--status", metavar="STATUS", action="append", type=_status,
+                     help="Only runs with this status; repeat or comma-separate for several (default: all)")
+    log.add_argument("--last", metavar="N", type=_count, help="Only the N newest matching runs (default: all)")
+    log.add_argument("-v", "--verbose", action="store_true", help="Add each run's test, metric and verdict reason")
+    log.add_argument("--json", action="store_true", help="Print the runs as a JSON list, every ledger field")
+    log.set_defaults(func=cmd_log)
+
+    plot = commands.add_parser(
+        "plot", parents=[reading], help="Draw the progress chart of this branch as a PNG",
+        description="Draw every judged run on the commits HEAD builds on: discarded runs faint, "
+        "kept runs labelled, the running best as a step line (needs the plot extra).",
+    )
+    plot.add_argument("-o", "--output", metavar="PNG", type=Path, default=Path("progress.png"),
+                      help="Where to write the chart (default: progress.png)")
+    plot.add_argument("--size", metavar="WxH", type=_size, default=_size(DEFAULT_SIZE),
+                      help=f"Image size in pixels (default: {DEFAULT_SIZE})")
+    plot.add_argument("--dpi", metavar="DPI", type=_count, default=100, help="Dots per inch: the text size (default: 100)")
+    plot.add_argument("--branch", metavar="NAME",
+                      help="Plot the runs recorded on this branch instead of HEAD's history")
+    plot.add_argument("--test", metavar="TEXT", help="Only tests whose node id contains TEXT (default: one panel per test and metric)")
+    plot.add_argument("--metric", metavar="NAME", help="Only this metric (default: every metric)")
+    plot.add_argument("--goal", choices=("min", "max"), help=GOAL_HELP)
+    plot.set_defaults(func=cmd_plot)
+    return parser
+
+
+def _count(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {number}")
+    return number
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels such as {DEFAULT_SIZE}, got {text!r}")
+    width, height = (_count(p) for p in parts)
+    if width < 100 or height < 100 or width > 10000 or height > 10000:
+        raise argparse.ArgumentTypeError(f"each side must be 100 to 10000 pixels, got {text!r}")
+    return width, height
+
+
+def _status(text: str) -> list[str]:
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STATUSES]
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(f"status must be among {', '.join(sorted(STATUSES))}, got {text!r}")
+    return wanted
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except CliError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except git.GitCommandError as exc:
+        detail = exc.stderr.strip().removeprefix("stderr:").strip(" '\n") if isinstance(exc.stderr, str) else ""
+        print(f"{PROG}: git {exc.command[1] if len(exc.command) > 1 else ''} failed: {detail}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `autoresearch log | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- finding and reading the ledger -------------------------------------------------------
+
+
+def locate(ledger: Path | None) -> Where:
+    """The repository around the working directory and the ledger to read."""
+    repo = gitstate.open_repo(Path.cwd())
+    head = gitstate.head(repo) if repo is not None else None
+    if ledger is not None:
+        return Where(repo, ledger, head)
+    if repo is None:
+        raise CliError(
+            "not inside a git repository, so there is no default ledger; "
+            "pass --ledger PATH (the file given to pytest --autoresearch-ledger)"
+        )
+    return Where(repo, gitstate.common_dir(repo) / "autoresearch" / "ledger.tsv", head)
+
+
+def read_runs(path: Path) -> list[Entry]:
+    """The ledger's runs; corrupt lines are reported on stderr and skipped, never fatal."""
+    if not path.exists():
+        hint = " (pass --ledger results.tsv to read the one here)" if Path("results.tsv").is_file() else ""
+        raise CliError(f"no ledger at {path}: nothing recorded yet, run pytest --autoresearch first{hint}")
+    if not path.is_file():
+        raise CliError(f"{path} is not a file; pass --ledger with the ledger's path")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            runs = Ledger(path).runs()
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    for warning in caught:
+        print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
+    return runs
+
+
+def on_head(where: Where, runs: list[Entry]) -> tuple[list[Entry], str]:
+    """This branch's runs, and what that is.
+
+    The commits HEAD builds on hold its kept results, whatever the branch was called then;
+    discarded and crashed commits were reset away, so those are found by branch name.
+    """
+    if where.repo is None:
+        return runs, "every run (not a git repository)"
+    if where.head is None:
+        raise CliError("the repository has no commit yet: commit, then run pytest --autoresearch")
+    lineage = set(gitstate.lineage(where.repo, where.head.sha))
+    branch = where.head.branch
+    here = [r for r in runs if r.sha in lineage or (branch is not None and r.branch == branch)]
+    if branch is None:
+        return here, f"detached HEAD at {where.head.short} (only runs of commits it builds on)"
+    return here, f"branch {branch} at {where.head.short}"
+
+
+def _empty(path: Path) -> CliError:
+    return CliError(f"the ledger {path} has no runs yet: run pytest --autoresearch first")
+
+
+# -- init ---------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Start a session: a fresh branch from HEAD, the run files kept out of git."""
+    repo = gitstate.open_repo(Path.cwd())
+    if repo is None:
+        raise CliError("not inside a git repository: run git init and commit your project first")
+    head = gitstate.head(repo)
+    if head is None:
+        raise CliError("the repository has no commit yet: commit your project first")
+    name = BRANCH_PREFIX + args.tag
+    try:
+        repo.git.check_ref_format("--branch", name)
+    except git.GitCommandError:
+        raise CliError(f"{args.tag!r} does not make a valid branch name ({name}); try a tag like nov25") from None
+    if name in {h.name for h in repo.heads}:
+        raise CliError(f"branch {name} already exists: pick another tag, or resume it with git checkout {name}")
+    dirty = gitstate.dirty_files(repo, ".")
+    if dirty:
+        raise CliError(
+            "uncommitted changes to " + ", ".join(dirty)
+            + ": a session starts from a commit; commit or stash them first"
+        )
+    repo.git.checkout("-b", name)
+    exclude = gitstate.common_dir(repo) / "info" / "exclude"
+    added = ensure_excluded(exclude, IGNORED)
+    ledger = gitstate.common_dir(repo) / "autoresearch" / "ledger.tsv"
+    print(f"{PROG}: on new branch {name} at {head.short} ({head.subject})")
+    print(f"  git ignores {', '.join(IGNORED)} via {exclude}" + ("" if added else " (already there)"))
+    print(f"  ledger: {ledger} (shared by every branch and worktree)")
+    print("next: pytest --autoresearch    (records the baseline on this branch)")
+    print("then: edit train.py, git commit -am 'try: ...', pytest --autoresearch;"
+          " green keeps the commit, red says git reset --hard HEAD~1")
+    return 0
+
+
+def ensure_excluded(exclude: Path, patterns: Sequence[str]) -> list[str]:
+    """Add missing patterns to a git exclude file (never a tracked file); returns those added."""
+    try:
+        text = exclude.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    present = {line.strip() for line in text.splitlines()}
+    missing = [p for p in patterns if p not in present]
+    if missing:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        lead = "" if not text or text.endswith("\n") else "\n"
+        block = "# pytest-autoresearch: run logs and results files\n" + "".join(p + "\n" for p in missing)
+        exclude.write_text(text + lead + block, encoding="utf-8")
+    return missing
+
+
+# -- status -------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    where = locate(args.ledger)
+    runs = read_runs(where.ledger)
+    if not runs:
+        raise _empty(where.ledger)
+    if args.all_branches:
+        print("\n".join(status_all_branches(runs, args.goal, where.ledger)))
+        return 0
+    here, scope = on_head(where, runs)
+    if not here:
+        others = len({r.branch for r in runs})
+        raise CliError(
+            f"no runs on {scope} yet ({len(runs)} runs on {others} other branch"
+            f"{'es' if others != 1 else ''}: autoresearch status --all-branches)"
+        )
+    print("\n".join(status_lines(here, runs, scope, where.ledger, args.goal, args.last)))
+    return 0
+
+
+def status_lines(here: list[Entry], everything: list[Entry], scope: str, ledger: Path,
+                 goal: str | None, last: int) -> list[str]:
+    """The status of one branch: a block per test and metric, lucky draws, the last runs."""
+    lines = [f"{PROG} status: {scope}, {len(here)} runs, last {summary.ago(here[-1].timestamp)}",
+             f"  ledger: {ledger}"]
+    lucky: list[str] = []
+    for s in summary.series(here):
+        g = summary.infer_goal([r for r in everything if r.test == s.test and r.metric == s.metric], goal)
+        direction = "lower is better" if g.goal == "min" else "higher is better"
+        how = f"{g.how}; pass --goal if wrong" if g.ambiguous else g.how
+        lines += ["", f"{s.test}  {s.metric}: {direction} ({how})"]
+        best, base = summary.best(s.runs, g.goal), summary.baseline(s.runs)
+        rows: list[tuple[str, ...]] = []
+        if best is not None:
+            draws = f" (mean of {best.draws})" if best.draws > 1 else ""
+            rows.append(("best", fmt(best.value) + draws, best.commit, best.description))
+        if base is not None:
+            rows.append(("baseline", fmt(base.value), base.commit, base.description))
+        lines += ["  " + line for line in table(rows)]
+        if best is not None and base is not None:
+            change = best.value - base.value
+            pct = f" ({change / abs(base.value):+.1%})" if base.value else ""
+            kept = len({r.sha for r in s.runs if r.status == "keep"})
+            lines.append(f"  improvement {fmt_delta(change)}{pct} over {kept} kept commit{'s' if kept != 1 else ''}")
+        elif best is None:
+            lines.append("  nothing kept yet")
+        tally = summary.counts(s.runs)
+        rate = summary.keep_rate(tally)
+        counted = ", ".join(f"{name} {tally[name]}" for name in summary.COUNTED)
+        running = f", running {tally['running']}" if tally["running"] else ""
+        lines.append(f"  runs: {counted}{running}; keep rate {'-' if rate is None else f'{rate:.0%}'}")
+        earlier = summary.earlier_identity_runs(here, s)
+        if earlier:
+            lines.append(f"  ({earlier} earlier runs under another evaluation identity are not compared)")
+        for luck in summary.lucky_draws(s.runs, g.goal):
+            lucky.append(
+                f"  {luck.commit}  {luck.description}: kept at {fmt(luck.first)} over the bar "
+                f"{fmt(luck.bar)}, but the mean of {luck.draws} draws is {fmt(luck.mean)}"
+            )
+    if lucky:
+        lines += ["", "suspected lucky draws (the mean no longer beats the bar they were kept over):", *lucky]
+    lines += ["", f"last {min(last, len(here))} runs:"]
+    lines += ["  " + line for line in log_table(here[-last:], verbose=False)]
+    return lines
+
+
+def status_all_branches(runs: list[Entry], goal: str | None, ledger: Path) -> list[str]:
+    """One line per branch for each test and metric, best first."""
+    branches = {r.branch for r in runs}
+    lines = [f"{PROG} status: {len(runs)} runs on {len(branches)} branch{'es' if len(branches) != 1 else ''}",
+             f"  ledger: {ledger}"]
+    everything = summary.series(runs, latest_identity_only=False)
+    for s in everything:
+        g = summary.infer_goal([r for r in runs if r.test == s.test and r.metric == s.metric], goal)
+        direction = "lower is better" if g.goal == "min" else "higher is better"
+        ident = f"  identity {s.identity}" if sum(1 for o in everything if (o.test, o.metric) == (s.test, s.metric)) > 1 else ""
+        lines += ["", f"{s.test}  {s.metric}: {direction}{ident}"]
+        rows: list[tuple[str, ...]] = [("branch", "best", "commit", "runs", "keep", "rate", "last run", "description")]
+        for st in summary.standings(s.runs, g.goal):
+            rate = summary.keep_rate(st.counts)
+            rows.append((
+                st.branch, fmt(st.best.value) if st.best else "-", st.best.commit if st.best else "-",
+                str(sum(st.counts.values())), str(st.counts["keep"]),
+                "-" if rate is None else f"{rate:.0%}", summary.ago(st.last),
+                st.best.description if st.best else "",
+            ))
+        lines += ["  " + line for line in table(rows)]
+    return lines
+
+
+# -- log ----------------------------------------------------------------------------------
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    where = locate(args.ledger)
+    runs = read_runs(where.ledger)
+    statuses = {s for group in args.status for s in group} if args.status else None
+    runs = [
+        r for r in runs
+        if (args.branch is None or r.branch == args.branch)
+        and (args.test is None or args.test in r.test)
+        and (args.metric is None or r.metric == args.metric)
+        and (statuses is None or r.status in statuses)
+    ]
+    if args.last:
+        runs = runs[-args.last:]
+    if args.json:
+        print(json.dumps([run_json(r) for r in runs], indent=2, allow_nan=False))
+        return 0
+    if not runs:
+        print(f"{PROG}: no runs match" if args.branch or args.test or args.metric or statuses
+              else f"{PROG}: the ledger {where.ledger} has no runs yet", file=sys.stderr)
+        return 0
+    print("\n".join(log_table(runs, verbose=args.verbose)))
+    return 0
+
+
+def run_json(run: Entry) -> dict[str, Any]:
+    """Every ledger field of a run; non-finite numbers as strings, so the JSON stays strict."""
+    fields = asdict(run)
+    fields["extra"] = dict(run.extra)
+    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in fields.items()}
+
+
+def log_table(runs: Sequence[Entry], verbose: bool) -> list[str]:
+    """Runs as aligned rows, newest last; test and metric columns only where they vary."""
+    many_tests = verbose or len({(r.test, r.metric) for r in runs}) > 1
+    header = ["finished (UTC)", "commit", "branch", "value", "mem_gb", "status", "secs"]
+    header += ["test", "metric"] if many_tests else []
+    header += ["description"] + (["reason"] if verbose else [])
+    rows: list[tuple[str, ...]] = [tuple(header)]
+    for r in runs:
+        when = summary.parse_time(r.timestamp)
+        cells = [
+            when.strftime("%Y-%m-%d %H:%M") if when else r.timestamp or "?",
+            r.commit or "-", r.branch or "-", fmt(r.value),
+            "-" if r.memory_gb is None else f"{r.memory_gb:.1f}", r.status,
+            "-" if r.duration_s is None else f"{r.duration_s:.0f}",
+        ]
+        cells += [r.test, r.metric] if many_tests else []
+        cells += [r.description or "-"] + ([str(r.extra.get("reason", "-"))] if verbose else [])
+        rows.append(tuple(cells))
+    return table(rows)
+
+
+def table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns two spaces apart; the last column is not padded."""
+    if not rows:
+        return []
+    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(max(map(len, rows)))]
+    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+# -- plot ---------------------------------------------------------------------------------
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from . import plot  # matplotlib itself is imported only when drawing
+
+    where = locate(args.ledger)
+    runs = read_runs(where.ledger)
+    if not runs:
+        raise _empty(where.ledger)
+    if args.branch is not None:
+        chosen, scope = [r for r in runs if r.branch == args.branch], f"branch {args.branch}"
+    else:
+        chosen, scope = on_head(where, runs)
+    chosen = [r for r in chosen if (args.test is None or args.test in r.test)
+              and (args.metric is None or r.metric == args.metric)]
+    if not chosen:
+        raise CliError(f"no runs to plot on {scope}" + (" matching --test/--metric" if args.test or args.metric else ""))
+    panels = []
+    for s in summary.series(chosen):
+        g = summary.infer_goal([r for r in runs if r.test == s.test and r.metric == s.metric], args.goal)
+        panels.append(plot.Panel(s, g, summary.earlier_identity_runs(chosen, s)))
+    width, height = args.size
+    try:
+        plot.draw(panels, args.output, width, height, args.dpi)
+    except plot.PlotUnavailable as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    shown = sum(1 for p in panels for r in p.series.runs if r.status in ("keep", "discard"))
+    print(f"{PROG}: wrote {args.output} ({width}x{height}, {shown} runs of {scope})")
+    for p in panels:
+        if p.goal.ambiguous:
+            print(f"{PROG}: {p.series.metric}: goal {p.goal.goal} {p.goal.how}; pass --goal if wrong", file=sys.stderr)
+    return 0

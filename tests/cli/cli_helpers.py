@@ -1,0 +1,46 @@
+"""Helpers for the CLI tests: a night of real plugin runs, and the command run as a subprocess.
+
+A plain module, not a conftest: the root ``conftest.py`` owns the module name ``conftest``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from conftest import Project
+
+CLI_TIMEOUT_S = 60
+PYTHON_M = (sys.executable, "-m", "pytest_autoresearch")
+
+
+def run_cli(cwd: Path, *args: str, python: Sequence[str] = PYTHON_M) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest_autoresearch ARGS`` in ``cwd``, output captured as text."""
+    done = subprocess.run([*python, *args], cwd=cwd, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def night(project: Project) -> dict[str, str]:
+    """A short session on branch autoresearch/nov25, every run judged by the plugin.
+
+    baseline 1.5 keep, 1.2 keep, 1.3 discard (reset), a crash (reset), 1.1 keep.
+    Returns each commit's sha by its description.
+    """
+    project.bench()
+    shas = {"baseline": project.train(1.5, "baseline")}
+    project.repo.git.checkout("-b", "autoresearch/nov25")
+    project.run().assert_outcomes(passed=1)
+    shas["halve lr"] = project.train(1.2, "halve lr")
+    project.run().assert_outcomes(passed=1)
+    shas["wider mlp"] = project.train(1.3, "wider mlp")
+    project.run().assert_outcomes(failed=1)
+    project.repo.git.reset("--hard", "HEAD~1")
+    shas["typo"] = project.train(None, "typo", body="raise SystemExit(3)\n")
+    project.run().assert_outcomes(failed=1)
+    project.repo.git.reset("--hard", "HEAD~1")
+    shas["warmdown 0.5"] = project.train(1.1, "warmdown 0.5")
+    project.run().assert_outcomes(passed=1)
+    return shas
