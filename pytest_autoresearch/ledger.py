@@ -16,8 +16,9 @@ import socket
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ class LedgerWarning(UserWarning):
     """A ledger line could not be read and was skipped; the rest of the ledger is intact."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
     """One run (or one line of it: a ``running`` line is completed by a later one)."""
 
@@ -95,7 +96,11 @@ def _format_number(value: float | None) -> str:
 
 def format_line(entry: Entry) -> str:
     cells = {
-        **{k: clean_text(str(v)) for k, v in asdict(entry).items() if isinstance(v, str)},
+        "commit": entry.commit, "sha": entry.sha, "status": entry.status,
+        "description": clean_text(entry.description), "metric": clean_text(entry.metric),
+        "test": clean_text(entry.test), "branch": clean_text(entry.branch),
+        "identity": entry.identity, "run_id": entry.run_id, "measurement": entry.measurement,
+        "timestamp": entry.timestamp, "host": clean_text(entry.host),
         "value": _format_number(entry.value),
         "memory_gb": "" if entry.memory_gb is None else f"{entry.memory_gb:.1f}",
         "duration_s": "" if entry.duration_s is None else f"{entry.duration_s:.1f}",
@@ -105,43 +110,46 @@ def format_line(entry: Entry) -> str:
     return "\t".join(cells[name] for name in COLUMNS) + "\n"
 
 
-def _optional_float(text: str) -> float | None:
-    return float(text) if text else None
+ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
 def parse_line(header: tuple[str, ...], line: str) -> Entry:
     """Parse one data line; raises ValueError when the line is not a complete, sane row."""
-    cells = line.rstrip("\n").split("\t")
-    if len(cells) != len(header):
-        raise ValueError(f"expected {len(header)} fields, found {len(cells)}")
-    raw = dict(zip(header, cells))
-    status = raw.get("status", "")
-    if status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}")
-    if not raw.get("run_id"):
-        raise ValueError("no run_id")
-    extra = json.loads(raw["extra"]) if raw.get("extra") else {}
-    if not isinstance(extra, dict):
-        raise ValueError("extra is not a JSON object")
-    return Entry(
-        run_id=raw["run_id"],
-        status=status,
-        commit=raw.get("commit", ""),
-        sha=raw.get("sha", ""),
-        value=_optional_float(raw.get("value", "")),
-        memory_gb=_optional_float(raw.get("memory_gb", "")),
-        description=raw.get("description", ""),
-        metric=raw.get("metric", ""),
-        test=raw.get("test", ""),
-        branch=raw.get("branch", ""),
-        identity=raw.get("identity", ""),
-        measurement=raw.get("measurement", ""),
-        duration_s=_optional_float(raw.get("duration_s", "")),
-        timestamp=raw.get("timestamp", ""),
-        host=raw.get("host", ""),
-        pid=int(raw["pid"]) if raw.get("pid") else None,
-        extra=extra,
-    )
+    return _Parser(header)(line)
+
+
+class _Parser:
+    """Parses the lines of one file: the header's column positions are looked up once."""
+
+    def __init__(self, header: tuple[str, ...]) -> None:
+        self.width = len(header)
+        # A column missing from an older or hand-made file reads as the empty cell past the end.
+        self.missing = any(name not in header for name in ENTRY_FIELDS)
+        self.pick = itemgetter(*(header.index(n) if n in header else len(header) for n in ENTRY_FIELDS))
+        self.run_id_at = header.index("run_id")
+
+    def __call__(self, line: str) -> Entry:
+        return self.entry(line.rstrip("\n").split("\t"))
+
+    def entry(self, cells: list[str]) -> Entry:
+        if len(cells) != self.width:
+            raise ValueError(f"expected {self.width} fields, found {len(cells)}")
+        (run_id, status, commit, sha, value, memory_gb, description, metric, test, branch,
+         identity, measurement, duration_s, timestamp, host, pid, extra) = (
+            self.pick(cells + [""] if self.missing else cells))
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        if not run_id:
+            raise ValueError("no run_id")
+        extra_obj = json.loads(extra) if extra else {}
+        if not isinstance(extra_obj, dict):
+            raise ValueError("extra is not a JSON object")
+        return Entry(
+            run_id, status, commit, sha, float(value) if value else None,
+            float(memory_gb) if memory_gb else None, description, metric, test, branch, identity,
+            measurement, float(duration_s) if duration_s else None, timestamp, host,
+            int(pid) if pid else None, extra_obj,
+        )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -193,52 +201,67 @@ class Ledger:
                 fh.flush()
                 os.fsync(fh.fileno())
 
-    def lines(self) -> list[Entry]:
-        """Every readable line in file order; unreadable ones are skipped with a LedgerWarning."""
+    def _rows(self) -> tuple[_Parser, list[tuple[int, list[str]]]]:
+        """The header's parser and each data line's (line number, cells)."""
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
-            return []
+            return _Parser(COLUMNS), []
         raw_lines = text.split("\n")
         complete = raw_lines[:-1]
         if raw_lines[-1]:
-            warnings.warn(
-                LedgerWarning(f"{self.path}: last line is truncated (skipped)"), stacklevel=2
-            )
+            self._warn(f"{self.path}: last line is truncated (skipped)")
         if not complete:
-            return []
+            return _Parser(COLUMNS), []
         header = tuple(complete[0].split("\t"))
         body_start = 1
         if "status" not in header or "run_id" not in header:
-            warnings.warn(
-                LedgerWarning(f"{self.path}:1: no header line; assuming the standard columns"),
-                stacklevel=2,
-            )
+            self._warn(f"{self.path}:1: no header line; assuming the standard columns")
             header, body_start = COLUMNS, 0
-        entries = []
-        for number, line in enumerate(complete[body_start:], start=body_start + 1):
-            if not line.strip():
-                continue
-            try:
-                entries.append(parse_line(header, line))
-            except (ValueError, KeyError, TypeError) as exc:
-                warnings.warn(
-                    LedgerWarning(f"{self.path}:{number}: corrupt line skipped ({exc})"),
-                    stacklevel=2,
-                )
-        return entries
+        rows = [(number, line.split("\t"))
+                for number, line in enumerate(complete[body_start:], start=body_start + 1)
+                if line.strip()]
+        return _Parser(header), rows
+
+    def _parse(self, parser: _Parser, number: int, cells: list[str]) -> Entry | None:
+        try:
+            return parser.entry(cells)
+        except (ValueError, KeyError, TypeError) as exc:
+            self._warn(f"{self.path}:{number}: corrupt line skipped ({exc})")
+            return None
+
+    @staticmethod
+    def _warn(message: str) -> None:
+        warnings.warn(LedgerWarning(message), stacklevel=3)
+
+    def lines(self) -> list[Entry]:
+        """Every readable line in file order; unreadable ones are skipped with a LedgerWarning."""
+        parser, rows = self._rows()
+        entries = (self._parse(parser, number, cells) for number, cells in rows)
+        return [e for e in entries if e is not None]
 
     def runs(self) -> list[Entry]:
-        """One entry per run, in order of first appearance, each at its latest line.
+        """One entry per run, in order of first appearance, each at its latest readable line.
 
-        A run still ``running`` whose process is gone never completed (killed, ``os._exit``):
-        it is reported as ``crash``.
+        Only that line is parsed (reading stays fast on long ledgers). A run still ``running``
+        whose process is gone never completed (killed, ``os._exit``): it reads as ``crash``.
         """
-        latest: dict[str, Entry] = {}
-        for entry in self.lines():
-            latest[entry.run_id] = entry
-        return [resolve_orphan(e) for e in latest.values()]
-
+        parser, rows = self._rows()
+        by_run: dict[str, list[tuple[int, list[str]]]] = {}
+        for number, cells in rows:
+            if len(cells) != parser.width:
+                self._warn(f"{self.path}:{number}: corrupt line skipped "
+                           f"(expected {parser.width} fields, found {len(cells)})")
+                continue
+            by_run.setdefault(cells[parser.run_id_at], []).append((number, cells))
+        runs = []
+        for candidates in by_run.values():
+            for number, cells in reversed(candidates):
+                entry = self._parse(parser, number, cells)
+                if entry is not None:
+                    runs.append(resolve_orphan(entry))
+                    break
+        return runs
 
     @property
     def identities_path(self) -> Path:
