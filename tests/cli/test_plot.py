@@ -1,0 +1,73 @@
+"""``autoresearch plot``: the progress chart as a PNG, drawn headless; the install hint without matplotlib."""
+
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+from cli_helpers import night, run_cli
+
+from conftest import Project
+
+try:  # imported here, before pytester snapshots sys.modules: numpy cannot be imported twice
+    from matplotlib import image
+
+    HAS_MATPLOTLIB = True
+except ImportError:
+    HAS_MATPLOTLIB = False
+
+needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB, reason="needs the plot extra (matplotlib)")
+KEPT_GREEN = (0x1A, 0x98, 0x50)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from the PNG header, read without any imaging library."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+@needs_matplotlib
+@pytest.mark.parametrize(("args", "size"), [((), (1200, 600)), (("--size", "901x457", "--dpi", "120"), (901, 457))])
+def test_png_of_the_requested_size_with_the_runs_drawn(project: Project, args: tuple[str, ...], size: tuple[int, int]) -> None:
+    night(project)
+    done = run_cli(project.path, "plot", "-o", "charts/progress.png", *args)
+    assert done.returncode == 0, done.stderr
+    out = project.path / "charts" / "progress.png"
+    assert done.stdout == (
+        f"autoresearch: wrote charts/progress.png ({size[0]}x{size[1]}, 4 runs of branch "
+        f"autoresearch/nov25 at {project.repo.head.commit.hexsha[:7]})\n"
+    )
+    assert png_size(out) == size
+    pixels = image.imread(out)[:, :, :3]
+    assert pixels.shape[:2] == (size[1], size[0])
+    assert (pixels < 0.9).any(axis=2).mean() > 0.01, "the chart is blank"
+    green = abs(pixels - [c / 255 for c in KEPT_GREEN]).max(axis=2) < 0.02
+    assert green.sum() > 100, "no kept runs drawn"
+
+
+@needs_matplotlib
+def test_default_output_is_progress_png(project: Project) -> None:
+    night(project)
+    assert run_cli(project.path, "plot").returncode == 0
+    assert png_size(project.path / "progress.png") == (1200, 600)
+
+
+def test_without_matplotlib_it_says_what_to_install(project: Project) -> None:
+    night(project)
+    blocked = (sys.executable, "-c", "import sys; sys.modules['matplotlib'] = None; "
+               "from pytest_autoresearch.cli import main; raise SystemExit(main(sys.argv[1:]))")
+    done = run_cli(project.path, "plot", python=blocked)
+    assert done.returncode == 1
+    assert done.stderr == "autoresearch: plot needs matplotlib: pip install 'pytest-autoresearch[plot]'\n"
+    assert not (project.path / "progress.png").exists()
+
+
+@pytest.mark.parametrize("size", ["big", "800", "0x600", "20x20"])
+def test_bad_size_is_a_usage_error(project: Project, size: str) -> None:
+    done = run_cli(project.path, "plot", "--size", size)
+    assert done.returncode == 2
+    assert "argument --size" in done.stderr
