@@ -348,7 +348,8 @@ x, y, epoch = next(train_loader)
 print(f"device: {device} ({'bf16 autocast' if use_bf16 else 'fp32'}, {torch.get_num_threads()} threads, "
       f"{'compiled' if train_model is not model else 'eager'})")
 print(f"model: {num_params / 1e6:.2f}M parameters, depth {DEPTH}, width {model_dim}, vocab {vocab_size}")
-print(f"budget: {TIME_BUDGET:g}s, {TOTAL_BATCH_SIZE:,} tokens per step, {grad_accum_steps} micro-batches per step", flush=True)
+print(f"budget: {TIME_BUDGET:g}s, {TOTAL_BATCH_SIZE:,} tokens per step, {grad_accum_steps} micro-batches per step")
+print(f"setup: {time.time() - t_start:.1f}s", flush=True)
 
 # ---------------------------------------------------------------------------
 # Training loop: runs until TIME_BUDGET seconds of training have passed
@@ -388,7 +389,7 @@ while True:
     smooth_loss = 0.9 * smooth_loss + 0.1 * loss_value
     debiased = smooth_loss / (1 - 0.9 ** (step + 1))
     tok_per_sec = TOTAL_BATCH_SIZE / dt
-    if step % 10 == 0:
+    if step % 10 == 0 or step < WARMUP_STEPS:
         remaining = max(0.0, TIME_BUDGET - training_seconds)
         print(f"step {step:05d} ({100 * progress:.1f}%) | loss: {debiased:.4f} | lrm: {lr_multiplier(progress):.2f} | "
               f"dt: {dt * 1000:.0f}ms | tok/sec: {tok_per_sec:,.0f} | mfu: {100 * flops_per_token * tok_per_sec / peak_flops:.1f}% | "
@@ -401,9 +402,11 @@ while True:
 # Evaluation and summary
 # ---------------------------------------------------------------------------
 
+t_eval = time.time()
 model.eval()
 with autocast:
     val_bpb = evaluate_bpb(model, EVAL_BATCH_SIZE)
+print(f"evaluation: {time.time() - t_eval:.1f}s")
 counted_steps = step - WARMUP_STEPS
 mfu = 100 * flops_per_token * TOTAL_BATCH_SIZE * counted_steps / training_seconds / peak_flops
 print("---")

@@ -40,6 +40,8 @@ def download(url: str, dest: Path, *, attempts: int = ATTEMPTS, backoff: float =
             os.replace(tmp, dest)
             return dest
         except (urllib.error.URLError, OSError) as exc:  # HTTPError is a URLError
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()  # it holds the response's socket
             last = exc
             tmp.unlink(missing_ok=True)
             print(f"  attempt {attempt}/{attempts} for {dest.name} failed: {exc}", file=sys.stderr, flush=True)

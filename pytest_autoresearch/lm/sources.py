@@ -1,7 +1,8 @@
 """Text sources: where documents come from and which ones are held out for validation.
 
 `pystdlib` (default) is the running interpreter's own standard library, `.py` files only:
-present on every machine, no network. A file belongs to validation when the hash of its
+present on every machine, no network. A folder path instead of a name trains on that
+folder's `.py` files the same way. A file belongs to validation when the hash of its
 relative path says so, so the split is pinned and needs no list. `tinystories` and
 `climbmix` (Karpathy's parquet shards, last shard pinned for validation) are downloaded
 into the cache on first use; AUTORESEARCH_DATA_URL points them at a mirror.
@@ -38,13 +39,12 @@ class Source(Protocol):
         ...
 
 
-class PyStdlib:
-    """The Python standard library's source files; 1 in `val_every` files (by path hash) is validation."""
+class SourceFiles:
+    """The `.py` files under a folder; 1 in `val_every` files (by path hash) is validation."""
 
-    name = "pystdlib"
-
-    def __init__(self, root: Path | None = None, val_every: int = 20) -> None:
-        self.root = Path(root or sysconfig.get_paths()["stdlib"])
+    def __init__(self, root: Path, name: str, val_every: int = 20) -> None:
+        self.root = Path(root)
+        self.name = name
         self.val_every = val_every
         self._docs: dict[str, list[str]] | None = None
 
@@ -138,12 +138,22 @@ class ClimbMix:
                 yield from table.read_row_group(group, columns=["text"]).column("text").to_pylist()
 
 
+def pystdlib() -> SourceFiles:
+    """The running interpreter's standard library: the embedded, offline default."""
+    return SourceFiles(Path(sysconfig.get_paths()["stdlib"]), "pystdlib")
+
+
 def get_source(name: str, cache: Path) -> Source:
-    """The source called `name`, with downloads going under `cache`."""
+    """The source called `name` (or the folder at that path), with downloads going under `cache`."""
     if name == "pystdlib":
-        return PyStdlib()
+        return pystdlib()
+    if os.sep in name or Path(name).is_dir():
+        root = Path(name).expanduser().resolve()
+        if not root.is_dir():
+            raise ValueError(f"data source {name!r} is not a folder")
+        return SourceFiles(root, f"folder-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}", val_every=4)
     if name == "tinystories":
         return TinyStories(cache)
     if name == "climbmix":
         return ClimbMix(cache)
-    raise ValueError(f"unknown data source {name!r}; use pystdlib (offline), tinystories or climbmix")
+    raise ValueError(f"unknown data source {name!r}; use pystdlib (offline), tinystories, climbmix or a folder path")
