@@ -8,10 +8,12 @@ share a ``measurement`` id) count as one result: their mean.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from .ledger import Entry
+from .noise import Noise, pooled
 from .verdict import Best, better
 
 
@@ -36,10 +38,17 @@ def best_before(
     kept = [r for r in runs if r.status == "keep" and r.sha in ancestors]
     best: Best | None = None
     for (sha, _), values in measurements(kept).items():
-        mean = sum(values) / len(values)
+        mean = statistics.fmean(values)
         if best is None or better(mean, best.value, goal):
-            best = Best(mean, sha[:7])
+            best = Best(mean, sha[:7], len(values))
     return best
+
+
+def noise_floor(runs: Iterable[Entry], lineage: Sequence[str], current: Sequence[float] = ()) -> Noise | None:
+    """The noise pooled from repeated measurements on this lineage, plus the current one."""
+    commits = set(lineage)
+    on_branch = [r for r in runs if r.sha in commits and r.status in ("keep", "discard")]
+    return pooled([*measurements(on_branch).values(), list(current)])
 
 
 def kept_at(runs: Iterable[Entry], sha: str) -> bool:

@@ -21,6 +21,7 @@ from .settings import (
     MARKER_SIGNATURE,
     Settings,
     cli_type,
+    min_delta_value,
     non_negative_float,
     parse_marker,
     positive_float,
@@ -36,13 +37,23 @@ LEDGER_HELP = (
     "Results ledger (TSV) to read and append to; relative paths are from the rootdir "
     "(default: autoresearch/ledger.tsv under the git common dir, untouched by reset/clean/stash)"
 )
-TIMEOUT_HELP = "Time limit in seconds for each benchmark, enforced by pytest-timeout unless the test has its own timeout marker (default: 600)"
+TIMEOUT_HELP = (
+    "Time limit in seconds for each benchmark run (times --autoresearch-repeat), enforced by "
+    "pytest-timeout unless the test has its own timeout marker (default: 600)"
+)
 MUTABLE_HELP = "Files (globs, relative to the rootdir) the agent may change between runs; any other change is refused (default: train.py)"
-MIN_DELTA_HELP = "Improvement over the best needed to keep a result; the marker's min_delta overrides it (default: 0)"
+MIN_DELTA_HELP = (
+    "Improvement over the best needed to keep a result, or 'auto' for k times the measured "
+    "noise floor; the marker's min_delta overrides it (default: 0)"
+)
+NOISE_K_HELP = "How many standard errors of noise an improvement must exceed under min_delta auto (default: 2)"
 ACCEPT_HELP = "Accept changes to frozen files since the last kept result: write a baseline row and start a fresh leaderboard"
 JSON_HELP = "Write this session's verdicts as JSON to PATH (for CI)"
 PROGRESS_HELP = "Seconds between progress lines while a script runs when output is not a terminal; 0 turns them off (default: 30)"
-REPEAT_HELP = "Run each benchmark N times on this commit and judge their mean (default: 1)"
+REPEAT_HELP = (
+    "Run each benchmark N times on this commit, record every run and judge their mean; "
+    "measures the noise floor (default: 1)"
+)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -59,7 +70,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--autoresearch-min-delta", metavar="DELTA",
-        type=cli_type(non_negative_float, "--autoresearch-min-delta"), help=MIN_DELTA_HELP,
+        type=cli_type(min_delta_value, "--autoresearch-min-delta"), help=MIN_DELTA_HELP,
+    )
+    group.addoption(
+        "--autoresearch-noise-k", metavar="K", type=cli_type(positive_float, "--autoresearch-noise-k"),
+        help=NOISE_K_HELP,
     )
     group.addoption("--autoresearch-accept-frozen", action="store_true", default=False, help=ACCEPT_HELP)
     group.addoption("--autoresearch-json", metavar="PATH", help=JSON_HELP)
@@ -75,6 +90,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_timeout", TIMEOUT_HELP, default=DEFAULT_TIMEOUT)
     parser.addini("autoresearch_mutable", MUTABLE_HELP, type="linelist", default=DEFAULT_MUTABLE)
     parser.addini("autoresearch_min_delta", MIN_DELTA_HELP, default="0")
+    parser.addini("autoresearch_noise_k", NOISE_K_HELP, default="2")
     parser.addini("autoresearch_progress", PROGRESS_HELP, default="30")
 
 
@@ -118,7 +134,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
         ledger=config.rootpath / ledger if ledger else None,
         timeout=pick("autoresearch_timeout", "autoresearch_timeout", positive_float),
         mutable=mutable,
-        min_delta=pick("autoresearch_min_delta", "autoresearch_min_delta", non_negative_float),
+        min_delta=pick("autoresearch_min_delta", "autoresearch_min_delta", min_delta_value),
+        noise_k=pick("autoresearch_noise_k", "autoresearch_noise_k", positive_float),
         accept_frozen=config.getoption("autoresearch_accept_frozen"),
         json_path=Path(json_path).resolve() if json_path else None,
         progress_s=pick("autoresearch_progress", "autoresearch_progress", non_negative_float),
@@ -153,7 +170,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if session is None:
             item.add_marker(pytest.mark.skip(reason="autoresearch benchmark: run with pytest --autoresearch"))
         elif item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(session.settings.timeout))
+            item.add_marker(pytest.mark.timeout(session.settings.timeout * session.settings.repeat))
 
 
 @pytest.fixture

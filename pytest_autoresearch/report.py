@@ -29,7 +29,11 @@ class Outcome:
     threshold: float | None = None
     best: float | None = None
     best_commit: str = ""
+    best_n: int = 0
     delta: float | None = None
+    n: int = 1  # runs behind value (their mean)
+    spread: float | None = None  # standard deviation of those runs
+    sigma: float | None = None  # noise: standard error of the delta
     duration: float | None = None
     memory_gb: float | None = None
     log: str = ""
@@ -67,10 +71,27 @@ def fmt_delta(value: float | None) -> str:
     return "-" if value is None else f"{value:+.6g}"
 
 
+def value_text(o: Outcome) -> str:
+    """The value, and for a repeated measurement its spread and sample count."""
+    if o.n > 1:
+        return f"{fmt(o.value)} ± {fmt(o.spread)} (mean of {o.n})"
+    return fmt(o.value)
+
+
+def delta_text(o: Outcome) -> str:
+    """The delta, in units of the noise floor when it is known: '-0.0012 = -3.1σ'."""
+    if o.delta is None:
+        return "-"
+    if o.sigma:
+        return f"{fmt_delta(o.delta)} = {o.delta / o.sigma:+.1f}σ"
+    return fmt_delta(o.delta)
+
+
 def bar_text(o: Outcome) -> str:
     parts = []
     if o.best is not None:
-        parts.append(f"best {fmt(o.best)} at {o.best_commit}")
+        runs = f" (mean of {o.best_n})" if o.best_n > 1 else ""
+        parts.append(f"best {fmt(o.best)} at {o.best_commit}{runs}")
     if o.threshold is not None:
         parts.append(f"threshold {fmt(o.threshold)}")
     return ", ".join(parts) or "none"
@@ -78,9 +99,9 @@ def bar_text(o: Outcome) -> str:
 
 def failure_message(o: Outcome, tail: str = "", revertable: bool = True) -> str:
     """The whole red message: what, the bar and where it came from, and how to undo."""
-    lines = [f"autoresearch: {o.status.upper()} {o.metric} = {fmt(o.value)} ({o.goal}) — {o.reason}"]
+    lines = [f"autoresearch: {o.status.upper()} {o.metric} = {value_text(o)} ({o.goal}) — {o.reason}"]
     if o.status not in ("crash", "timeout"):
-        lines.append(f"  bar:    {bar_text(o)}; delta {fmt_delta(o.delta)}")
+        lines.append(f"  bar:    {bar_text(o)}; delta {delta_text(o)}")
     if o.note:
         lines.append(f"  note:   {o.note}")
     if o.commit:
@@ -96,20 +117,22 @@ def failure_message(o: Outcome, tail: str = "", revertable: bool = True) -> str:
 
 def verdict_line(o: Outcome) -> str:
     """One line per benchmark, for agents (``-q``) and the summary."""
+    n = f" n={o.n}" if o.n > 1 else ""
     bar = f" best={fmt(o.best)}@{o.best_commit}" if o.best is not None else ""
     thr = f" threshold={fmt(o.threshold)}" if o.threshold is not None else ""
     delta = f" delta={fmt_delta(o.delta)}" if o.delta is not None else ""
+    sigmas = f" ({o.delta / o.sigma:+.1f}σ)" if o.sigma and o.delta is not None else ""
     commit = f" commit={o.commit}" if o.commit else ""
-    return f"autoresearch: {o.status} {o.test} {o.metric}={fmt(o.value)}{bar}{thr}{delta}{commit}"
+    return f"autoresearch: {o.status} {o.test} {o.metric}={fmt(o.value)}{n}{bar}{thr}{delta}{sigmas}{commit}"
 
 
 def summary_table(outcomes: list[Outcome]) -> list[str]:
     header = ("test", "metric", "value", "best before", "delta", "verdict", "commit")
     rows = [header] + [
         (
-            o.test, o.metric, fmt(o.value),
+            o.test, o.metric, value_text(o),
             f"{fmt(o.best)} @ {o.best_commit}" if o.best is not None else "-",
-            fmt_delta(o.delta), o.status, o.commit or "-",
+            delta_text(o), o.status, o.commit or "-",
         )
         for o in outcomes
     ]

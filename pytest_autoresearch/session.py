@@ -7,6 +7,8 @@ only preconditions of the whole run (a dirty tree) are usage errors.
 
 from __future__ import annotations
 
+import inspect
+import statistics
 import time
 import uuid
 import warnings
@@ -18,12 +20,12 @@ from typing import Any
 import git
 import pytest
 
-from . import gitstate, history, identity
+from . import gitstate, history, identity, noise
 from .experiment import Experiment
 from .ledger import Entry, Ledger, LedgerWarning, clean_text, format_line
 from .report import PROPERTY, Outcome, failure_message, summary_table, verdict_line, write_json
-from .settings import Settings, Spec
-from .verdict import judge
+from .settings import AUTO, Settings, Spec
+from .verdict import Best, judge
 from .watchdog import Watchdog
 
 spec_key = pytest.StashKey[Spec]()
@@ -48,13 +50,27 @@ class Recorder:
 
 
 @dataclass
+class Sample:
+    """One run of the target: its write-ahead ledger line and what it measured."""
+
+    entry: Entry
+    value: float | None = None
+    memory_gb: float | None = None
+    duration: float | None = None
+    log: str = ""
+
+
+@dataclass
 class Run:
-    """The per-test state of one judged run."""
+    """The per-test state of one judged measurement: one sample, or several with --autoresearch-repeat."""
 
     run_id: str
     experiment: Experiment | None = None
     recorder: Recorder | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    samples: list[Sample] = field(default_factory=list)
+
+    def values(self) -> list[float]:
+        return [s.value for s in self.samples if s.value is not None]
 
 
 class AutoresearchSession:
@@ -178,54 +194,72 @@ class AutoresearchSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Generator[None, object, object]:
         """Run the target before the body, judge after it: all in the call phase."""
-        spec = pyfuncitem.stash.get(spec_key, None)
+        item = pyfuncitem
+        spec = item.stash.get(spec_key, None)
         if spec is None:
             return (yield)
-        run = self._run(pyfuncitem)
+        run = self._run(item)
         if self.frozen_changes:
             if not self.settings.accept_frozen:
                 pytest.fail(self._frozen_message(), pytrace=False)
-            self._append(self._entry(pyfuncitem, spec, Run(uuid.uuid4().hex[:12]), "baseline",
-                                     description="accepted change to frozen files: " + ", ".join(self.frozen_changes)))
-        watchdog = Watchdog()
-        run.extra["watchdog"] = watchdog.pid
-        entry = self._entry(pyfuncitem, spec, run, "running")
-        watchdog.arm(self.ledger.path if self.ledger else None, format_line(entry), self._deadline(pyfuncitem))
-        self._append(entry)
+            self._append(self._entry(item, spec, uuid.uuid4().hex[:12], "baseline", description=(
+                "accepted change to frozen files: " + ", ".join(self.frozen_changes))))
+        repeat = self.settings.repeat if (run.experiment or run.recorder) else 1
+        watchdog = Watchdog(self.ledger.path if self.ledger else None, self._deadline(item))
         try:
-            if run.experiment is not None:
-                self._run_experiment(pyfuncitem, spec, run, entry, watchdog)
-            try:
-                result = yield
-            except BaseException as exc:
-                status = "timeout" if _is_timeout(exc) else "crash"
-                value = self._value(pyfuncitem, spec, run)
-                if status == "crash" and value is not None and not isinstance(exc, KeyboardInterrupt):
-                    status = "discard"
-                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"test failed: {_first_line(exc)}"
-                self._finish(pyfuncitem, spec, run, entry, status, value, reason)
-                raise
-            outcome = self._judge(pyfuncitem, spec, run, entry)
+            for index in range(repeat):
+                sample = self._start_sample(item, spec, run, watchdog)
+                try:
+                    if run.experiment is not None:
+                        self._run_experiment(item, spec, run, sample, watchdog)
+                    if index == repeat - 1:
+                        result = yield
+                    elif run.experiment is None:
+                        _call_body(item)
+                except BaseException as exc:
+                    sample.value = self._value(item, spec, run)
+                    status = "timeout" if _is_timeout(exc) else "crash"
+                    if status == "crash" and sample.value is not None and not isinstance(exc, KeyboardInterrupt):
+                        status = "discard"  # measured, then the body's own asserts failed
+                    reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"test failed: {_first_line(exc)}"
+                    self._finish(item, spec, run, status, reason)
+                    raise
+                sample.value = self._value(item, spec, run)
+                sample.memory_gb = self._memory_gb(run)
+                if run.recorder is not None:
+                    run.recorder.value = None
+            outcome = self._judge(item, spec, run)
             if not outcome.green:
                 pytest.fail(failure_message(outcome, revertable=self._revertable()), pytrace=False)
             return result
         finally:
             watchdog.release()
 
-    def _run_experiment(self, item: pytest.Function, spec: Spec, run: Run, entry: Entry, watchdog: Watchdog) -> None:
+    def _start_sample(self, item: pytest.Function, spec: Spec, run: Run, watchdog: Watchdog) -> Sample:
+        """Write the run ahead as ``running`` and have the watchdog complete it if pytest dies."""
+        run_id = run.run_id if not run.samples else uuid.uuid4().hex[:12]
+        entry = self._entry(item, spec, run_id, "running", measurement=run.run_id,
+                            extra={"watchdog": watchdog.pid})
+        watchdog.track(format_line(entry))
+        self._append(entry)
+        sample = Sample(entry)
+        if run.experiment is not None:
+            run.experiment.log_path = self.logs_dir / f"{run_id}.log"
+            sample.log = str(run.experiment.log_path)
+        run.samples.append(sample)
+        return sample
+
+    def _run_experiment(self, item: pytest.Function, spec: Spec, run: Run, sample: Sample,
+                        watchdog: Watchdog) -> None:
         exp = run.experiment
         assert exp is not None
-        try:
-            exp.run(watchdog, *self._progress(item))
-        except BaseException as exc:
-            status = "timeout" if _is_timeout(exc) else "crash"
-            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else _first_line(exc)
-            self._finish(item, spec, run, entry, status, None, reason)
-            raise
+        exp.run(watchdog, *self._progress(item))
+        sample.duration = exp.duration
         if exp.crashed:
             why = (f"{exp.script.name} exited with code {exp.returncode}" if exp.returncode
                    else f"{exp.script.name} printed no {spec.metric} line")
-            outcome = self._finish(item, spec, run, entry, "crash", exp.metrics.get(spec.metric), why)
+            sample.value = exp.metrics.get(spec.metric)
+            outcome = self._finish(item, spec, run, "crash", why)
             pytest.fail(failure_message(outcome, exp.tail(), self._revertable()), pytrace=False)
 
     def _value(self, item: pytest.Function, spec: Spec, run: Run) -> float | None:
@@ -249,51 +283,73 @@ class AutoresearchSession:
                     return float(value) * scale
         return None
 
-    def _judge(self, item: pytest.Function, spec: Spec, run: Run, entry: Entry) -> Outcome:
+    def _judge(self, item: pytest.Function, spec: Spec, run: Run) -> Outcome:
         """Read the bar, judge and record under one lock, so no other run judges in between."""
-        value = self._value(item, spec, run)
-        if value is None:
-            return self._finish(item, spec, run, entry, "crash", None, (
+        values = [s.value for s in run.samples]
+        if any(v is None for v in values):
+            return self._finish(item, spec, run, "crash", (
                 f"no value for {spec.metric}: use the experiment fixture with script=..., call "
                 f"autoresearch.record(value), or define a fixture named {spec.metric}"
             ))
+        finite = [v for v in values if v is not None]
+        value = statistics.fmean(finite)
         min_delta = spec.min_delta if spec.min_delta is not None else self.settings.min_delta
         with self._locked():
-            best, already, note = None, False, self.note
+            best, already, floor, notes = None, False, None, [self.note] if self.note else []
             if self.head is not None and self.ledger is not None:
                 runs = history.comparable(self._runs(), item.nodeid, spec.metric, self.identity)
                 best = history.best_before(runs, self.lineage, spec.goal)
                 already = history.kept_at(runs, self.head.sha)
-                if best is None and not already:
-                    note = note or self._fresh_note(item.nodeid, spec.metric)
+                floor = history.noise_floor(runs, self.lineage, finite)
+                if best is None and not already and not self.note:
+                    notes.append(self._fresh_note(item.nodeid, spec.metric))
+            sigma = floor.of_difference(len(finite), best.n) if floor and best else None
+            if min_delta == AUTO:
+                if floor is None:
+                    notes.append("noise floor unknown, judged strictly: measure it with "
+                                 "pytest --autoresearch --autoresearch-repeat 5 on the baseline commit")
+                min_delta = self.settings.noise_k * sigma if sigma is not None else 0.0
+            assert isinstance(min_delta, float)
             verdict = judge(value, goal=spec.goal, threshold=spec.threshold, best=best,
                             min_delta=min_delta, already_kept=already)
-            return self._finish(item, spec, run, entry, verdict.status, value, verdict.reason,
-                                best=verdict.best, delta=verdict.delta, note=note)
+            return self._finish(item, spec, run, verdict.status, verdict.reason, best=verdict.best,
+                                delta=verdict.delta, sigma=sigma, min_delta=min_delta,
+                                note="; ".join(notes))
 
-    def _finish(self, item: pytest.Function, spec: Spec, run: Run, entry: Entry, status: str,
-                value: float | None, reason: str, *, best: Any = None, delta: float | None = None,
-                note: str = "") -> Outcome:
-        """Complete the ledger row and hand the outcome to the reports."""
-        duration = time.time() - item.stash.get(start_key, time.time())
-        if run.experiment is not None and run.experiment.duration is not None:
-            duration = run.experiment.duration
-        extra = {**(run.recorder.extra if run.recorder else {}), "reason": reason}
+    def _finish(self, item: pytest.Function, spec: Spec, run: Run, status: str, reason: str, *,
+                best: Best | None = None, delta: float | None = None, sigma: float | None = None,
+                min_delta: float | None = None, note: str = "") -> Outcome:
+        """Complete every sample's ledger line with one status and hand the outcome to the reports."""
+        extra: dict[str, Any] = {k: v for k, v in (run.recorder.extra if run.recorder else {}).items()
+                                 if isinstance(v, (str, int, float, bool))}
+        extra["reason"] = reason
         if best is not None:
-            extra.update(bar=best.value, bar_commit=best.commit)
-        extra = {k: v for k, v in extra.items() if isinstance(v, (str, int, float, bool)) or v is None}
-        self._append(entry.finished(status=status, value=value, memory_gb=self._memory_gb(run),
-                                    duration_s=duration, extra=extra))
+            extra.update(bar=best.value, bar_commit=best.commit, bar_n=best.n)
+        if min_delta:
+            extra["min_delta"] = min_delta
+        started = item.stash.get(start_key, time.time())
+        self._append(*(
+            s.entry.finished(status=status, value=s.value, memory_gb=s.memory_gb,
+                             duration_s=s.duration if s.duration is not None else time.time() - started,
+                             extra={**extra, "repeats": len(run.samples)} if len(run.samples) > 1 else extra)
+            for s in run.samples
+        ))
+        values = [s.value for s in run.samples if s.value is not None]
+        durations = [s.duration for s in run.samples if s.duration is not None]
+        memories = [s.memory_gb for s in run.samples if s.memory_gb is not None]
         outcome = Outcome(
-            test=item.nodeid, metric=spec.metric, goal=spec.goal, status=status, value=value,
-            reason=reason, commit=self.head.short if self.head else "", identity=self.identity,
+            test=item.nodeid, metric=spec.metric, goal=spec.goal, status=status,
+            value=statistics.fmean(values) if values else None, reason=reason,
+            commit=self.head.short if self.head else "", identity=self.identity,
             threshold=spec.threshold, best=best.value if best else None,
-            best_commit=best.commit if best else "", delta=delta, duration=duration,
-            memory_gb=self._memory_gb(run),
-            log=str(run.experiment.log_path) if run.experiment else "", note=note,
+            best_commit=best.commit if best else "", best_n=best.n if best else 0, delta=delta,
+            n=len(values), spread=noise.spread(values) if len(values) > 1 else None, sigma=sigma,
+            duration=sum(durations) if durations else time.time() - started,
+            memory_gb=max(memories) if memories else None,
+            log=run.samples[-1].log if run.samples else "", note=note,
         )
         item.user_properties.append((PROPERTY, outcome.to_json()))
-        item.user_properties.append((spec.metric, "" if value is None else value))
+        item.user_properties.append((spec.metric, "" if outcome.value is None else outcome.value))
         return outcome
 
     # -- helpers -------------------------------------------------------------------------
@@ -312,19 +368,22 @@ class AutoresearchSession:
                 warnings.simplefilter("always", LedgerWarning)
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
-    def _entry(self, item: pytest.Function, spec: Spec, run: Run, status: str, description: str | None = None) -> Entry:
+    def _entry(self, item: pytest.Function, spec: Spec, run_id: str, status: str, *,
+               description: str | None = None, measurement: str = "",
+               extra: dict[str, Any] | None = None) -> Entry:
         head = self.head
         return Entry(
-            run_id=run.run_id, status=status, commit=head.short if head else "",
-            sha=head.sha if head else "", description=head.subject if description is None and head else description or "",
+            run_id=run_id, status=status, commit=head.short if head else "",
+            sha=head.sha if head else "",
+            description=description if description is not None else head.subject if head else "",
             metric=spec.metric, test=item.nodeid,
             branch=(head.branch or "(detached)") if head else "", identity=self.identity,
-            measurement=run.run_id, extra=dict(run.extra),
+            measurement=measurement or run_id, extra=extra or {},
         )
 
-    def _append(self, entry: Entry) -> None:
+    def _append(self, *entries: Entry) -> None:
         if self.ledger is not None:
-            self.ledger.append(entry)
+            self.ledger.append(*entries)
 
     def _runs(self) -> list[Entry]:
         if self.ledger is None:
@@ -438,6 +497,12 @@ class AutoresearchSession:
 @contextmanager
 def _nothing() -> Generator[None, None, None]:
     yield
+
+
+def _call_body(item: pytest.Function) -> None:
+    """Run the test body once more with the same fixtures (a repeat of a recorded measurement)."""
+    names = inspect.signature(item.obj).parameters
+    item.obj(**{name: item.funcargs[name] for name in names if name in item.funcargs})
 
 
 def _is_timeout(exc: BaseException) -> bool:

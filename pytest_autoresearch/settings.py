@@ -22,9 +22,9 @@ def positive_float(text: str, where: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{where}: expected a number of seconds, got {text!r}") from None
+        raise ValueError(f"{where}: expected a positive number such as 600, got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{where}: must be a positive number of seconds, got {text!r}")
+        raise ValueError(f"{where}: must be a positive number, got {text!r}")
     return value
 
 
@@ -36,6 +36,19 @@ def non_negative_float(text: str, where: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{where}: must be a finite number >= 0, got {text!r}")
     return value
+
+
+AUTO = "auto"
+
+
+def min_delta_value(text: str, where: str) -> float | str:
+    """A non-negative number, or "auto" for k times the measured noise floor."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return non_negative_float(text, where)
+    except ValueError:
+        raise ValueError(f'{where}: expected a number such as 0.001 or "auto", got {text!r}') from None
 
 
 def positive_int(text: str, where: str) -> int:
@@ -66,7 +79,8 @@ class Settings:
     ledger: Path | None
     timeout: float
     mutable: tuple[str, ...]
-    min_delta: float
+    min_delta: float | str
+    noise_k: float
     accept_frozen: bool
     json_path: Path | None
     progress_s: float
@@ -80,14 +94,14 @@ class Spec:
     metric: str
     goal: str = "min"
     threshold: float | None = None
-    min_delta: float | None = None
+    min_delta: float | str | None = None
     script: str | None = None
     args: tuple[str, ...] = ()
     env: Mapping[str, str] | None = None
 
 
 MARKER_SIGNATURE = (
-    'autoresearch(metric, goal="min", *, threshold=None, min_delta=None, script=None, '
+    'autoresearch(metric, goal="min", *, threshold=None, min_delta=None|"auto", script=None, '
     "args=(), env=None)"
 )
 
@@ -134,11 +148,12 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
         metric=metric,
         goal=goal,
         threshold=None if threshold is None else _number(threshold, "threshold", where),
-        min_delta=None if min_delta is None else _number(min_delta, "min_delta", where),
+        min_delta=(None if min_delta is None else AUTO if min_delta == AUTO
+                   else _number(min_delta, "min_delta", where)),
         script=script,
         args=tuple(args_),
         env=env,
     )
-    if spec.min_delta is not None and spec.min_delta < 0:
+    if isinstance(spec.min_delta, float) and spec.min_delta < 0:
         raise ValueError(f"{where}: min_delta must be >= 0, not {min_delta!r}")
     return spec

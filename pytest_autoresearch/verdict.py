@@ -18,6 +18,7 @@ class Best:
 
     value: float
     commit: str
+    n: int = 1  # runs behind the value (their mean)
 
 
 @dataclass(frozen=True)

@@ -22,20 +22,16 @@ GRACE_S = 3.0
 
 
 class Watchdog:
-    """The pytest side of the pipe: one watchdog per judged run."""
+    """The pytest side of the pipe: one watchdog per judged test, covering all its runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, ledger: Path | None, deadline: float | None) -> None:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "pytest_autoresearch.watchdog"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, text=True,
         )
         self.pid = self._proc.pid
-
-    def arm(self, ledger: Path | None, running_line: str, deadline: float | None) -> None:
-        """What to complete, and when a death counts as a timeout rather than a crash."""
-        spec = {"ledger": str(ledger) if ledger else None, "line": running_line,
-                "deadline": deadline, "start": time.time()}
+        spec = {"ledger": str(ledger) if ledger else None, "deadline": deadline, "start": time.time()}
         self._send(json.dumps(spec))
 
     def _send(self, line: str) -> None:
@@ -44,12 +40,16 @@ class Watchdog:
         stdin.write(line + "\n")
         stdin.flush()
 
+    def track(self, running_line: str) -> None:
+        """Complete this ``running`` ledger line if pytest dies before it does."""
+        self._send("run " + json.dumps(running_line))
+
     def guard(self, pgid: int) -> None:
         """Kill this process group too if pytest dies."""
         self._send(f"pgid {pgid}")
 
     def release(self) -> None:
-        """pytest finished the run itself: the watchdog exits without acting."""
+        """pytest finished the runs itself: the watchdog exits without acting."""
         try:
             self._send("done")
             assert self._proc.stdin is not None
@@ -77,26 +77,29 @@ def _kill(pgid: int) -> None:
 def watch(stream: IO[str]) -> None:
     spec = json.loads(stream.readline())
     groups: list[int] = []
+    lines: list[str] = []
     for line in stream:
         if line.startswith("pgid "):
             groups.append(int(line.split()[1]))
+        elif line.startswith("run "):
+            lines.append(json.loads(line[4:]))
         elif line.strip() == "done":
             return
     for pgid in groups:
         _kill(pgid)
-    if spec["ledger"] is None:
+    if spec["ledger"] is None or not lines:
         return
     from .ledger import COLUMNS, Ledger, parse_line
 
     now = time.time()
     timed_out = spec["deadline"] is not None and now >= spec["deadline"] - 1.0
-    running = parse_line(COLUMNS, spec["line"])
     status = "timeout" if timed_out else "crash"
     reason = "pytest-timeout ended pytest" if timed_out else "pytest ended before the run completed"
-    Ledger(Path(spec["ledger"])).append(
-        running.finished(status=status, duration_s=now - spec["start"],
-                         extra={**running.extra, "reason": reason})
-    )
+    runs = [parse_line(COLUMNS, line) for line in lines]
+    Ledger(Path(spec["ledger"])).append(*(
+        run.finished(status=status, duration_s=now - spec["start"], extra={**run.extra, "reason": reason})
+        for run in runs
+    ))
 
 
 if __name__ == "__main__":
