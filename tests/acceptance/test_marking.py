@@ -91,7 +91,7 @@ def test_bad_marker_is_a_collection_error(pytester: pytest.Pytester, marker: str
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--autoresearch-timeout", "soon"], "*--autoresearch-timeout*expected a number of seconds*soon*"),
+    (["--autoresearch-timeout", "soon"], "*--autoresearch-timeout*expected a positive number such as 600*soon*"),
     (["--autoresearch-repeat", "0"], "*--autoresearch-repeat*must be at least 1*"),
 ])
 def test_bad_option_is_a_usage_error(pytester: pytest.Pytester, args: list[str], message: str) -> None:
@@ -104,7 +104,7 @@ def test_bad_ini_value_names_the_key(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nautoresearch_timeout = ten minutes\n")
     result = pytester.runpytest("--autoresearch")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*ini autoresearch_timeout: expected a number of seconds*ten minutes*"])
+    result.stderr.fnmatch_lines(["*ini autoresearch_timeout: expected a positive number such as 600*ten minutes*"])
 
 
 def test_quiet_mode_prints_one_verdict_line(project: Project) -> None:
