@@ -1,0 +1,91 @@
+"""Repeated measurements and the noise-aware bar, end to end with a seeded random target."""
+
+from __future__ import annotations
+
+import statistics
+
+from conftest import Project
+
+# Each run draws the next value of one seeded stream (the counter file is ignored by git),
+# so every run differs like a real noisy training run, and the whole test is deterministic.
+NOISY = """
+import random
+from pathlib import Path
+counter = Path("draws.txt")
+n = int(counter.read_text()) if counter.exists() else 0
+counter.write_text(str(n + 1))
+print("---")
+print("score:", {values} if {listed} else random.Random(n).gauss(1.0, 0.01))
+"""
+
+
+def noisy(values: list[float] | None = None) -> str:
+    listed = values is not None
+    return NOISY.format(values=f"{values}[n % {len(values)}]" if listed else "0", listed=listed)
+
+
+def _setup(project: Project, **marker: object) -> None:
+    project.bench(**marker)
+    (project.path / ".gitignore").write_text("__pycache__/\ndraws.txt\n")
+
+
+def test_repeat_records_every_run_and_judges_their_mean(project: Project) -> None:
+    _setup(project)
+    project.train(None, "baseline", body=noisy([1.0, 1.2, 1.1]))
+    result = project.run("--autoresearch-repeat", "3")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_train*score*1.1 ± 0.1 (mean of 3)*keep*"])
+    runs = project.runs()
+    assert [r.value for r in runs] == [1.0, 1.2, 1.1]
+    assert len({r.measurement for r in runs}) == 1 and len({r.run_id for r in runs}) == 3
+    assert {r.status for r in runs} == {"keep"}
+
+
+def test_auto_without_repeats_says_the_floor_is_unknown(project: Project) -> None:
+    _setup(project, min_delta="auto")
+    project.train(1.5)
+    project.run().assert_outcomes(passed=1)
+    project.train(1.4, "better")
+    result = project.run()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*noise floor unknown, judged strictly*--autoresearch-repeat 5*"])
+
+
+def test_auto_shows_the_delta_in_sigmas(project: Project) -> None:
+    _setup(project, min_delta="auto")
+    project.train(None, "baseline", body=noisy([1.0, 1.02, 1.01, 0.99, 1.03]))
+    project.run("--autoresearch-repeat", "5").assert_outcomes(passed=1)  # sigma = 0.0158
+    project.train(0.99, "a small gain")
+    small = project.run()
+    small.assert_outcomes(failed=1)
+    small.stdout.fnmatch_lines(["*DISCARD score = 0.99*by more than 0.0346*",
+                                "*best 1.01 at * (mean of 5); delta -0.02 = -1.2σ*"])
+    project.repo.git.reset("--hard", "HEAD~1")
+    project.train(0.95, "a real gain")
+    big = project.run()
+    big.assert_outcomes(passed=1)
+    big.stdout.fnmatch_lines(["*0.95*1.01 @ *-0.06 = -3.5σ*keep*"])
+
+
+def test_auto_discards_pure_noise_at_the_expected_rate(project: Project) -> None:
+    """60 commits that change nothing, each built on the baseline and measured once.
+
+    The baseline is measured 10 times (sigma from 9 degrees of freedom). For pure noise the
+    chance of a keep is P(T_9 > 2) = 3.8% at k = 2 (2.3% were sigma known): about 2 of 60.
+    We accept at most 6 (10%); a plain comparison keeps about half of them.
+    """
+    _setup(project, min_delta="auto")
+    base = project.train(None, "baseline", body=noisy())
+    project.run("--autoresearch-repeat", "10").assert_outcomes(passed=1)
+    bar = statistics.fmean(r.value for r in project.runs() if r.value is not None)
+    kept = 0
+    for trial in range(60):
+        project.repo.git.checkout("-B", "trial", base)
+        project.commit(f"trial {trial}: changes nothing")
+        kept += project.run("-q").ret == 0
+    trials = project.runs()[10:]
+    assert len(trials) == 60
+    plain = sum(r.value is not None and r.value < bar for r in trials)
+    assert kept <= 6, f"{kept} of 60 noise commits kept"
+    assert 20 <= plain <= 40, f"a plain comparison would keep {plain} of 60"
+    assert kept == sum(r.status == "keep" for r in trials)
