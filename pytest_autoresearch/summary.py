@@ -111,12 +111,16 @@ def infer_goal(runs: Sequence[Entry], override: str | None = None) -> Goal:
     if stated:
         return Goal(str(stated[-1]), "recorded")
     votes: Counter[str] = Counter()
-    for r in runs:
+    beat: dict[tuple[str, str], tuple[float, list[float]]] = {}
+    for r in runs:  # a fresh keep over a bar: its measurement (the mean of its draws) beat the bar
         bar = r.extra.get("bar")
-        if (r.status == "keep" and r.extra.get("reason") == "improved"
-                and isinstance(bar, (int, float)) and finite(r.value) and r.value != bar):
-            assert r.value is not None
-            votes["min" if r.value < bar else "max"] += 1
+        if (r.status == "keep" and not str(r.extra.get("reason", "")).startswith("re-measurement")
+                and isinstance(bar, (int, float)) and r.value is not None and finite(r.value)):
+            beat.setdefault((r.sha, r.measurement or r.run_id), (float(bar), []))[1].append(r.value)
+    for bar, values in beat.values():
+        mean = sum(values) / len(values)
+        if mean != bar:
+            votes["min" if mean < bar else "max"] += 1
     if not votes:
         firsts = [v for _, v in _first_keeps(runs)]
         for a, b in zip(firsts, firsts[1:]):

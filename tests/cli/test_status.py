@@ -147,3 +147,14 @@ def test_lucky_draw_is_flagged(project: Project) -> None:
     out = run_cli(project.path, "status").stdout
     lucky = section(out, "suspected lucky draws")
     assert lucky == [f"  {noisy[:7]}  noisy idea: kept at 1.2 over the bar 1.5, but the mean of 3 draws is 1.66667"]
+
+
+def test_repeated_measurements_count_as_their_mean(project: Project) -> None:
+    project.bench()
+    project.train(1.5, "baseline")
+    project.run().assert_outcomes(passed=1)
+    better = project.train(1.2, "halve lr")
+    project.run("--autoresearch-repeat", "2").assert_outcomes(passed=1)
+    out = run_cli(project.path, "status").stdout
+    assert re.fullmatch(rf"  best +1\.2 \(mean of 2\) +{better[:7]}  halve lr", section(out, "test_bench.py")[0])
+    assert "  runs: keep 3, discard 0, crash 0, timeout 0; keep rate 100%" in out
