@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sysconfig
 from pathlib import Path
@@ -39,3 +40,52 @@ def tiny_data(tiny_corpus: Path, lm_cache: Path) -> PreparedData:
     from pytest_autoresearch.lm.dataset import prepare
 
     return prepare(str(tiny_corpus), TINY, lm_cache, progress=lambda message: None)
+
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "example_project"
+# train.py's hyper-parameters shrunk so a run takes seconds on two cores (the agent edits them the same way)
+TINY_TRAIN = {"DEPTH": "2", "ASPECT_RATIO": "32", "HEAD_DIM": "32", "TOTAL_BATCH_SIZE": "2**12",
+              "DEVICE_BATCH_SIZE": "16", "COMPILE": "False", "EVAL_BATCH_SIZE": "16"}
+
+
+def edit_train(path: Path, **constants: str) -> None:
+    """Set UPPER_CASE constants in a train.py, keeping their trailing comments."""
+    lines = path.read_text().splitlines(keepends=True)
+    for name, value in constants.items():
+        hits = [i for i, line in enumerate(lines) if line.startswith(f"{name} = ")]
+        assert len(hits) == 1, f"{name} is not a constant of train.py"
+        comment = lines[hits[0]].partition("  #")[2]
+        lines[hits[0]] = f"{name} = {value}" + (f"  #{comment}" if comment else "\n")
+    path.write_text("".join(lines))
+
+
+def copy_example(dest: Path) -> Path:
+    """The example project's files in `dest`, train.py shrunk to TINY_TRAIN."""
+    for name in ("prepare.py", "train.py", "test_train.py", "conftest.py", "pytest.ini"):
+        shutil.copy(EXAMPLE / name, dest / name)
+    edit_train(dest / "train.py", **TINY_TRAIN)
+    return dest
+
+
+@pytest.fixture
+def lm_env(monkeypatch: pytest.MonkeyPatch, tiny_corpus: Path, lm_cache: Path) -> None:
+    """Environment for a train.py run: the tiny corpus, a tmp cache, a 3 s budget."""
+    monkeypatch.setenv("AUTORESEARCH_DATA", str(tiny_corpus))
+    monkeypatch.setenv("AUTORESEARCH_CACHE", str(lm_cache))
+    monkeypatch.setenv("AUTORESEARCH_PROFILE", "cpu")
+    monkeypatch.setenv("AUTORESEARCH_TIME_BUDGET", "3")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path) -> Path:
+    """A copy of the example project with a train.py small enough for tests."""
+    project = tmp_path / "project"
+    project.mkdir()
+    return copy_example(project)
+
+
+@pytest.fixture(name="edit_train")
+def edit_train_fixture() -> object:
+    return edit_train

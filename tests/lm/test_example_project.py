@@ -1,0 +1,43 @@
+"""The example project under `pytest --autoresearch`: green as the baseline, red when train.py gets worse."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+git = pytest.importorskip("git")
+
+
+PROJECT_FILES = [".gitignore", "prepare.py", "train.py", "test_train.py", "conftest.py", "pytest.ini"]
+
+
+def commit(repo: git.Repo, message: str) -> None:
+    repo.git.add(*PROJECT_FILES)
+    repo.index.commit(message)
+
+
+@pytest.mark.usefixtures("lm_env")
+def test_marker_judges_green_then_red(pytester: pytest.Pytester, tiny_project: Path,
+                                      edit_train: Callable[..., None]) -> None:
+    for path in tiny_project.iterdir():
+        shutil.copy(path, pytester.path / path.name)
+    (pytester.path / ".gitignore").write_text("__pycache__/\nrunpytest-*/\nstdout\nstderr\n")
+    repo = git.Repo.init(pytester.path, initial_branch="autoresearch/test")
+    with repo.config_writer() as cw:
+        cw.set_value("user", "name", "Agent")
+        cw.set_value("user", "email", "agent@example.com")
+    commit(repo, "baseline")
+
+    first = pytester.runpytest_subprocess("--autoresearch", "-p", "no:cacheprovider", timeout=300)
+    first.assert_outcomes(passed=1)
+    first.stdout.fnmatch_lines(["*test_train*val_bpb*keep*"])
+
+    edit_train(pytester.path / "train.py", EMBEDDING_LR="0.0", UNEMBEDDING_LR="0.0", MATRIX_LR="0.0", SCALAR_LR="0.0")
+    commit(repo, "try: no learning at all")
+    second = pytester.runpytest_subprocess("--autoresearch", "-p", "no:cacheprovider", timeout=300)
+    second.assert_outcomes(failed=1)
+    second.stdout.fnmatch_lines(["*DISCARD val_bpb*", "*git reset --hard HEAD~1*", "*test_train*val_bpb*discard*"])

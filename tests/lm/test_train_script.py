@@ -1,0 +1,48 @@
+"""train.py end to end on a tiny corpus: it trains for the budget and prints Karpathy's summary."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pytest_autoresearch.lm.dataset import prepare  # noqa: E402
+
+SUMMARY_KEYS = ["val_bpb", "training_seconds", "total_seconds", "peak_vram_mb", "mfu_percent",
+                "total_tokens_M", "num_steps", "num_params_M", "depth"]
+
+
+def summary(output: str) -> dict[str, float]:
+    block = output.split("\n---\n", 1)[1]
+    return {key: float(value) for key, _, value in (line.partition(":") for line in block.splitlines()) if value}
+
+
+@pytest.mark.usefixtures("lm_env")
+def test_train_py_learns_within_its_budget(tiny_project: Path) -> None:
+    project = tiny_project
+    run = subprocess.run([sys.executable, "train.py"], cwd=project, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = summary(run.stdout)
+    assert list(result) == SUMMARY_KEYS
+    data = prepare()
+    _, targets = data.val_rows
+    nbytes = data.token_bytes[targets[targets >= 0]]
+    uniform = math.log(len(data.token_bytes)) * int((nbytes > 0).sum()) / (math.log(2) * int(nbytes.sum()))
+    assert math.isfinite(result["val_bpb"]) and 0 < result["val_bpb"] < 0.8 * uniform
+    assert 3 <= result["training_seconds"] < 3 + 5, "training stops once the budget is spent"
+    assert result["num_steps"] > 2 and result["depth"] == 2
+
+
+@pytest.mark.usefixtures("lm_env")
+def test_a_diverging_run_fails_fast(tiny_project: Path, edit_train: Callable[..., None]) -> None:
+    project = tiny_project
+    edit_train(project / "train.py", EMBEDDING_LR="1e30", UNEMBEDDING_LR="1e30")
+    run = subprocess.run([sys.executable, "train.py"], cwd=project, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 1
+    assert "FAIL: loss" in run.stdout and "val_bpb" not in run.stdout
