@@ -440,6 +440,10 @@ def table(rows: Sequence[Sequence[str]]) -> list[str]:
 def cmd_plot(args: argparse.Namespace) -> int:
     from . import plot  # matplotlib itself is imported only when drawing
 
+    try:
+        plot.require()
+    except plot.PlotUnavailable as exc:
+        raise CliError(str(exc)) from None
     where = locate(args.ledger)
     runs = read_runs(where.ledger)
     if not runs:
@@ -459,8 +463,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
     width, height = args.size
     try:
         plot.draw(panels, args.output, width, height, args.dpi)
-    except plot.PlotUnavailable as exc:
-        raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     shown = sum(1 for p in panels for r in p.series.runs if r.status in ("keep", "discard"))

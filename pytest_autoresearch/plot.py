@@ -61,14 +61,21 @@ def title(panel: Panel) -> str:
     return head + "\n" + ", ".join(parts)
 
 
-def draw(panels: Sequence[Panel], path: Path, width: int, height: int, dpi: int) -> None:
-    """Write the chart as a PNG of exactly ``width`` x ``height`` pixels."""
+def require() -> None:
+    """Fail early, before any ledger is read, when matplotlib is not installed."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
+        import matplotlib  # noqa: F401
     except ImportError as exc:
         raise PlotUnavailable(f"plot needs matplotlib: {INSTALL}") from exc
+
+
+def draw(panels: Sequence[Panel], path: Path, width: int, height: int, dpi: int) -> None:
+    """Write the chart as a PNG of exactly ``width`` x ``height`` pixels."""
+    require()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]

@@ -64,7 +64,8 @@ def test_json_carries_every_field(project: Project) -> None:
         assert (row["run_id"], row["sha"], row["identity"]) == (entry.run_id, entry.sha, entry.identity)
     assert [r["sha"] for r in runs] == list(shas.values())
     assert [r["value"] for r in runs] == [1.5, 1.2, 1.3, None, 1.1]
-    assert runs[2]["extra"] == {"bar": 1.2, "bar_commit": shas["halve lr"][:7], "reason": "not better than the best strictly"}
+    assert runs[2]["extra"] == {**runs[2]["extra"], "bar": 1.2, "bar_commit": shas["halve lr"][:7],
+                                "reason": "not better than the best strictly"}
     assert runs[3]["status"] == "crash" and runs[3]["test"] == "test_bench.py::test_train"
     assert json.loads(run_cli(project.path, "log", "--json", "--status", "timeout").stdout) == []
 
