@@ -16,6 +16,7 @@ import pytest
 
 from . import hooks
 from .experiment import Experiment
+from .reporting import VerdictReporter
 from .session import AutoresearchSession, Recorder, spec_key
 from .settings import (
     MARKER_SIGNATURE,
@@ -29,6 +30,7 @@ from .settings import (
 )
 
 session_key = pytest.StashKey[AutoresearchSession]()
+reporter_key = pytest.StashKey[VerdictReporter]()
 
 DEFAULT_TIMEOUT = "600"
 DEFAULT_MUTABLE = ["train.py"]
@@ -102,15 +104,20 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if config.getoption("autoresearch"):
         session = AutoresearchSession(config, resolve_settings(config))
+        reporter = VerdictReporter(config, session.settings, lambda: session.note)
         config.stash[session_key] = session
+        config.stash[reporter_key] = reporter
         config.pluginmanager.register(session, "autoresearch-session")
+        config.pluginmanager.register(reporter, "autoresearch-reporter")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
     if session is not None:
-        del config.stash[session_key]
         config.pluginmanager.unregister(session)
+        config.pluginmanager.unregister(config.stash[reporter_key])
+        del config.stash[session_key]
+        del config.stash[reporter_key]
 
 
 def resolve_settings(config: pytest.Config) -> Settings:

@@ -22,8 +22,9 @@ import pytest
 
 from . import gitstate, history, identity, noise
 from .experiment import Experiment
-from .ledger import Entry, Ledger, LedgerWarning, clean_text, format_line
-from .report import PROPERTY, Outcome, failure_message, summary_table, verdict_line, write_json
+from .ledger import Entry, Ledger, LedgerWarning, format_line
+from .progress import Ticker, progress_line
+from .report import PROPERTY, Outcome, failure_message
 from .settings import AUTO, Settings, Spec
 from .verdict import Best, judge
 from .watchdog import Watchdog
@@ -69,11 +70,10 @@ class Run:
     recorder: Recorder | None = None
     samples: list[Sample] = field(default_factory=list)
 
-    def values(self) -> list[float]:
-        return [s.value for s in self.samples if s.value is not None]
-
 
 class AutoresearchSession:
+    """The state of one ``--autoresearch`` session, kept in ``config.stash`` and used as a plugin."""
+
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
@@ -88,7 +88,6 @@ class AutoresearchSession:
         self.note = ""
         self.reference: str | None = None
         self.frozen_changes: list[str] = []
-        self.outcomes: list[Outcome] = []
         self._warned: set[str] = set()
 
     # -- session hooks ---------------------------------------------------------------
@@ -441,62 +440,10 @@ class AutoresearchSession:
         what = ", ".join(sorted(changed)) or "the evaluation settings"
         return f"new leaderboard: {what} changed since the earlier results (identity {self.identity})"
 
-    def _progress(self, item: pytest.Item) -> tuple[Any, float]:
-        """A throttled live line: rewritten in place on a terminal, a line every N s otherwise."""
-        config = self.config
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        capman = config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None or hasattr(config, "workerinput") or config.get_verbosity() < 0:
-            return None, 1.0
-        tty = bool(reporter.isatty())
-        if not tty and self.settings.progress_s == 0:
-            return None, 1.0
+    def _progress(self, item: pytest.Item) -> tuple[Ticker | None, float]:
         deadline = self._deadline(item)
-        limit = f" / {deadline - item.stash[start_key]:.0f}s" if deadline else ""
-
-        def tick(elapsed: float, last: str) -> None:
-            line = f"autoresearch: {item.name} {elapsed:.0f}s{limit}  {clean_text(last)[:100]}"
-            with capman.global_and_fixture_disabled() if capman else _nothing():
-                if tty:
-                    reporter.rewrite(line, erase=True)
-                else:
-                    reporter.ensure_newline()
-                    reporter.write_line(line)
-
-        return tick, (1.0 if tty else self.settings.progress_s)
-
-    # -- reports -------------------------------------------------------------------------
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for name, value in report.user_properties:
-            if name == PROPERTY and report.when == "call":
-                self.outcomes.append(Outcome.from_json(str(value)))
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.outcomes and not self.note:
-            return
-        if self.config.get_verbosity() < 0:
-            for outcome in self.outcomes:
-                terminalreporter.write_line(verdict_line(outcome))
-            return
-        terminalreporter.write_sep("=", "autoresearch")
-        if self.note:
-            terminalreporter.write_line(f"autoresearch: {self.note}")
-        if self.outcomes:
-            for line in summary_table(self.outcomes):
-                terminalreporter.write_line(line)
-            for outcome in self.outcomes:
-                if outcome.note and outcome.note != self.note:
-                    terminalreporter.write_line(f"{outcome.test}: {outcome.note}")
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.settings.json_path is not None and not hasattr(self.config, "workerinput"):
-            write_json(self.settings.json_path, self.outcomes)
-
-
-@contextmanager
-def _nothing() -> Generator[None, None, None]:
-    yield
+        limit = deadline - item.stash[start_key] if deadline else None
+        return progress_line(self.config, item.name, limit, self.settings.progress_s)
 
 
 def _call_body(item: pytest.Function) -> None:
