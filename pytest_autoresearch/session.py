@@ -69,6 +69,7 @@ class Run:
     experiment: Experiment | None = None
     recorder: Recorder | None = None
     samples: list[Sample] = field(default_factory=list)
+    outcome: Outcome | None = None  # set once the ledger rows are completed
 
 
 class AutoresearchSession:
@@ -216,6 +217,8 @@ class AutoresearchSession:
                     elif run.experiment is None:
                         _call_body(item)
                 except BaseException as exc:
+                    if run.outcome is not None:  # already judged a crash, with its log tail
+                        raise
                     sample.value = self._value(item, spec, run)
                     status = "timeout" if _is_timeout(exc) else "crash"
                     if status == "crash" and sample.value is not None and not isinstance(exc, KeyboardInterrupt):
@@ -349,6 +352,7 @@ class AutoresearchSession:
         )
         item.user_properties.append((PROPERTY, outcome.to_json()))
         item.user_properties.append((spec.metric, "" if outcome.value is None else outcome.value))
+        run.outcome = outcome
         return outcome
 
     # -- helpers -------------------------------------------------------------------------

@@ -87,9 +87,6 @@ def test_verdicts_field_by_field(project: Project) -> None:
     assert over["threshold"] == 1.4
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "session.py finishes a crashed script twice (_run_experiment's pytest.fail is caught by the "
-    "sample loop's except BaseException): two crash verdicts, the ledger reason overwritten"))
 def test_crash(project: Project) -> None:
     ignore_out(project)
     project.bench()
