@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import git
 
-from . import __version__, gitstate, summary
+from . import __version__, gitstate, summary, views
 from .ledger import STATUSES, Entry, Ledger
-from .report import fmt, fmt_delta
 
 PROG = "autoresearch"
 BRANCH_PREFIX = "autoresearch/"
@@ -288,87 +285,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not runs:
         raise _empty(where.ledger)
     if args.all_branches:
-        print("\n".join(status_all_branches(runs, args.goal, where.ledger)))
+        print("\n".join(views.all_branches(runs, args.goal, where.ledger)))
         return 0
     here, scope = on_head(where, runs)
     if not here:
-        others = len({r.branch for r in runs})
-        raise CliError(
-            f"no runs on {scope} yet ({len(runs)} runs on {others} other branch"
-            f"{'es' if others != 1 else ''}: autoresearch status --all-branches)"
-        )
-    print("\n".join(status_lines(here, runs, scope, where.ledger, args.goal, args.last)))
+        others = views.plural(len({r.branch for r in runs}), "other branch", "es")
+        raise CliError(f"no runs on {scope} yet ({len(runs)} runs on {others}: autoresearch status --all-branches)")
+    print("\n".join(views.branch_status(here, runs, scope, where.ledger, args.goal, args.last)))
     return 0
-
-
-def status_lines(here: list[Entry], everything: list[Entry], scope: str, ledger: Path,
-                 goal: str | None, last: int) -> list[str]:
-    """The status of one branch: a block per test and metric, lucky draws, the last runs."""
-    lines = [f"{PROG} status: {scope}, {len(here)} runs, last {summary.ago(here[-1].timestamp)}",
-             f"  ledger: {ledger}"]
-    lucky: list[str] = []
-    for s in summary.series(here):
-        g = summary.infer_goal([r for r in everything if r.test == s.test and r.metric == s.metric], goal)
-        direction = "lower is better" if g.goal == "min" else "higher is better"
-        how = f"{g.how}; pass --goal if wrong" if g.ambiguous else g.how
-        lines += ["", f"{s.test}  {s.metric}: {direction} ({how})"]
-        best, base = summary.best(s.runs, g.goal), summary.baseline(s.runs)
-        rows: list[tuple[str, ...]] = []
-        if best is not None:
-            draws = f" (mean of {best.draws})" if best.draws > 1 else ""
-            rows.append(("best", fmt(best.value) + draws, best.commit, best.description))
-        if base is not None:
-            rows.append(("baseline", fmt(base.value), base.commit, base.description))
-        lines += ["  " + line for line in table(rows)]
-        if best is not None and base is not None:
-            change = best.value - base.value
-            pct = f" ({change / abs(base.value):+.1%})" if base.value else ""
-            kept = len({r.sha for r in s.runs if r.status == "keep"})
-            lines.append(f"  improvement {fmt_delta(change)}{pct} over {kept} kept commit{'s' if kept != 1 else ''}")
-        elif best is None:
-            lines.append("  nothing kept yet")
-        tally = summary.counts(s.runs)
-        rate = summary.keep_rate(tally)
-        counted = ", ".join(f"{name} {tally[name]}" for name in summary.COUNTED)
-        running = f", running {tally['running']}" if tally["running"] else ""
-        lines.append(f"  runs: {counted}{running}; keep rate {'-' if rate is None else f'{rate:.0%}'}")
-        earlier = summary.earlier_identity_runs(here, s)
-        if earlier:
-            lines.append(f"  ({earlier} earlier runs under another evaluation identity are not compared)")
-        for luck in summary.lucky_draws(s.runs, g.goal):
-            lucky.append(
-                f"  {luck.commit}  {luck.description}: kept at {fmt(luck.first)} over the bar "
-                f"{fmt(luck.bar)}, but the mean of {luck.draws} draws is {fmt(luck.mean)}"
-            )
-    if lucky:
-        lines += ["", "suspected lucky draws (the mean no longer beats the bar they were kept over):", *lucky]
-    lines += ["", f"last {min(last, len(here))} runs:"]
-    lines += ["  " + line for line in log_table(here[-last:], verbose=False)]
-    return lines
-
-
-def status_all_branches(runs: list[Entry], goal: str | None, ledger: Path) -> list[str]:
-    """One line per branch for each test and metric, best first."""
-    branches = {r.branch for r in runs}
-    lines = [f"{PROG} status: {len(runs)} runs on {len(branches)} branch{'es' if len(branches) != 1 else ''}",
-             f"  ledger: {ledger}"]
-    everything = summary.series(runs, latest_identity_only=False)
-    for s in everything:
-        g = summary.infer_goal([r for r in runs if r.test == s.test and r.metric == s.metric], goal)
-        direction = "lower is better" if g.goal == "min" else "higher is better"
-        ident = f"  identity {s.identity}" if sum(1 for o in everything if (o.test, o.metric) == (s.test, s.metric)) > 1 else ""
-        lines += ["", f"{s.test}  {s.metric}: {direction}{ident}"]
-        rows: list[tuple[str, ...]] = [("branch", "best", "commit", "runs", "keep", "rate", "last run", "description")]
-        for st in summary.standings(s.runs, g.goal):
-            rate = summary.keep_rate(st.counts)
-            rows.append((
-                st.branch, fmt(st.best.value) if st.best else "-", st.best.commit if st.best else "-",
-                str(sum(st.counts.values())), str(st.counts["keep"]),
-                "-" if rate is None else f"{rate:.0%}", summary.ago(st.last),
-                st.best.description if st.best else "",
-            ))
-        lines += ["  " + line for line in table(rows)]
-    return lines
 
 
 # -- log ----------------------------------------------------------------------------------
@@ -388,50 +312,14 @@ def cmd_log(args: argparse.Namespace) -> int:
     if args.last:
         runs = runs[-args.last:]
     if args.json:
-        print(json.dumps([run_json(r) for r in runs], indent=2, allow_nan=False))
+        print(json.dumps([views.run_json(r) for r in runs], indent=2, allow_nan=False))
         return 0
     if not runs:
         print(f"{PROG}: no runs match" if args.branch or args.test or args.metric or statuses
               else f"{PROG}: the ledger {where.ledger} has no runs yet", file=sys.stderr)
         return 0
-    print("\n".join(log_table(runs, verbose=args.verbose)))
+    print("\n".join(views.log_table(runs, verbose=args.verbose)))
     return 0
-
-
-def run_json(run: Entry) -> dict[str, Any]:
-    """Every ledger field of a run; non-finite numbers as strings, so the JSON stays strict."""
-    fields = asdict(run)
-    fields["extra"] = dict(run.extra)
-    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in fields.items()}
-
-
-def log_table(runs: Sequence[Entry], verbose: bool) -> list[str]:
-    """Runs as aligned rows, newest last; test and metric columns only where they vary."""
-    many_tests = verbose or len({(r.test, r.metric) for r in runs}) > 1
-    header = ["finished (UTC)", "commit", "branch", "value", "mem_gb", "status", "secs"]
-    header += ["test", "metric"] if many_tests else []
-    header += ["description"] + (["reason"] if verbose else [])
-    rows: list[tuple[str, ...]] = [tuple(header)]
-    for r in runs:
-        when = summary.parse_time(r.timestamp)
-        cells = [
-            when.strftime("%Y-%m-%d %H:%M") if when else r.timestamp or "?",
-            r.commit or "-", r.branch or "-", fmt(r.value),
-            "-" if r.memory_gb is None else f"{r.memory_gb:.1f}", r.status,
-            "-" if r.duration_s is None else f"{r.duration_s:.0f}",
-        ]
-        cells += [r.test, r.metric] if many_tests else []
-        cells += [r.description or "-"] + ([str(r.extra.get("reason", "-"))] if verbose else [])
-        rows.append(tuple(cells))
-    return table(rows)
-
-
-def table(rows: Sequence[Sequence[str]]) -> list[str]:
-    """Left-aligned columns two spaces apart; the last column is not padded."""
-    if not rows:
-        return []
-    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(max(map(len, rows)))]
-    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
 
 
 # -- plot ---------------------------------------------------------------------------------
@@ -458,8 +346,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise CliError(f"no runs to plot on {scope}" + (" matching --test/--metric" if args.test or args.metric else ""))
     panels = []
     for s in summary.series(chosen):
-        g = summary.infer_goal([r for r in runs if r.test == s.test and r.metric == s.metric], args.goal)
-        panels.append(plot.Panel(s, g, summary.earlier_identity_runs(chosen, s)))
+        panels.append(plot.Panel(s, summary.goal_of(runs, s, args.goal), summary.earlier_identity_runs(chosen, s)))
     width, height = args.size
     try:
         plot.draw(panels, args.output, width, height, args.dpi)

@@ -134,6 +134,11 @@ def infer_goal(runs: Sequence[Entry], override: str | None = None) -> Goal:
     return Goal(next(iter(votes)), "inferred from the kept results")
 
 
+def goal_of(runs: Sequence[Entry], s: Series, override: str | None = None) -> Goal:
+    """The goal of a series, judged from every run of its test and metric, on any branch."""
+    return infer_goal([r for r in runs if r.test == s.test and r.metric == s.metric], override)
+
+
 def _first_keeps(runs: Iterable[Entry]) -> list[tuple[str, float]]:
     """(sha, value) of each commit's first kept finite value, oldest first."""
     seen: dict[str, float] = {}
