@@ -187,19 +187,23 @@ def keep_rate(tally: Counter[str]) -> float | None:
 
 def lucky_draws(runs: Sequence[Entry], goal: str) -> list[Lucky]:
     """Kept commits whose mean over every finite draw does not beat the bar they were kept over."""
-    found = []
-    for sha, _ in _first_keeps(runs):
-        first_keep = next(r for r in runs if r.sha == sha and r.status == "keep" and finite(r.value))
-        bar = first_keep.extra.get("bar")
-        if not isinstance(bar, (int, float)) or isinstance(bar, bool):
+    first_keep: dict[str, Entry] = {}
+    draws: dict[str, list[float]] = {}
+    for r in runs:
+        if r.value is None or not finite(r.value) or r.status not in ("keep", "discard"):
             continue
-        values = [r.value for r in runs if r.sha == sha and r.status in ("keep", "discard")
-                  and r.value is not None and finite(r.value)]
+        draws.setdefault(r.sha, []).append(r.value)
+        if r.status == "keep":
+            first_keep.setdefault(r.sha, r)
+    found = []
+    for sha, keep in first_keep.items():
+        bar, values = keep.extra.get("bar"), draws[sha]
+        if not isinstance(bar, (int, float)) or isinstance(bar, bool) or len(values) < 2:
+            continue
         mean = sum(values) / len(values)
-        if len(values) > 1 and not better(mean, float(bar), goal):
-            assert first_keep.value is not None
-            found.append(Lucky(first_keep.commit, first_keep.description, float(bar),
-                               first_keep.value, mean, len(values)))
+        if not better(mean, float(bar), goal):
+            assert keep.value is not None
+            found.append(Lucky(keep.commit, keep.description, float(bar), keep.value, mean, len(values)))
     return found
 
 
