@@ -254,6 +254,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"{PROG}: on new branch {name} at {head.short} ({head.subject})")
     print(f"  git ignores {', '.join(IGNORED)} via {exclude}" + ("" if added else " (already there)"))
     print(f"  ledger: {ledger} (shared by every branch and worktree)")
+    untracked = gitstate.untracked_python(repo, ".")
+    if untracked:
+        print(f"  note: untracked {', '.join(untracked)} would stop pytest --autoresearch: commit or ignore them")
     print("next: pytest --autoresearch    (records the baseline on this branch)")
     print("then: edit train.py, git commit -am 'try: ...', pytest --autoresearch;"
           " green keeps the commit, red says git reset --hard HEAD~1")

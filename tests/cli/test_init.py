@@ -44,6 +44,15 @@ def test_ignores_are_added_once(project: Project) -> None:
     assert lines.count(".autoresearch/") == 1 and lines.count("results.tsv") == 1
 
 
+def test_warns_about_untracked_python(project: Project) -> None:
+    """Allowed here, but the plugin would refuse to measure: say so now."""
+    started(project)
+    (project.path / "scratch.py").write_text("print('not committed')\n")
+    done = run_cli(project.path, "init", "nov25")
+    assert done.returncode == 0
+    assert "  note: untracked scratch.py would stop pytest --autoresearch: commit or ignore them" in done.stdout.splitlines()
+
+
 def test_refuses_a_dirty_tree(project: Project) -> None:
     started(project)
     (project.path / "train.py").write_text("print('half-done edit')\n")
