@@ -72,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser(
         "status", parents=[reading], help="Best result, baseline, counts and last runs of this branch",
-        description="Summarise the runs on the commits HEAD builds on: best and baseline per "
-        "test and metric, counts and keep rate, suspected lucky draws, the last runs.",
+        description="Summarise this branch's runs (the commits HEAD builds on, and the runs "
+        "recorded under its name): best and baseline per test and metric, counts and keep rate, "
+        "suspected lucky draws, the last runs.",
     )
     status.add_argument("--all-branches", action="store_true",
                         help="One line per branch (the ledger's branch column), best first")
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = commands.add_parser(
         "plot", parents=[reading], help="Draw the progress chart of this branch as a PNG",
-        description="Draw every judged run on the commits HEAD builds on: discarded runs faint, "
+        description="Draw this branch's judged runs (as status counts them): discarded runs faint, "
         "kept runs labelled, the running best as a step line (needs the plot extra).",
     )
     plot.add_argument("-o", "--output", metavar="PNG", type=Path, default=Path("progress.png"),
