@@ -206,20 +206,29 @@ def orthogonalize(G: torch.Tensor, steps: int = 5) -> torch.Tensor:
 
 
 class Muon(torch.optim.Optimizer):
-    """SGD-momentum (Nesterov) whose update is orthogonalized, scaled for the matrix's aspect ratio."""
+    """SGD-momentum (Nesterov) whose update is orthogonalized, scaled for the matrix's aspect ratio.
+
+    Matrices of one shape form one group and are orthogonalized together as a batch.
+    """
 
     def __init__(self, params: list[nn.Parameter], lr: float, momentum: float, weight_decay: float) -> None:
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+        by_shape: dict[torch.Size, list[nn.Parameter]] = {}
+        for p in params:
+            by_shape.setdefault(p.shape, []).append(p)
+        groups = [dict(params=ps) for ps in by_shape.values()]
+        super().__init__(groups, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
 
     @torch.no_grad()
     def step(self) -> None:
         for group in self.param_groups:
-            for p in group["params"]:
-                buf = self.state.setdefault(p, {}).setdefault("momentum", torch.zeros_like(p))
-                buf.lerp_(p.grad, 1 - group["momentum"])
-                update = orthogonalize(p.grad.lerp(buf, group["momentum"]))
-                p.mul_(1 - group["lr"] * group["weight_decay"])
-                p.add_(update, alpha=-group["lr"] * max(1.0, p.size(-2) / p.size(-1)) ** 0.5)
+            params = group["params"]
+            grads = torch.stack([p.grad for p in params])  # (n, rows, cols)
+            buf = self.state[params[0]].setdefault("momentum", torch.zeros_like(grads))
+            buf.lerp_(grads, 1 - group["momentum"])
+            update = orthogonalize(grads.lerp_(buf, group["momentum"]))
+            aspect = max(1.0, grads.size(-2) / grads.size(-1)) ** 0.5
+            torch._foreach_mul_(params, 1 - group["lr"] * group["weight_decay"])
+            torch._foreach_add_(params, update.unbind(0), alpha=-group["lr"] * aspect)
 
 
 def make_optimizers(model: GPT) -> list[torch.optim.Optimizer]:
@@ -369,7 +378,8 @@ while True:
     for opt in optimizers:
         for group in opt.param_groups:
             group["lr"] = group["initial_lr"] * lr_multiplier(progress)
-    optimizers[1].param_groups[0]["momentum"] = muon_momentum(step)
+    for group in optimizers[1].param_groups:
+        group["momentum"] = muon_momentum(step)
     for opt in optimizers:
         opt.step()
     model.zero_grad(set_to_none=True)

@@ -51,15 +51,16 @@ class PreparedData:
 
     @cached_property
     def token_bytes(self) -> np.ndarray:
-        return np.load(self.directory / "token_bytes.npy")
+        return np.asarray(np.load(self.directory / "token_bytes.npy"))
 
     def tokens(self, split: str) -> np.ndarray:
         """All tokens of `split` back to back, each document opening with BOS."""
-        return np.load(self.directory / f"{split}_tokens.npy", mmap_mode="r")
+        tokens: np.ndarray = np.load(self.directory / f"{split}_tokens.npy", mmap_mode="r")
+        return tokens
 
     def offsets(self, split: str) -> np.ndarray:
         """Document boundaries in tokens(split): document i is tokens[offsets[i]:offsets[i+1]]."""
-        return np.load(self.directory / f"{split}_offsets.npy")
+        return np.asarray(np.load(self.directory / f"{split}_offsets.npy"))
 
     @cached_property
     def val_rows(self) -> tuple[np.ndarray, np.ndarray]:

@@ -129,7 +129,7 @@ class ClimbMix:
 
     def documents(self, split: str) -> Iterator[str]:
         try:
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
         except ImportError:
             raise RuntimeError("reading climbmix shards needs pyarrow: pip install pyarrow") from None
         for name in self.shard_names(split):

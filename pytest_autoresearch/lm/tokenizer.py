@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-import rustbpe
+import rustbpe  # type: ignore[import-untyped, unused-ignore]
 import tiktoken
 
 # GPT-4's split pattern with \p{N}{1,2} instead of {1,3}, as in nanochat.
