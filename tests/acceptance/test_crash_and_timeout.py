@@ -72,7 +72,7 @@ def test_crash_is_red_with_the_log_tail(project: Project) -> None:
     [run] = project.runs()
     assert run.status == "crash" and run.value is None
     assert [line.status for line in project.ledger.lines()] == ["running", "crash"]
-    assert out.count("CRASH score = - (min) — train.py exited with code 1") == 1
+    assert sum(line.startswith("autoresearch: CRASH") for line in result.stdout.lines) == 1
     log = out.split("log:")[1].split()[0]
     assert "line 0\n" in Path(log).read_text(), "the full log stays on disk"
 
