@@ -1,49 +1,56 @@
 """
 Frozen preparation for autoresearch experiments: constants, data, tokenizer, dataloader, evaluation.
-The agent never edits this file; train.py imports what it needs from here.
+The agent never edits this file; train.py imports what it needs from here. The code behind
+each name lives in pytest_autoresearch/lm/ (frozen too: it is part of the evaluation identity).
 
 Usage: python prepare.py    # prepare data and tokenizer once (cached under ~/.cache/autoresearch)
 
 Environment (each is part of the evaluation identity):
     AUTORESEARCH_PROFILE      cpu (default) or gpu: context length, vocabulary, evaluation tokens
-    AUTORESEARCH_DATA         pystdlib (default, offline), tinystories or climbmix
+    AUTORESEARCH_DATA         pystdlib (default, offline), tinystories, climbmix, or a folder path
     AUTORESEARCH_TIME_BUDGET  override the 300 s training budget (tests, smoke runs)
     AUTORESEARCH_CACHE        where prepared data lives (default ~/.cache/autoresearch)
 """
 
 from __future__ import annotations
 
-from pytest_autoresearch.lm import dataloader, evaluate, profiles
+from pytest_autoresearch.lm import profiles
+from pytest_autoresearch.lm.dataloader import make_dataloader
 from pytest_autoresearch.lm.dataset import prepare
+from pytest_autoresearch.lm.evaluate import evaluate_bpb
 from pytest_autoresearch.lm.tokenizer import Tokenizer
 
 # ---------------------------------------------------------------------------
 # Constants (fixed, do not modify)
 # ---------------------------------------------------------------------------
 
-PROFILE = profiles.active_profile()
+PROFILE = profiles.active_profile()  # cpu or gpu, from AUTORESEARCH_PROFILE
 MAX_SEQ_LEN = PROFILE.max_seq_len  # context length
 TIME_BUDGET = profiles.time_budget()  # training time budget in seconds (300 unless overridden)
 EVAL_TOKENS = PROFILE.eval_tokens  # validation tokens scored by evaluate_bpb
 VOCAB_SIZE = PROFILE.vocab_size  # BPE vocabulary, special tokens included
 
 # ---------------------------------------------------------------------------
-# Data and tokenizer (prepared once, then loaded from the cache)
+# Data and tokenizer: prepare() builds them once per source and profile, then loads the cache
 # ---------------------------------------------------------------------------
 
-__all__ = ["MAX_SEQ_LEN", "TIME_BUDGET", "EVAL_TOKENS", "VOCAB_SIZE", "Tokenizer", "make_dataloader", "evaluate_bpb", "prepare"]
+# Tokenizer.from_directory() -> the prepared BPE tokenizer (tiktoken inside, BOS = <|reserved_0|>)
 
 # ---------------------------------------------------------------------------
 # Runtime utilities (imported by train.py)
 # ---------------------------------------------------------------------------
 
-make_dataloader = dataloader.make_dataloader  # (tokenizer, B, T, split, device) -> (x, y, epoch) batches
+# make_dataloader(tokenizer, B, T, "train", device) -> endless (inputs, targets, epoch) batches:
+# best-fit packed rows, BOS at every document start, long documents split, never cropped
 
 # ---------------------------------------------------------------------------
 # Evaluation (DO NOT CHANGE: this is the fixed metric)
 # ---------------------------------------------------------------------------
 
-evaluate_bpb = evaluate.evaluate_bpb  # (model, batch_size) -> bits per byte on the pinned validation rows
+# evaluate_bpb(model, batch_size) -> bits per byte on the pinned validation rows
+
+__all__ = ["PROFILE", "MAX_SEQ_LEN", "TIME_BUDGET", "EVAL_TOKENS", "VOCAB_SIZE",
+           "Tokenizer", "make_dataloader", "evaluate_bpb", "prepare"]
 
 if __name__ == "__main__":
     data = prepare()

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prepare import MAX_SEQ_LEN, TIME_BUDGET, Tokenizer, evaluate_bpb, make_dataloader
+from prepare import MAX_SEQ_LEN, PROFILE, TIME_BUDGET, Tokenizer, evaluate_bpb, make_dataloader
 
 # ---------------------------------------------------------------------------
 # GPT model
@@ -252,15 +252,17 @@ def make_optimizers(model: GPT) -> list[torch.optim.Optimizer]:
 # Hyper-parameters (edit these directly, no CLI flags)
 # ---------------------------------------------------------------------------
 
+BIG = PROFILE.name == "gpu"  # defaults for the profile in use: gpu (an H100) or cpu (two cores)
+
 # Model
-DEPTH = 4  # number of transformer blocks
+DEPTH = 8 if BIG else 4  # number of transformer blocks
 ASPECT_RATIO = 64  # model width = DEPTH * ASPECT_RATIO, rounded up to a multiple of HEAD_DIM
-HEAD_DIM = 64  # channels per attention head
-WINDOW_PATTERN = "L"  # attention windows per layer: L full, S half (sliding windows pay off only with FA3)
+HEAD_DIM = 128 if BIG else 64  # channels per attention head
+WINDOW_PATTERN = "SSSL" if BIG else "L"  # attention windows per layer: L full, S half (they pay off with FA3)
 
 # Optimization
-TOTAL_BATCH_SIZE = 2**13  # tokens per optimizer step
-DEVICE_BATCH_SIZE = 32  # rows per forward/backward; gradient accumulation makes up the rest
+TOTAL_BATCH_SIZE = 2**19 if BIG else 2**13  # tokens per optimizer step
+DEVICE_BATCH_SIZE = 128 if BIG else 32  # rows per forward/backward; gradient accumulation makes up the rest
 EMBEDDING_LR = 0.6  # AdamW, token and value embeddings
 UNEMBEDDING_LR = 0.004  # AdamW, lm_head
 MATRIX_LR = 0.04  # Muon, matrices inside blocks
@@ -272,10 +274,10 @@ WARMDOWN_RATIO = 0.5  # share of the budget spent decaying it to FINAL_LR_FRAC
 FINAL_LR_FRAC = 0.0  # learning rate at the end, as a share of the peak
 
 # Runtime
-EVAL_BATCH_SIZE = 64  # rows per evaluation forward pass (speed only)
+EVAL_BATCH_SIZE = PROFILE.eval_batch_size  # rows per evaluation forward pass (speed only)
 COMPILE = True  # torch.compile the training model (cuda; cpu with a C compiler); the first step pays for it
-WARMUP_STEPS = 2  # first steps (compilation, allocation) not counted against TIME_BUDGET
-CPU_PEAK_FLOPS = 0.9e12  # bf16 matmul peak of the reference 2-core CPU (benchmarks/matmul_peak.py)
+WARMUP_STEPS = 10 if BIG else 2  # first steps (compilation, allocation) not counted against TIME_BUDGET
+CPU_PEAK_FLOPS = 0.9e12  # bf16 matmul peak of the reference 2-core CPU (benchmarks/lm_matmul_peak.py)
 GPU_PEAK_FLOPS = 989.5e12  # H100 bf16 dense peak
 
 

@@ -40,6 +40,14 @@ def test_train_py_learns_within_its_budget(tiny_project: Path) -> None:
 
 
 @pytest.mark.usefixtures("lm_env")
+def test_sliding_window_attention_runs(tiny_project: Path, edit_train: Callable[..., None]) -> None:
+    edit_train(tiny_project / "train.py", WINDOW_PATTERN='"SL"', DEPTH="3", HEAD_DIM="16")
+    run = subprocess.run([sys.executable, "train.py"], cwd=tiny_project, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert math.isfinite(summary(run.stdout)["val_bpb"])
+
+
+@pytest.mark.usefixtures("lm_env")
 def test_a_diverging_run_fails_fast(tiny_project: Path, edit_train: Callable[..., None]) -> None:
     project = tiny_project
     edit_train(project / "train.py", EMBEDDING_LR="1e30", UNEMBEDDING_LR="1e30")
