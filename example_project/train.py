@@ -192,7 +192,10 @@ class GPT(nn.Module):
 
 
 def orthogonalize(G: torch.Tensor, steps: int = 5) -> torch.Tensor:
-    """Newton–Schulz iteration towards the nearest semi-orthogonal matrix (Keller Jordan's quintic)."""
+    """Newton–Schulz iteration towards the nearest semi-orthogonal matrix (Keller Jordan's quintic).
+
+    `G` is a stack of matrices (n, rows, cols); baddbmm fuses each scale-and-add into its matmul.
+    """
     a, b, c = 3.4445, -4.7750, 2.0315
     X = G.bfloat16()
     tall = X.size(-2) > X.size(-1)
@@ -201,7 +204,8 @@ def orthogonalize(G: torch.Tensor, steps: int = 5) -> torch.Tensor:
     X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
     for _ in range(steps):
         A = X @ X.mT
-        X = a * X + (b * A + c * A @ A) @ X
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # b·A + c·A²
+        X = torch.baddbmm(X, B, X, beta=a, alpha=1)  # a·X + B·X
     return (X.mT if tall else X).to(G.dtype)
 
 
