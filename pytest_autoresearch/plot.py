@@ -45,10 +45,24 @@ def running_best(values: Sequence[float | None], goal: str) -> list[float | None
 
 
 def y_range(best: float, baseline: float, spread: float) -> tuple[float, float]:
-    """From just past the best to just past the baseline; a margin even when they are equal."""
+    """From just past the best to just past the baseline (room above for labels); a margin
+    even when they are equal."""
     low, high = min(best, baseline), max(best, baseline)
     pad = (high - low) * 0.08 or abs(high) * 0.02 or spread * 0.1 or 1.0
-    return low - pad, high + pad
+    return low - pad, high + 2 * pad
+
+
+def _mark_off_scale(ax: Any, dropped: Sequence[tuple[int, float]], low: float, high: float) -> None:
+    """Discarded runs beyond the range still show, as small arrows at the edge they passed."""
+    above = [x for x, v in dropped if v > high]
+    below = [x for x, v in dropped if v < low]
+    margin = (high - low) * 0.015
+    if above:
+        ax.scatter(above, [high - margin] * len(above), marker="^", s=22, color="#8a8a8a", alpha=0.6,
+                   label="discarded, off the scale", zorder=2, clip_on=False)
+    if below:
+        ax.scatter(below, [low + margin] * len(below), marker="v", s=22, color="#8a8a8a", alpha=0.6,
+                   label="discarded, off the scale" if not above else None, zorder=2, clip_on=False)
 
 
 def title(panel: Panel) -> str:
@@ -111,10 +125,9 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
             text = r.description if len(r.description) <= LABEL_CHARS else r.description[: LABEL_CHARS - 1] + "…"
             ax.annotate(text, (x, v), xytext=(4, 6), textcoords="offset points", fontsize=7,
                         rotation=20, color="#0b4d27", zorder=5)
-        first = kept[0][1]
-        final = steps[-1][1]
-        spread = (max(values) - min(values)) if values else 0.0
-        ax.set_ylim(*y_range(final, first, spread))
+        low, high = y_range(steps[-1][1], kept[0][1], max(values) - min(values))
+        ax.set_ylim(low, high)
+        _mark_off_scale(ax, dropped, low, high)
     ax.set_title(title(panel), fontsize=10)
     ax.set_xlabel("run (crashes left out)" if panel.left_out == 0
                   else f"run (crashes and {panel.left_out} runs under an earlier evaluation left out)")
