@@ -32,6 +32,12 @@ EDITS: list[tuple[str, dict[str, str]]] = [
     ("embedding lr 1.0", {"EMBEDDING_LR": "1.0"}),
     ("wider model: aspect ratio 96", {"ASPECT_RATIO": "96"}),
     ("unembedding lr 0.008", {"UNEMBEDDING_LR": "0.008"}),
+    ("wider still: aspect ratio 128", {"ASPECT_RATIO": "128"}),
+    ("depth 3", {"DEPTH": "3"}),
+    ("matrix lr 0.05", {"MATRIX_LR": "0.05"}),
+    ("shorter warmdown", {"WARMDOWN_RATIO": "0.3"}),
+    ("final lr 10% of peak", {"FINAL_LR_FRAC": "0.1"}),
+    ("weight decay 0.1", {"WEIGHT_DECAY": "0.1"}),
 ]
 
 
