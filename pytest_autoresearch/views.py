@@ -29,7 +29,7 @@ def heading(s: summary.Series, goal: summary.Goal, extra: str = "") -> str:
 
 
 def branch_status(here: list[Entry], everything: list[Entry], scope: str, ledger: Path,
-                 goal: str | None, last: int) -> list[str]:
+                  goal: str | None, last: int) -> list[str]:
     """The status of one branch: a block per test and metric, lucky draws, the last runs."""
     lines = [f"{PROG} status: {scope}, {len(here)} runs, last {summary.ago(here[-1].timestamp)}",
              f"  ledger: {ledger}"]
