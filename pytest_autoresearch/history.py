@@ -26,14 +26,10 @@ def measurements(runs: Iterable[Entry]) -> dict[tuple[str, str], list[float]]:
     return groups
 
 
-def comparable(runs: Iterable[Entry], test: str, metric: str, identity: str) -> list[Entry]:
-    return [r for r in runs if r.test == test and r.metric == metric and r.identity == identity]
-
-
 def best_before(
     runs: Iterable[Entry], lineage: Sequence[str], goal: str
 ) -> Best | None:
-    """The best kept result among HEAD's proper ancestors (``runs`` already comparable)."""
+    """The best kept result among HEAD's proper ancestors (``runs``: one test, metric, identity)."""
     ancestors = set(lineage[1:])
     kept = [r for r in runs if r.status == "keep" and r.sha in ancestors]
     best: Best | None = None
@@ -52,7 +48,7 @@ def noise_floor(runs: Iterable[Entry], lineage: Sequence[str], current: Sequence
 
 
 def kept_at(runs: Iterable[Entry], sha: str) -> bool:
-    """Whether this very commit already has a kept result (``runs`` already comparable)."""
+    """Whether this very commit already has a kept result (``runs``: one test, metric, identity)."""
     return any(r.status == "keep" and r.sha == sha for r in runs)
 
 

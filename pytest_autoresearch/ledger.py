@@ -14,7 +14,7 @@ import math
 import os
 import socket
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -126,7 +126,14 @@ class _Parser:
         # A column missing from an older or hand-made file reads as the empty cell past the end.
         self.missing = any(name not in header for name in ENTRY_FIELDS)
         self.pick = itemgetter(*(header.index(n) if n in header else len(header) for n in ENTRY_FIELDS))
+        self.header = header
         self.run_id_at = header.index("run_id")
+        self.status_at = header.index("status")
+
+    def column(self, name: str) -> int:
+        if name not in self.header:
+            raise KeyError(f"the ledger has no column {name!r}")
+        return self.header.index(name)
 
     def __call__(self, line: str) -> Entry:
         return self.entry(line.rstrip("\n").split("\t"))
@@ -219,8 +226,7 @@ class Ledger:
             self._warn(f"{self.path}:1: no header line; assuming the standard columns")
             header, body_start = COLUMNS, 0
         rows = [(number, line.split("\t"))
-                for number, line in enumerate(complete[body_start:], start=body_start + 1)
-                if line.strip()]
+                for number, line in enumerate(complete[body_start:], start=body_start + 1) if line]
         return _Parser(header), rows
 
     def _parse(self, parser: _Parser, number: int, cells: list[str]) -> Entry | None:
@@ -240,28 +246,45 @@ class Ledger:
         entries = (self._parse(parser, number, cells) for number, cells in rows)
         return [e for e in entries if e is not None]
 
-    def runs(self) -> list[Entry]:
+    def runs(self, statuses: Collection[str] | None = None, **equal: str) -> list[Entry]:
         """One entry per run, in order of first appearance, each at its latest readable line.
 
-        Only that line is parsed (reading stays fast on long ledgers). A run still ``running``
+        ``statuses`` and ``equal`` (column=value, e.g. ``test=...``) select runs before their
+        lines are parsed, which keeps a long ledger fast to read. A run still ``running``
         whose process is gone never completed (killed, ``os._exit``): it reads as ``crash``.
         """
         parser, rows = self._rows()
-        by_run: dict[str, list[tuple[int, list[str]]]] = {}
+        latest: dict[str, tuple[int, list[str]]] = {}  # a key keeps its first position
         for number, cells in rows:
             if len(cells) != parser.width:
                 self._warn(f"{self.path}:{number}: corrupt line skipped "
                            f"(expected {parser.width} fields, found {len(cells)})")
                 continue
-            by_run.setdefault(cells[parser.run_id_at], []).append((number, cells))
+            latest[cells[parser.run_id_at]] = (number, cells)
+        wanted = None if statuses is None else set(statuses) | ({"running"} if "crash" in statuses else set())
+        # status twice: itemgetter of two or more indices always returns a tuple
+        pick = itemgetter(parser.status_at, parser.status_at, *(parser.column(name) for name in equal))
         runs = []
-        for candidates in by_run.values():
-            for number, cells in reversed(candidates):
+        for run_id, (number, cells) in latest.items():
+            selected = pick(cells)
+            if (wanted is not None and selected[0] not in wanted) or selected[2:] != tuple(equal.values()):
+                continue
+            entry = self._parse(parser, number, cells) or self._earlier(parser, rows, run_id, number)
+            if entry is not None:
+                entry = resolve_orphan(entry)
+                if wanted is None or entry.status in wanted:
+                    runs.append(entry)
+        return runs
+
+    def _earlier(self, parser: _Parser, rows: list[tuple[int, list[str]]], run_id: str,
+                 before: int) -> Entry | None:
+        """The latest readable line of a run before a corrupt one (a rare, slow path)."""
+        for number, cells in reversed(rows):
+            if number < before and len(cells) == parser.width and cells[parser.run_id_at] == run_id:
                 entry = self._parse(parser, number, cells)
                 if entry is not None:
-                    runs.append(resolve_orphan(entry))
-                    break
-        return runs
+                    return entry
+        return None
 
     @property
     def identities_path(self) -> Path:
@@ -298,22 +321,3 @@ def resolve_orphan(entry: Entry) -> Entry:
     if entry.status == "running" and not _process_alive(entry):
         return replace(entry, status="crash", extra={**entry.extra, "reason": "never completed"})
     return entry
-
-
-def filter_runs(
-    runs: Iterable[Entry],
-    *,
-    statuses: Iterable[str] | None = None,
-    test: str | None = None,
-    metric: str | None = None,
-    identity: str | None = None,
-) -> list[Entry]:
-    wanted = set(statuses) if statuses is not None else None
-    return [
-        r
-        for r in runs
-        if (wanted is None or r.status in wanted)
-        and (test is None or r.test == test)
-        and (metric is None or r.metric == metric)
-        and (identity is None or r.identity == identity)
-    ]

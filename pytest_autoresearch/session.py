@@ -146,7 +146,7 @@ class AutoresearchSession:
         if self.repo is None or self.head is None:
             return
         self.lineage = gitstate.lineage(self.repo, self.head.sha)
-        runs = self._runs()
+        runs = self._runs(statuses=("keep", "baseline"))
         self.reference = history.reference_commit(runs, self.lineage, (i.nodeid for i in benchmarks))
         if self.reference is not None and self.reference != self.head.sha:
             changed = gitstate.changed_files(self.repo, self.reference, self.head.sha, self.scope)
@@ -299,7 +299,8 @@ class AutoresearchSession:
         with self._locked():
             best, already, floor, notes = None, False, None, [self.note] if self.note else []
             if self.head is not None and self.ledger is not None:
-                runs = history.comparable(self._runs(), item.nodeid, spec.metric, self.identity)
+                runs = self._runs(statuses=("keep", "discard"), test=item.nodeid, metric=spec.metric,
+                                  identity=self.identity)
                 best = history.best_before(runs, self.lineage, spec.goal)
                 already = history.kept_at(runs, self.head.sha)
                 floor = history.noise_floor(runs, self.lineage, finite)
@@ -388,11 +389,11 @@ class AutoresearchSession:
         if self.ledger is not None:
             self.ledger.append(*entries)
 
-    def _runs(self) -> list[Entry]:
+    def _runs(self, statuses: tuple[str, ...], **equal: str) -> list[Entry]:
         if self.ledger is None:
             return []
         with self._tolerant_ledger():
-            return self.ledger.runs()
+            return self.ledger.runs(statuses, **equal)
 
     @contextmanager
     def _locked(self) -> Generator[None, None, None]:
@@ -429,8 +430,8 @@ class AutoresearchSession:
     def _fresh_note(self, test: str, metric: str) -> str:
         """Say plainly why there is nothing to compare with."""
         lineage = set(self.lineage)
-        others = {r.identity for r in self._runs()
-                  if r.test == test and r.metric == metric and r.sha in lineage and r.status == "keep"}
+        others = {r.identity for r in self._runs(statuses=("keep",), test=test, metric=metric)
+                  if r.sha in lineage}
         others.discard(self.identity)
         if not others:
             return "first result for this test on this branch"
