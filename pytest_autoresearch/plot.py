@@ -115,7 +115,7 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
                    edgecolors="#0b4d27", linewidths=0.6, label="kept", zorder=4)
         best = running_best([v if r.status == "keep" else None for v, r in zip(values, shown)], goal)
         steps = [(x, b) for x, b in zip(xs, best) if b is not None]
-        ax.step([x for x, _ in steps] + [xs[-1] + 0.5], [b for _, b in steps] + [steps[-1][1]],
+        ax.step([x for x, _ in steps] + [xs[-1] + _right_room(xs)], [b for _, b in steps] + [steps[-1][1]],
                 where="post", color="#1a9850", linewidth=1.8, label="running best", zorder=3)
         labelled: set[str] = set()
         for x, v, r in kept:
@@ -134,5 +134,11 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
     ax.set_ylabel(f"{panel.series.metric} ({'lower' if goal == 'min' else 'higher'} is better)")
     ax.grid(True, alpha=0.25)
     if xs:
-        ax.set_xlim(0.5, xs[-1] + 0.5)
-        ax.legend(loc="upper right" if goal == "min" else "lower right", fontsize=8)
+        ax.set_xlim(0.5, xs[-1] + _right_room(xs))
+        # the best runs towards the bottom right (min) or top right (max): the legend goes opposite
+        ax.legend(loc="lower left" if goal == "min" else "upper left", fontsize=8)
+
+
+def _right_room(xs: Sequence[int]) -> float:
+    """Space after the last run for its label."""
+    return max(1.0, 0.1 * len(xs))
