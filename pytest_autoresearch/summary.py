@@ -38,6 +38,7 @@ class Result:
     commit: str
     description: str
     draws: int
+    sha: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def best(runs: Sequence[Entry], goal: str) -> Result | None:
         mean = sum(values) / len(values)
         if winner is None or better(mean, winner.value, goal):
             commit, description = names[sha]
-            winner = Result(mean, commit, description, len(values))
+            winner = Result(mean, commit, description, len(values), sha)
     return winner
 
 
@@ -171,7 +172,7 @@ def baseline(runs: Iterable[Entry]) -> Result | None:
     for r in runs:
         if r.status == "keep" and finite(r.value):
             assert r.value is not None
-            return Result(r.value, r.commit, r.description, 1)
+            return Result(r.value, r.commit, r.description, 1, r.sha)
     return None
 
 

@@ -49,8 +49,8 @@ def branch_status(here: list[Entry], everything: list[Entry], scope: str, ledger
         if best is not None and base is not None:
             change = best.value - base.value
             pct = f" ({change / abs(base.value):+.1%})" if base.value else ""
-            kept = len({r.sha for r in s.runs if r.status == "keep"})
-            lines.append(f"  improvement {fmt_delta(change)}{pct} over {plural(kept, 'kept commit')}")
+            steps = len({r.sha for r in s.runs if r.status == "keep"} - {base.sha})
+            lines.append(f"  improvement {fmt_delta(change)}{pct} in {plural(steps, 'kept change')} since the baseline")
         elif best is None:
             lines.append("  nothing kept yet")
         tally = summary.counts(s.runs)

@@ -26,7 +26,7 @@ def test_status_of_the_current_branch(project: Project) -> None:
     block = section(out, "test_bench.py::test_train  score")
     assert re.fullmatch(rf"  best +1\.1 +{shas['warmdown 0.5'][:7]}  warmdown 0\.5", block[0])
     assert re.fullmatch(rf"  baseline +1\.5 +{shas['baseline'][:7]}  baseline", block[1])
-    assert block[2] == "  improvement -0.4 (-26.7%) over 3 kept commits"
+    assert block[2] == "  improvement -0.4 (-26.7%) in 2 kept changes since the baseline"
     assert block[3] == "  runs: keep 3, discard 1, crash 1, timeout 0; keep rate 60%"
     recent = section(out, "last 5 runs:")
     assert recent[0].split() == ["finished", "(UTC)", "commit", "branch", "value", "mem_gb", "status", "secs", "description"]
@@ -118,7 +118,7 @@ def test_goal_max_is_inferred(project: Project) -> None:
     assert "score: higher is better (inferred from the kept results)" in out
     block = section(out, "test_bench.py")
     assert re.fullmatch(r"  best +0\.9 .*more data", block[0])
-    assert "  improvement +0.1 (+12.5%) over 2 kept commits" in block
+    assert "  improvement +0.1 (+12.5%) in 1 kept change since the baseline" in block
 
 
 def test_a_lone_result_says_the_goal_is_assumed(project: Project) -> None:

@@ -49,9 +49,9 @@ def test_best_counts_repeated_draws_as_their_mean() -> None:
     runs = [run("a", 1.0), run("b", 0.7, "keep", "x"), run("b", 0.9, "keep", "x"), run("c", 0.85),
             run("d", 0.1, "discard")]
     best = summary.best(runs, "min")
-    assert best == summary.Result(0.8, "bbbbbbb", "idea b", 2)
-    assert summary.best(runs, "max") == summary.Result(1.0, "aaaaaaa", "idea a", 1)
-    assert summary.baseline(runs) == summary.Result(1.0, "aaaaaaa", "idea a", 1)
+    assert best == summary.Result(0.8, "bbbbbbb", "idea b", 2, "b" * 8)
+    assert summary.best(runs, "max") == summary.Result(1.0, "aaaaaaa", "idea a", 1, "a" * 8)
+    assert summary.baseline(runs) == summary.Result(1.0, "aaaaaaa", "idea a", 1, "a" * 8)
     assert summary.best([run("a", None, "crash")], "min") is None
 
 
