@@ -5,10 +5,15 @@ A plain module, not a conftest: the root ``conftest.py`` owns the module name ``
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+import git
 
 from conftest import Project
 
@@ -23,12 +28,31 @@ def run_cli(cwd: Path, *args: str, python: Sequence[str] = PYTHON_M) -> subproce
     return done
 
 
+_NIGHTS: dict[str, tuple[Path, dict[str, str]]] = {}
+
+
 def night(project: Project) -> dict[str, str]:
     """A short session on branch autoresearch/nov25, every run judged by the plugin.
 
     baseline 1.5 keep, 1.2 keep, 1.3 discard (reset), a crash (reset), 1.1 keep.
-    Returns each commit's sha by its description.
+    Returns each commit's sha by its description. The first call in a process runs it; later
+    calls copy that repository (git, ledger and all) into the project: same runs, no waiting.
     """
+    if "night" in _NIGHTS:
+        saved, shas = _NIGHTS["night"]
+        shutil.rmtree(project.path / ".git")
+        shutil.copytree(saved, project.path, dirs_exist_ok=True)
+        project.repo = git.Repo(project.path)
+        return dict(shas)
+    shas = _run_night(project)
+    saved = Path(tempfile.mkdtemp(prefix="autoresearch-night-"))
+    atexit.register(shutil.rmtree, saved, True)
+    shutil.copytree(project.path, saved, dirs_exist_ok=True)
+    _NIGHTS["night"] = (saved, dict(shas))
+    return shas
+
+
+def _run_night(project: Project) -> dict[str, str]:
     project.bench()
     shas = {"baseline": project.train(1.5, "baseline")}
     project.repo.git.checkout("-b", "autoresearch/nov25")
