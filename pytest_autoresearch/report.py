@@ -72,9 +72,11 @@ def fmt_delta(value: float | None) -> str:
 
 
 def value_text(o: Outcome) -> str:
-    """The value, and for a repeated measurement its spread and sample count."""
+    """The value, and for a repeated measurement its spread (two significant digits, as an
+    uncertainty is written) and sample count."""
     if o.n > 1:
-        return f"{fmt(o.value)} ± {fmt(o.spread)} (mean of {o.n})"
+        spread = "-" if o.spread is None else f"{o.spread:.2g}"
+        return f"{fmt(o.value)} ± {spread} (mean of {o.n})"
     return fmt(o.value)
 
 
