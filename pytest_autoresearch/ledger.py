@@ -125,15 +125,17 @@ class _Parser:
         self.width = len(header)
         # A column missing from an older or hand-made file reads as the empty cell past the end.
         self.missing = any(name not in header for name in ENTRY_FIELDS)
-        self.pick = itemgetter(*(header.index(n) if n in header else len(header) for n in ENTRY_FIELDS))
         self.header = header
+        self.pick = itemgetter(*(self.column(n) for n in ENTRY_FIELDS))
         self.run_id_at = header.index("run_id")
         self.status_at = header.index("status")
 
     def column(self, name: str) -> int:
-        if name not in self.header:
-            raise KeyError(f"the ledger has no column {name!r}")
-        return self.header.index(name)
+        """The cell index of a column; a missing one is the empty cell that ``padded`` adds."""
+        return self.header.index(name) if name in self.header else self.width
+
+    def padded(self, cells: list[str]) -> list[str]:
+        return cells + [""] if self.missing else cells
 
     def __call__(self, line: str) -> Entry:
         return self.entry(line.rstrip("\n").split("\t"))
@@ -142,8 +144,7 @@ class _Parser:
         if len(cells) != self.width:
             raise ValueError(f"expected {self.width} fields, found {len(cells)}")
         (run_id, status, commit, sha, value, memory_gb, description, metric, test, branch,
-         identity, measurement, duration_s, timestamp, host, pid, extra) = (
-            self.pick(cells + [""] if self.missing else cells))
+         identity, measurement, duration_s, timestamp, host, pid, extra) = self.pick(self.padded(cells))
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         if not run_id:
@@ -208,26 +209,27 @@ class Ledger:
                 fh.flush()
                 os.fsync(fh.fileno())
 
-    def _rows(self) -> tuple[_Parser, list[tuple[int, list[str]]]]:
-        """The header's parser and each data line's (line number, cells)."""
+    def _read(self) -> tuple[_Parser, int, list[str]]:
+        """The header's parser, the line number of the first data line, and the data lines.
+
+        Lines stay strings until a run is selected: a list of a hundred thousand split rows
+        is that many objects for the garbage collector to scan, which cost more than the
+        parsing itself.
+        """
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
-            return _Parser(COLUMNS), []
-        raw_lines = text.split("\n")
-        complete = raw_lines[:-1]
-        if raw_lines[-1]:
+            return _Parser(COLUMNS), 1, []
+        lines = text.split("\n")
+        if lines.pop():
             self._warn(f"{self.path}: last line is truncated (skipped)")
-        if not complete:
-            return _Parser(COLUMNS), []
-        header = tuple(complete[0].split("\t"))
-        body_start = 1
+        if not lines:
+            return _Parser(COLUMNS), 1, []
+        header = tuple(lines[0].split("\t"))
         if "status" not in header or "run_id" not in header:
             self._warn(f"{self.path}:1: no header line; assuming the standard columns")
-            header, body_start = COLUMNS, 0
-        rows = [(number, line.split("\t"))
-                for number, line in enumerate(complete[body_start:], start=body_start + 1) if line]
-        return _Parser(header), rows
+            return _Parser(COLUMNS), 1, lines
+        return _Parser(header), 2, lines[1:]
 
     def _parse(self, parser: _Parser, number: int, cells: list[str]) -> Entry | None:
         try:
@@ -242,46 +244,54 @@ class Ledger:
 
     def lines(self) -> list[Entry]:
         """Every readable line in file order; unreadable ones are skipped with a LedgerWarning."""
-        parser, rows = self._rows()
-        entries = (self._parse(parser, number, cells) for number, cells in rows)
+        parser, first, lines = self._read()
+        entries = (self._parse(parser, number, line.split("\t"))
+                   for number, line in enumerate(lines, start=first) if line)
         return [e for e in entries if e is not None]
 
-    def runs(self, statuses: Collection[str] | None = None, **equal: str) -> list[Entry]:
+    def runs(self, statuses: Collection[str] | None = None, shas: Collection[str] | None = None,
+             **equal: str) -> list[Entry]:
         """One entry per run, in order of first appearance, each at its latest readable line.
 
-        ``statuses`` and ``equal`` (column=value, e.g. ``test=...``) select runs before their
-        lines are parsed, which keeps a long ledger fast to read. A run still ``running``
-        whose process is gone never completed (killed, ``os._exit``): it reads as ``crash``.
+        ``statuses``, ``shas`` (e.g. a lineage: the commits a bar can come from) and ``equal``
+        (column=value, e.g. ``test=...``) select runs before their lines are parsed, which
+        keeps a long ledger fast to read. A run still ``running`` whose process is gone never
+        completed (killed, ``os._exit``): it reads as ``crash``.
         """
-        parser, rows = self._rows()
-        latest: dict[str, tuple[int, list[str]]] = {}  # a key keeps its first position
-        for number, cells in rows:
+        parser, first, lines = self._read()
+        latest: dict[str, int] = {}  # run id -> index of its latest line; a key keeps its first position
+        for index, line in enumerate(lines):
+            if not line:
+                continue
+            cells = line.split("\t")
             if len(cells) != parser.width:
-                self._warn(f"{self.path}:{number}: corrupt line skipped "
+                self._warn(f"{self.path}:{first + index}: corrupt line skipped "
                            f"(expected {parser.width} fields, found {len(cells)})")
                 continue
-            latest[cells[parser.run_id_at]] = (number, cells)
+            latest[cells[parser.run_id_at]] = index
         wanted = None if statuses is None else set(statuses) | ({"running"} if "crash" in statuses else set())
-        # status twice: itemgetter of two or more indices always returns a tuple
-        pick = itemgetter(parser.status_at, parser.status_at, *(parser.column(name) for name in equal))
+        pick = itemgetter(parser.status_at, parser.column("sha"), *(parser.column(name) for name in equal))
+        values = tuple(equal.values())
         runs = []
-        for run_id, (number, cells) in latest.items():
-            selected = pick(cells)
-            if (wanted is not None and selected[0] not in wanted) or selected[2:] != tuple(equal.values()):
+        for run_id, index in latest.items():
+            cells = lines[index].split("\t")
+            status, sha, *others = pick(parser.padded(cells))
+            if ((wanted is not None and status not in wanted) or (shas is not None and sha not in shas)
+                    or tuple(others) != values):
                 continue
-            entry = self._parse(parser, number, cells) or self._earlier(parser, rows, run_id, number)
+            entry = self._parse(parser, first + index, cells) or self._earlier(parser, first, lines, run_id, index)
             if entry is not None:
                 entry = resolve_orphan(entry)
                 if wanted is None or entry.status in wanted:
                     runs.append(entry)
         return runs
 
-    def _earlier(self, parser: _Parser, rows: list[tuple[int, list[str]]], run_id: str,
-                 before: int) -> Entry | None:
+    def _earlier(self, parser: _Parser, first: int, lines: list[str], run_id: str, before: int) -> Entry | None:
         """The latest readable line of a run before a corrupt one (a rare, slow path)."""
-        for number, cells in reversed(rows):
-            if number < before and len(cells) == parser.width and cells[parser.run_id_at] == run_id:
-                entry = self._parse(parser, number, cells)
+        for index in range(before - 1, -1, -1):
+            cells = lines[index].split("\t")
+            if len(cells) == parser.width and cells[parser.run_id_at] == run_id:
+                entry = self._parse(parser, first + index, cells)
                 if entry is not None:
                     return entry
         return None

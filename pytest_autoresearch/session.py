@@ -81,7 +81,8 @@ class AutoresearchSession:
         self.repo: git.Repo | None = None
         self.head: gitstate.Head | None = None
         self.scope = "."
-        self.lineage: list[str] = []
+        self.lineage: list[str] = []  # HEAD, then every commit it builds on
+        self.on_lineage: frozenset[str] = frozenset()
         self.ledger: Ledger | None = None
         self.logs_dir = config.rootpath / ".autoresearch" / "runs"
         self.identity = ""
@@ -146,6 +147,7 @@ class AutoresearchSession:
         if self.repo is None or self.head is None:
             return
         self.lineage = gitstate.lineage(self.repo, self.head.sha)
+        self.on_lineage = frozenset(self.lineage)
         runs = self._runs(statuses=("keep", "baseline"))
         self.reference = history.reference_commit(runs, self.lineage, (i.nodeid for i in benchmarks))
         if self.reference is not None and self.reference != self.head.sha:
@@ -390,10 +392,11 @@ class AutoresearchSession:
             self.ledger.append(*entries)
 
     def _runs(self, statuses: tuple[str, ...], **equal: str) -> list[Entry]:
+        """The runs of HEAD and the commits it builds on: the only ones a verdict looks at."""
         if self.ledger is None:
             return []
         with self._tolerant_ledger():
-            return self.ledger.runs(statuses, **equal)
+            return self.ledger.runs(statuses, shas=self.on_lineage, **equal)
 
     @contextmanager
     def _locked(self) -> Generator[None, None, None]:
@@ -429,9 +432,7 @@ class AutoresearchSession:
 
     def _fresh_note(self, test: str, metric: str) -> str:
         """Say plainly why there is nothing to compare with."""
-        lineage = set(self.lineage)
-        others = {r.identity for r in self._runs(statuses=("keep",), test=test, metric=metric)
-                  if r.sha in lineage}
+        others = {r.identity for r in self._runs(statuses=("keep",), test=test, metric=metric)}
         others.discard(self.identity)
         if not others:
             return "first result for this test on this branch"

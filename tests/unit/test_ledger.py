@@ -108,3 +108,25 @@ def test_identity_parts_are_remembered(tmp_path: Path) -> None:
     ledger.register_identity("abc", {"device": "ignored, already known"})
     assert ledger.identity_parts("abc") == {"device": "cpu: x", "frozen": "123"}
     assert ledger.identity_parts("other") == {}
+
+
+def test_runs_are_selected_by_status_commit_and_columns(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.tsv")
+    ledger.append(
+        Entry(run_id="a", status="keep", sha="s1", test="t", value=1.0),
+        Entry(run_id="b", status="running", sha="s2", test="t"),
+        Entry(run_id="b", status="discard", sha="s2", test="t", value=2.0),  # completes b
+        Entry(run_id="c", status="keep", sha="s3", test="t", value=3.0),
+        Entry(run_id="d", status="keep", sha="s1", test="other", value=4.0),
+    )
+    assert [r.run_id for r in ledger.runs(("keep",))] == ["a", "c", "d"]
+    assert [r.run_id for r in ledger.runs(("keep", "discard"), shas={"s1", "s2"})] == ["a", "b", "d"]
+    assert [r.run_id for r in ledger.runs(("keep", "discard"), shas={"s1", "s2"}, test="t")] == ["a", "b"]
+    assert [r.run_id for r in ledger.runs(shas=set())] == []
+
+
+def test_a_ledger_without_some_columns_reads_them_as_empty(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.tsv"
+    path.write_text("run_id\tstatus\tvalue\ttest\na\tkeep\t1.5\tt\n")
+    [run] = Ledger(path).runs(("keep",), shas={""}, test="t")
+    assert (run.run_id, run.value, run.sha, run.metric) == ("a", 1.5, "", "")
