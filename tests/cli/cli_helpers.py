@@ -28,7 +28,7 @@ def run_cli(cwd: Path, *args: str, python: Sequence[str] = PYTHON_M) -> subproce
     return done
 
 
-_NIGHTS: dict[str, tuple[Path, dict[str, str]]] = {}
+_recorded: list[tuple[Path, dict[str, str]]] = []  # the first night's repository copy and shas
 
 
 def night(project: Project) -> dict[str, str]:
@@ -38,8 +38,8 @@ def night(project: Project) -> dict[str, str]:
     Returns each commit's sha by its description. The first call in a process runs it; later
     calls copy that repository (git, ledger and all) into the project: same runs, no waiting.
     """
-    if "night" in _NIGHTS:
-        saved, shas = _NIGHTS["night"]
+    if _recorded:
+        [(saved, shas)] = _recorded
         shutil.rmtree(project.path / ".git")
         shutil.copytree(saved, project.path, dirs_exist_ok=True)
         project.repo = git.Repo(project.path)
@@ -48,7 +48,7 @@ def night(project: Project) -> dict[str, str]:
     saved = Path(tempfile.mkdtemp(prefix="autoresearch-night-"))
     atexit.register(shutil.rmtree, saved, True)
     shutil.copytree(project.path, saved, dirs_exist_ok=True)
-    _NIGHTS["night"] = (saved, dict(shas))
+    _recorded.append((saved, dict(shas)))
     return shas
 
 
