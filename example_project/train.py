@@ -272,7 +272,7 @@ BIG = PROFILE.name == "gpu"  # defaults for the profile in use: gpu (an H100) or
 # Model
 DEPTH = 8 if BIG else 4  # number of transformer blocks
 ASPECT_RATIO = 64  # model width = DEPTH * ASPECT_RATIO, rounded up to a multiple of HEAD_DIM
-HEAD_DIM = 128 if BIG else 64  # channels per attention head
+HEAD_DIM = 128  # channels per attention head
 WINDOW_PATTERN = "SSSL" if BIG else "L"  # attention windows per layer: L full, S half (they pay off with FA3)
 
 # Optimization
