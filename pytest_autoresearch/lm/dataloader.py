@@ -3,7 +3,9 @@
 Each document (BOS + tokens) is cut into pieces of at most one row (T + 1 tokens); a piece
 after the first repeats the previous piece's last token as its context, and that token is
 never scored twice. Rows are filled best-fit from a buffer of pieces; when nothing fits the
-space left, the shortest piece is split and its rest goes back to the buffer. So: no padding,
+space left, the shortest piece is split and its rest goes back to the buffer. Training pieces
+are shuffled over the whole split each epoch: a few long files hold most of the tokens of a
+source tree, and packed whole they would fill batch after batch. So: no padding,
 BOS at every document start, every training token a target exactly once per epoch. Targets
 that would be scored twice (or predicted across a cut) are -1, which the loss ignores.
 """
@@ -118,7 +120,7 @@ def make_dataloader(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
     """Endless (inputs, targets, epoch) batches of shape (B, T) on `device`.
 
-    "train" reshuffles documents every epoch; "val" cycles through the pinned evaluation rows.
+    "train" reshuffles pieces every epoch; "val" cycles through the pinned evaluation rows.
     `tokenizer` is accepted for Karpathy's signature; the prepared data already carries it.
     """
     import torch
@@ -146,13 +148,14 @@ def _batches(data: PreparedData, B: int, T: int, split: str, seed: int) -> Itera
     if split != "train":
         raise ValueError(f"split must be 'train' or 'val', not {split!r}")
     tokens, offsets = data.tokens("train"), data.offsets("train")
+    pieces = list(pieces_of(offsets, range(len(offsets) - 1), T + 1))
     epoch = 1
 
     def endless() -> Iterator[Piece]:
         nonlocal epoch
         while True:
-            order = np.random.default_rng((seed, epoch)).permutation(len(offsets) - 1)
-            yield from pieces_of(offsets, order, T + 1)
+            order = np.random.default_rng((seed, epoch)).permutation(len(pieces))
+            yield from (pieces[i] for i in order)
             epoch += 1
 
     for batch, scored in pack_rows(tokens, endless(), B, T + 1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +101,24 @@ def test_train_loader_is_seeded(tiny_data: PreparedData) -> None:
     c = make_dataloader(None, 2, 64, "train", data=tiny_data, seed=2)
     xa, xb, xc = next(a)[0], next(b)[0], next(c)[0]
     assert torch.equal(xa, xb) and not torch.equal(xa, xc)
+
+
+def test_train_batches_mix_documents_when_one_holds_most_tokens(tmp_path: Path) -> None:
+    lengths = [20_000] + [100] * 200  # like a source tree: a few long files hold most of the tokens
+    tokens, offsets = corpus(lengths)
+    np.save(tmp_path / "train_tokens.npy", tokens)
+    np.save(tmp_path / "train_offsets.npy", offsets)
+    profile = Profile("t", max_seq_len=16, vocab_size=0, eval_tokens=16, eval_batch_size=1)
+    data = PreparedData(tmp_path, "synthetic", profile, "none")
+    document = np.searchsorted(offsets, np.arange(len(tokens)), side="right") - 1
+    loader = make_dataloader(None, 8, 16, "train", data=data)
+    long_rows = []
+    for _ in range(20):
+        x = next(loader)[0].numpy()
+        documents = [set(document[row[row != BOS]].tolist()) for row in x]
+        long_rows.append(sum(0 in d for d in documents))
+    assert all(n < 8 for n in long_rows), "no batch is all one document"
+    assert 2 < sum(long_rows) / len(long_rows) < 7, "the long document's share of rows is its share of tokens"
 
 
 def test_val_loader_repeats_the_pinned_rows(tiny_data: PreparedData) -> None:
