@@ -17,7 +17,7 @@ B = 32  # train.py's DEVICE_BATCH_SIZE
 
 
 def main() -> None:
-    training_rate = float(sys.argv[1]) if len(sys.argv) > 1 else 12_000.0
+    training_rate = float(sys.argv[1]) if len(sys.argv) > 1 else 20_000.0
     data = prepare()
     T = data.profile.max_seq_len
     loader = make_dataloader(None, B, T, "train", data=data)
