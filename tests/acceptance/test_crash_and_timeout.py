@@ -112,10 +112,15 @@ def test_timeout_kills_the_whole_process_group(project: Project, method: str) ->
 
 
 def _start_pytest(project: Project) -> subprocess.Popen[bytes]:
-    """pytest in its own session, as a terminal would run it in the foreground."""
+    """pytest in its own session, as a terminal would run it in the foreground.
+
+    SIGINT is reset to its default: a suite started in the background (`cmd &`, nohup) passes
+    SIGINT ignored to its children, and Python then never turns Ctrl-C into KeyboardInterrupt.
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "--autoresearch", "-p", "no:cacheprovider"],
         cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
