@@ -60,26 +60,32 @@ except ImportError:
     _fa3 = None
 
 
+def visible_keys(T: int, window: int, device: torch.device) -> torch.Tensor:
+    """(T, T) mask: query i sees keys i - window < j <= i."""
+    i = torch.arange(T, device=device)
+    return (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < window)
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:
     """Causal attention over (B, T, H, D) tensors, each query seeing at most `window` keys."""
     T = q.size(1)
     if _fa3 is not None and q.is_cuda:
         return _fa3(q, k, v, causal=True, window_size=(window if window < T else -1, 0))
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-    i = torch.arange(T, device=q.device)
-    visible = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < window)
     if q.device.type == "cpu" and torch.compiler.is_compiling():
         # Written out, compiled attention runs its matmuls in bf16 and fuses mask and softmax; SDPA's
         # math kernel would upcast them to fp32 (2.5x slower here) and its flash kernel is slower still.
         if k.size(1) != q.size(1):
             k, v = (t.repeat_interleave(q.size(1) // k.size(1), dim=1) for t in (k, v))
         scores = (q @ k.mT) * q.size(-1) ** -0.5
-        weights = scores.float().masked_fill(~visible, float("-inf")).softmax(-1).to(v.dtype)
+        scores = scores.float().masked_fill(~visible_keys(T, window, q.device), float("-inf"))
+        weights = scores.softmax(-1).to(v.dtype)
         y = weights @ v
     elif window >= T:
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=q.size(1) != k.size(1))
     else:
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, enable_gqa=q.size(1) != k.size(1))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=visible_keys(T, window, q.device),
+                                           enable_gqa=q.size(1) != k.size(1))
     return y.transpose(1, 2)
 
 
