@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import git
@@ -71,8 +72,10 @@ class Project:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> Project:
-    return Project(pytester)
+def project(pytester: pytest.Pytester) -> Iterator[Project]:
+    project = Project(pytester)
+    yield project
+    project.repo.close()  # its git helper processes must not outlive the test
 
 
 def pid_alive(pid: int) -> bool:

@@ -114,6 +114,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
     if session is not None:
+        if session.repo is not None:
+            session.repo.close()  # GitPython's git helper processes: an in-process run must not leave them
         config.pluginmanager.unregister(session)
         config.pluginmanager.unregister(config.stash[reporter_key])
         del config.stash[session_key]

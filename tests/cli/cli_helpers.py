@@ -40,6 +40,7 @@ def night(project: Project) -> dict[str, str]:
     """
     if _recorded:
         [(saved, shas)] = _recorded
+        project.repo.close()
         shutil.rmtree(project.path / ".git")
         shutil.copytree(saved, project.path, dirs_exist_ok=True)
         project.repo = git.Repo(project.path)

@@ -26,18 +26,19 @@ def test_marker_judges_green_then_red(pytester: pytest.Pytester, tiny_project: P
     for path in tiny_project.iterdir():
         shutil.copy(path, pytester.path / path.name)
     (pytester.path / ".gitignore").write_text("__pycache__/\nrunpytest-*/\nstdout\nstderr\n")
-    repo = git.Repo.init(pytester.path, initial_branch="autoresearch/test")
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", "Agent")
-        cw.set_value("user", "email", "agent@example.com")
-    commit(repo, "baseline")
+    # closed on the way out: no git helper process outlives the test
+    with git.Repo.init(pytester.path, initial_branch="autoresearch/test") as repo:
+        with repo.config_writer() as cw:
+            cw.set_value("user", "name", "Agent")
+            cw.set_value("user", "email", "agent@example.com")
+        commit(repo, "baseline")
 
-    first = pytester.runpytest_subprocess("--autoresearch", "-p", "no:cacheprovider", timeout=300)
-    first.assert_outcomes(passed=1)
-    first.stdout.fnmatch_lines(["*test_train*val_bpb*keep*"])
+        first = pytester.runpytest_subprocess("--autoresearch", "-p", "no:cacheprovider", timeout=300)
+        first.assert_outcomes(passed=1)
+        first.stdout.fnmatch_lines(["*test_train*val_bpb*keep*"])
 
-    edit_train(pytester.path / "train.py", EMBEDDING_LR="0.0", UNEMBEDDING_LR="0.0", MATRIX_LR="0.0", SCALAR_LR="0.0")
-    commit(repo, "try: no learning at all")
-    second = pytester.runpytest_subprocess("--autoresearch", "-p", "no:cacheprovider", timeout=300)
-    second.assert_outcomes(failed=1)
-    second.stdout.fnmatch_lines(["*DISCARD val_bpb*", "*git reset --hard HEAD~1*", "*test_train*val_bpb*discard*"])
+        edit_train(pytester.path / "train.py", EMBEDDING_LR="0.0", UNEMBEDDING_LR="0.0", MATRIX_LR="0.0", SCALAR_LR="0.0")
+        commit(repo, "try: no learning at all")
+        second = pytester.runpytest_subprocess("--autoresearch", "-p", "no:cacheprovider", timeout=300)
+        second.assert_outcomes(failed=1)
+        second.stdout.fnmatch_lines(["*DISCARD val_bpb*", "*git reset --hard HEAD~1*", "*test_train*val_bpb*discard*"])
