@@ -38,7 +38,7 @@ class Result:
     commit: str
     description: str
     draws: int
-    sha: str = ""
+    sha: str
 
 
 @dataclass(frozen=True)
