@@ -24,6 +24,8 @@ class Launch:
     log_path: Path  # local file that receives the output while the run goes on
     worktree: Path | None = None  # the repository's work tree; None outside git
     commit: str | None = None  # HEAD's sha: the committed tree a remote runner ships
+    artifact: Path | None = None  # where the target's artifact must be, locally, once the run ends;
+    # the runner sets AUTORESEARCH_ARTIFACT for the target to a path where it runs and brings the file back
 
 
 @dataclass(frozen=True)
