@@ -1,33 +1,26 @@
-"""Run a target script in its own process group and read the metrics it prints.
+"""A target script as the ``experiment`` fixture sees it: run through a runner, its metrics read.
 
 The script's output goes to a log file on disk (the failure shows only its tail). Whatever
-ends the wait (normal exit, a pytest-timeout signal, Ctrl-C), the whole process group is
-killed before ``run`` returns or raises; the watchdog covers the exits that run no Python
-code at all (``os._exit``, SIGKILL).
+ends the wait (normal exit, a pytest-timeout signal, Ctrl-C), the run is cancelled before
+``run`` returns or raises; the watchdog covers the exits that run no Python code at all.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import resource
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
-from .watchdog import Watchdog
+from .runner import Exit, Launch, Runner
+from .runner.watchdog import Watchdog
 
 TAIL_LINES = 50
-KILL_GRACE_S = 3.0
 POLL_S = 0.02
+_TRACEBACK = "Traceback (most recent call last):"
 _NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf|infinity)"
 _KEY_VALUE = re.compile(rf"^\s*([A-Za-z_][\w.\-/]*)\s*:\s*({_NUMBER})\s*$", re.IGNORECASE)
 _METRIC_LINE = re.compile(rf"^\s*METRIC\s+([A-Za-z_][\w.\-/]*)\s*=\s*({_NUMBER})\s*$", re.IGNORECASE)
@@ -66,6 +59,15 @@ def parse_metrics(text: str, default_name: str) -> dict[str, float]:
     return metrics
 
 
+def last_error(log: str) -> str:
+    """The line that says why a script failed: the last line of its last traceback, else its
+    last line of output ("NameError: name 'WARMDOWN_RATO' is not defined")."""
+    lines = [line.split("\r")[-1].strip() for line in log.splitlines()]
+    if _TRACEBACK in lines:
+        lines = lines[len(lines) - 1 - lines[::-1].index(_TRACEBACK):]
+    return next((line for line in reversed(lines) if line), "")
+
+
 def tail(path: Path, n: int = TAIL_LINES) -> str:
     """The last ``n`` lines of a log, carriage-return progress collapsed to its final state."""
     try:
@@ -93,7 +95,7 @@ class Experiment:
     returncode: int | None = None
     duration: float | None = None
     peak_memory_mb: float | None = None
-    last_output: str = ""
+    where: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def crashed(self) -> bool:
@@ -103,88 +105,44 @@ class Experiment:
     def tail(self, n: int = TAIL_LINES) -> str:
         return tail(self.log_path, n)
 
+    def error(self) -> str:
+        """Why the run failed, in one line of its own output."""
+        try:
+            return last_error(self.log_path.read_text(errors="replace"))
+        except FileNotFoundError:
+            return ""
+
     def run(
         self,
+        runner: Runner,
         watchdog: Watchdog | None = None,
         on_tick: Callable[[float, str], None] | None = None,
         tick_s: float = 1.0,
+        *,
+        worktree: Path | None = None,
+        commit: str | None = None,
+        artifact: Path | None = None,
     ) -> None:
-        """Run the script to completion; the process group never outlives this call."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-u", str(self.script), *self.args]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        """Run the script to completion; the run never outlives this call."""
+        launch = Launch(self.script, tuple(self.args), dict(self.env), self.log_path, worktree, commit, artifact)
+        handle = runner.start(launch)
+        if watchdog is not None:
+            watchdog.guard(handle.orphan_token())
         start = time.monotonic()
-        with open(self.log_path, "wb") as log:
-            proc = subprocess.Popen(
-                cmd, cwd=self.script.parent, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-            if watchdog is not None:
-                watchdog.guard(proc.pid)
-            assert proc.stdout is not None
-            copier = threading.Thread(target=self._copy, args=(proc.stdout, log), daemon=True)
-            copier.start()
-            try:
-                status, rusage = self._wait(proc, start, on_tick, tick_s)
-            finally:
-                _kill_group(proc)
-                copier.join(timeout=KILL_GRACE_S)
-                proc.stdout.close()
-        self.duration = time.monotonic() - start
-        self.returncode = os.waitstatus_to_exitcode(status)
-        self.metrics = parse_metrics(self.log_path.read_text(errors="replace"), self.metric)
-        self.peak_memory_mb = self._peak_memory(rusage)
-
-    def _copy(self, pipe: BinaryIO, log: BinaryIO) -> None:
-        for chunk in iter(lambda: pipe.read1(65536), b""):  # type: ignore[attr-defined]
-            log.write(chunk)
-            log.flush()
-            text = chunk.decode(errors="replace").replace("\r", "\n").strip().splitlines()
-            if text:
-                self.last_output = text[-1].strip()
-
-    def _wait(
-        self,
-        proc: subprocess.Popen[bytes],
-        start: float,
-        on_tick: Callable[[float, str], None] | None,
-        tick_s: float,
-    ) -> tuple[int, resource.struct_rusage] | tuple[int, None]:
         next_tick = start + tick_s
-        while True:
-            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                return status, rusage
-            now = time.monotonic()
-            if on_tick is not None and now >= next_tick:
-                on_tick(now - start, self.last_output)
-                next_tick = now + tick_s
-            time.sleep(POLL_S)
-
-    def _peak_memory(self, rusage: resource.struct_rusage | None) -> float | None:
-        """The script's own ``peak_vram_mb`` if it reports one, else the child's peak RSS."""
-        reported = self.metrics.get("peak_vram_mb")
-        if reported is not None and math.isfinite(reported):
-            return float(reported)
-        if rusage is None or rusage.ru_maxrss <= 0:
-            return None
-        divisor = 1024 * 1024 if sys.platform == "darwin" else 1024  # bytes vs KiB
-        return rusage.ru_maxrss / divisor
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """End the script's process group: SIGTERM, a grace period, then SIGKILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + KILL_GRACE_S
-        while time.monotonic() < deadline:
-            proc.poll()  # reap the leader once it exits, or the group never empties
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(POLL_S)
+            while (done := handle.poll()) is None:
+                now = time.monotonic()
+                if on_tick is not None and now >= next_tick:
+                    on_tick(now - start, handle.last_output)
+                    next_tick = now + tick_s
+                time.sleep(POLL_S)
+        finally:
+            handle.cancel()
+        self._read(done)
+
+    def _read(self, done: Exit) -> None:
+        self.returncode, self.duration, self.where = done.returncode, done.duration, done.where
+        self.metrics = parse_metrics(self.log_path.read_text(errors="replace"), self.metric)
+        reported = self.metrics.get("peak_vram_mb")  # the script's own figure beats the process's RSS
+        self.peak_memory_mb = float(reported) if reported is not None and math.isfinite(reported) else done.peak_memory_mb

@@ -38,6 +38,11 @@ def common_dir(repo: git.Repo) -> Path:
     return Path(repo.common_dir).resolve()
 
 
+def run_folder(repo: git.Repo) -> Path:
+    """Where the ledger, run logs and device leases live: shared by every worktree, untouched by git."""
+    return common_dir(repo) / "autoresearch"
+
+
 def scope_of(repo: git.Repo, folder: Path) -> str:
     """``folder`` relative to the work tree, as git pathspec ('.' for the top)."""
     rel = folder.resolve().relative_to(Path(repo.working_tree_dir or ".").resolve())

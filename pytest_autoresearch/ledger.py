@@ -14,7 +14,7 @@ import math
 import os
 import socket
 import warnings
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+from pytest import PytestWarning
 
 COLUMNS: tuple[str, ...] = (
     "commit",
@@ -43,13 +44,18 @@ COLUMNS: tuple[str, ...] = (
     "pid",
     "extra",
 )
-STATUSES = frozenset({"running", "keep", "discard", "crash", "timeout", "baseline"})
-FINAL_STATUSES = STATUSES - {"running"}
+STATUSES = frozenset({"running", "keep", "discard", "crash", "timeout", "accepted"})
+# "accepted" (a person accepted a change to frozen files) was written "baseline" before 0.2
+LEGACY_STATUSES = {"baseline": "accepted"}
 LOCK_TIMEOUT_S = 120.0
 
 
-class LedgerWarning(UserWarning):
+class LedgerWarning(PytestWarning):
     """A ledger line could not be read and was skipped; the rest of the ledger is intact."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(LedgerWarning(message), stacklevel=4)
 
 
 @dataclass(slots=True)
@@ -145,6 +151,7 @@ class _Parser:
             raise ValueError(f"expected {self.width} fields, found {len(cells)}")
         (run_id, status, commit, sha, value, memory_gb, description, metric, test, branch,
          identity, measurement, duration_s, timestamp, host, pid, extra) = self.pick(self.padded(cells))
+        status = LEGACY_STATUSES.get(status, status)
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         if not run_id:
@@ -179,10 +186,20 @@ def _process_alive(entry: Entry) -> bool:
 
 
 class Ledger:
-    """An append-only TSV ledger with a file lock beside it (``<path>.lock``)."""
+    """An append-only TSV ledger with a file lock beside it (``<path>.lock``).
 
-    def __init__(self, path: Path) -> None:
+    ``warn`` receives the message of each line that cannot be read (default: a
+    :class:`LedgerWarning`); the plugin and the command line report them their own way.
+    """
+
+    @staticmethod
+    def default_path(run_folder: Path) -> Path:
+        """The ledger every run of a repository shares, in its run folder."""
+        return run_folder / "ledger.tsv"
+
+    def __init__(self, path: Path, warn: Callable[[str], None] = _warn) -> None:
         self.path = path
+        self._warn = warn
         self._lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
 
     @contextmanager
@@ -238,17 +255,6 @@ class Ledger:
             self._warn(f"{self.path}:{number}: corrupt line skipped ({exc})")
             return None
 
-    @staticmethod
-    def _warn(message: str) -> None:
-        warnings.warn(LedgerWarning(message), stacklevel=3)
-
-    def lines(self) -> list[Entry]:
-        """Every readable line in file order; unreadable ones are skipped with a LedgerWarning."""
-        parser, first, lines = self._read()
-        entries = (self._parse(parser, number, line.split("\t"))
-                   for number, line in enumerate(lines, start=first) if line)
-        return [e for e in entries if e is not None]
-
     def runs(self, statuses: Collection[str] | None = None, shas: Collection[str] | None = None,
              **equal: str) -> list[Entry]:
         """One entry per run, in order of first appearance, each at its latest readable line.
@@ -270,13 +276,14 @@ class Ledger:
                 continue
             latest[cells[parser.run_id_at]] = index
         wanted = None if statuses is None else set(statuses) | ({"running"} if "crash" in statuses else set())
+        raw = None if wanted is None else wanted | {old for old, new in LEGACY_STATUSES.items() if new in wanted}
         pick = itemgetter(parser.status_at, parser.column("sha"), *(parser.column(name) for name in equal))
         values = tuple(equal.values())
         runs = []
         for run_id, index in latest.items():
             cells = lines[index].split("\t")
             status, sha, *others = pick(parser.padded(cells))
-            if ((wanted is not None and status not in wanted) or (shas is not None and sha not in shas)
+            if ((raw is not None and status not in raw) or (shas is not None and sha not in shas)
                     or tuple(others) != values):
                 continue
             entry = self._parse(parser, first + index, cells) or self._earlier(parser, first, lines, run_id, index)
@@ -312,10 +319,7 @@ class Ledger:
                 if record["identity"] == digest:
                     return {str(k): str(v) for k, v in record["parts"].items()}
             except (ValueError, KeyError, TypeError, AttributeError):
-                warnings.warn(
-                    LedgerWarning(f"{self.identities_path}:{number}: corrupt line skipped"),
-                    stacklevel=2,
-                )
+                self._warn(f"{self.identities_path}:{number}: corrupt line skipped")
         return {}
 
     def register_identity(self, digest: str, parts: Mapping[str, str]) -> None:

@@ -1,8 +1,8 @@
 """The noise floor: how much a result moves when nothing but chance changes.
 
-Runs that repeat one measurement of one commit (same ``measurement`` id) differ only by
-noise. Their spread, pooled over every repeated measurement, estimates the per-run
-standard deviation sigma. Assumptions: runs are independent draws, and the noise has the
+Draws of one commit (a repeat group or separate re-runs) differ only by noise. Their spread,
+pooled over every commit measured more than once, estimates the per-run standard deviation
+sigma. Assumptions: runs are independent draws, and the noise has the
 same sigma for every commit measured under one evaluation identity.
 """
 
@@ -12,9 +12,6 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-DEFAULT_K = 2.0
-
 
 @dataclass(frozen=True)
 class Noise:
@@ -41,7 +38,7 @@ def pooled(groups: Iterable[Sequence[float]]) -> Noise | None:
     return Noise(math.sqrt(squares / dof), dof, count)
 
 
-def required_delta(noise: Noise, n_new: int, n_bar: int, k: float = DEFAULT_K) -> float:
+def required_delta(noise: Noise, n_new: int, n_bar: int, k: float) -> float:
     """The improvement a result must exceed to be kept under ``min_delta = "auto"``.
 
     k standard errors of the difference of the two means: for pure noise with a known sigma,

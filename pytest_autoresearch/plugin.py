@@ -2,32 +2,24 @@
 
 Marked tests are benchmarks. Without ``--autoresearch`` they are skipped; with it, each
 one is run, judged against its threshold and the best kept result on the branch, and
-recorded in the ledger. The work itself lives in pytest-free modules; the per-session
-state lives in :class:`pytest_autoresearch.session.AutoresearchSession`.
+recorded in the ledger. The per-session state lives in
+:class:`pytest_autoresearch.session.AutoresearchSession`; each benchmark is a
+:class:`pytest_autoresearch.trial.Trial`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import hooks
+from . import hooks, settings
 from .experiment import Experiment
-from .reporting import VerdictReporter
-from .session import AutoresearchSession, Recorder, spec_key
-from .settings import (
-    MARKER_SIGNATURE,
-    Settings,
-    cli_type,
-    min_delta_value,
-    non_negative_float,
-    parse_marker,
-    positive_float,
-    positive_int,
-)
+from .session import AutoresearchSession, spec_key
+from .settings import MARKER_SIGNATURE, cli_type, min_delta_value, non_negative_float, parse_marker, positive_float, positive_int
+from .sources import Recorder
+from .terminal import VerdictReporter
 
 session_key = pytest.StashKey[AutoresearchSession]()
 reporter_key = pytest.StashKey[VerdictReporter]()
@@ -103,8 +95,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "kept result on the branch; runs only with --autoresearch",
     )
     if config.getoption("autoresearch"):
-        session = AutoresearchSession(config, resolve_settings(config))
-        reporter = VerdictReporter(config, session.settings, lambda: session.note)
+        session = AutoresearchSession(config, settings.resolve(config))
+        reporter = VerdictReporter(config, session.ctx.settings, lambda: session.ctx.note)
         config.stash[session_key] = session
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(session, "autoresearch-session")
@@ -114,42 +106,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
     if session is not None:
-        if session.repo is not None:
-            session.repo.close()  # GitPython's git helper processes: an in-process run must not leave them
+        session.close()
         config.pluginmanager.unregister(session)
         config.pluginmanager.unregister(config.stash[reporter_key])
         del config.stash[session_key]
         del config.stash[reporter_key]
-
-
-def resolve_settings(config: pytest.Config) -> Settings:
-    """CLI beats ini beats default; a bad ini value is a usage error naming the key."""
-
-    def pick(option: str, ini: str, validator: Any) -> Any:
-        value = config.getoption(option)
-        if value is not None:
-            return value
-        try:
-            return validator(str(config.getini(ini)).strip(), f"ini {ini}")
-        except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
-
-    ledger = config.getoption("autoresearch_ledger") or config.getini("autoresearch_ledger")
-    json_path = config.getoption("autoresearch_json")
-    mutable = tuple(p for p in config.getini("autoresearch_mutable") if p.strip())
-    if not mutable:
-        raise pytest.UsageError("ini autoresearch_mutable: list at least one file, e.g. train.py")
-    return Settings(
-        ledger=config.rootpath / ledger if ledger else None,
-        timeout=pick("autoresearch_timeout", "autoresearch_timeout", positive_float),
-        mutable=mutable,
-        min_delta=pick("autoresearch_min_delta", "autoresearch_min_delta", min_delta_value),
-        noise_k=pick("autoresearch_noise_k", "autoresearch_noise_k", positive_float),
-        accept_frozen=config.getoption("autoresearch_accept_frozen"),
-        json_path=Path(json_path).resolve() if json_path else None,
-        progress_s=pick("autoresearch_progress", "autoresearch_progress", non_negative_float),
-        repeat=config.getoption("autoresearch_repeat") or 1,
-    )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -179,21 +140,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if session is None:
             item.add_marker(pytest.mark.skip(reason="autoresearch benchmark: run with pytest --autoresearch"))
         elif item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(session.settings.timeout * session.settings.repeat))
+            item.add_marker(pytest.mark.timeout(session.ctx.settings.timeout * session.ctx.settings.repeat))
 
 
 @pytest.fixture
 def experiment(request: pytest.FixtureRequest) -> Experiment:
     """The marker's ``script``, run by the plugin before the test body; read its metrics here."""
-    session = _session_for(request, "experiment")
-    return session.experiment_for(request.node)
+    return _session_for(request, "experiment").trial_for(request.node).make_experiment()
 
 
 @pytest.fixture
 def autoresearch(request: pytest.FixtureRequest) -> Recorder:
     """Record a value measured in-process: ``autoresearch.record(value, **extra)``."""
-    session = _session_for(request, "autoresearch")
-    return session.recorder_for(request.node)
+    return _session_for(request, "autoresearch").trial_for(request.node).make_recorder()
 
 
 def _session_for(request: pytest.FixtureRequest, fixture: str) -> AutoresearchSession:

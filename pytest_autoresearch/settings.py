@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from .verdict import GOALS
 
 T = TypeVar("T")
@@ -76,6 +78,8 @@ def cli_type(validator: Callable[[str, str], T], option: str) -> Callable[[str],
 
 @dataclass(frozen=True)
 class Settings:
+    """The session's settings: command line, else ini, else default."""
+
     ledger: Path | None
     timeout: float
     mutable: tuple[str, ...]
@@ -157,3 +161,33 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
     if isinstance(spec.min_delta, float) and spec.min_delta < 0:
         raise ValueError(f"{where}: min_delta must be >= 0, not {min_delta!r}")
     return spec
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """CLI beats ini beats default; a bad ini value is a usage error naming the key."""
+
+    def pick(option: str, validator: Callable[[str, str], T]) -> T:
+        value = config.getoption(option)
+        if value is not None:
+            return value  # type: ignore[no-any-return]  # already validated by the option's type=
+        try:
+            return validator(str(config.getini(option)).strip(), f"ini {option}")
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    ledger = config.getoption("autoresearch_ledger") or config.getini("autoresearch_ledger")
+    json_path = config.getoption("autoresearch_json")
+    mutable = tuple(p for p in config.getini("autoresearch_mutable") if p.strip())
+    if not mutable:
+        raise pytest.UsageError("ini autoresearch_mutable: list at least one file, e.g. train.py")
+    return Settings(
+        ledger=config.rootpath / ledger if ledger else None,
+        timeout=pick("autoresearch_timeout", positive_float),
+        mutable=mutable,
+        min_delta=pick("autoresearch_min_delta", min_delta_value),
+        noise_k=pick("autoresearch_noise_k", positive_float),
+        accept_frozen=config.getoption("autoresearch_accept_frozen"),
+        json_path=Path(json_path).resolve() if json_path else None,
+        progress_s=pick("autoresearch_progress", non_negative_float),
+        repeat=config.getoption("autoresearch_repeat") or 1,
+    )

@@ -14,21 +14,21 @@ GOALS = ("min", "max")
 
 @dataclass(frozen=True)
 class Best:
-    """The bar from the ledger: the best kept value among the commits HEAD builds on."""
+    """A kept commit's result as a bar: the mean of its ``n`` draws."""
 
     value: float
-    commit: str
-    n: int = 1  # runs behind the value (their mean)
+    commit: str  # short sha, as people read it
+    n: int = 1
+    sha: str = ""
+    description: str = ""
 
 
 @dataclass(frozen=True)
 class Verdict:
     keep: bool
-    value: float | None
     reason: str
     best: Best | None = None
     delta: float | None = None
-    rerun: bool = False
 
     @property
     def status(self) -> str:
@@ -66,20 +66,20 @@ def judge(
     if goal not in GOALS:
         raise ValueError(f"goal must be one of {GOALS}, not {goal!r}")
     if value is None or not math.isfinite(value):
-        return Verdict(False, value, f"value is {value!r}, not a finite number", best)
+        return Verdict(False, f"value is {value!r}, not a finite number", best)
     if threshold is not None and not meets_threshold(value, threshold, goal):
         word = "at most" if goal == "min" else "at least"
-        return Verdict(False, value, f"threshold not met: need {word} {threshold:g}", best)
+        return Verdict(False, f"threshold not met: need {word} {threshold:g}", best)
     if already_kept:
         note = "re-measurement of a kept commit"
         delta = None if best is None else value - best.value
         if best is not None and not improves(value, best.value, goal, min_delta):
-            note += " (this run alone would not beat the bar: a lucky first draw?)"
-        return Verdict(True, value, note, best, delta, rerun=True)
+            note += " (its mean no longer beats the bar: a lucky first draw?)"
+        return Verdict(True, note, best, delta)
     if best is None:
-        return Verdict(True, value, "baseline: no earlier kept result to beat")
+        return Verdict(True, "first result: no earlier kept result to beat")
     delta = value - best.value
     if improves(value, best.value, goal, min_delta):
-        return Verdict(True, value, "improved", best, delta)
+        return Verdict(True, "improved", best, delta)
     need = f"by more than {min_delta:g}" if min_delta else "strictly"
-    return Verdict(False, value, f"not better than the best {need}", best, delta)
+    return Verdict(False, f"not better than the best {need}", best, delta)

@@ -71,8 +71,10 @@ def test_crash_is_red_with_the_log_tail(project: Project) -> None:
     assert "line 29\n" not in out, "only the last 50 lines belong in the failure"
     [run] = project.runs()
     assert run.status == "crash" and run.value is None
-    assert [line.status for line in project.ledger.lines()] == ["running", "crash"]
-    assert sum(line.startswith("autoresearch: CRASH") for line in result.stdout.lines) == 1
+    assert [line.split("\t")[3] for line in project.ledger.path.read_text().splitlines()[1:]] == ["running", "crash"]
+    assert sum(line.startswith("CRASH score") for line in result.stdout.lines) == 1
+    assert "train.py exited with code 1: out of memory, pretend" in run.extra["reason"]
+    assert run.extra["log"] == out.split("log:")[1].split()[0]
     log = out.split("log:")[1].split()[0]
     assert "line 0\n" in Path(log).read_text(), "the full log stays on disk"
 

@@ -29,16 +29,16 @@ def test_untracked_python_file_is_a_usage_error(project: Project) -> None:
 def test_frozen_change_is_refused_then_accepted_explicitly(project: Project) -> None:
     project.bench()
     (project.path / "prepare.py").write_text("SCALE = 1\n")
-    project.train(1.5)
+    kept = project.train(1.5)
     project.run().assert_outcomes(passed=1)
     (project.path / "prepare.py").write_text("SCALE = 100  # makes every score look better\n")
     project.train(1.6, "tweak the evaluation")
     result = project.run()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*FROZEN files changed since * (the last kept result on this branch): prepare.py*",
+        f"autoresearch: FROZEN files changed since {kept[:7]} (the last kept result on this branch): "
+        f"prepare.py; revert: git reset --hard {kept[:7]}",
         "*only train.py may change*",
-        "*revert: git reset --hard HEAD~1*",
         "*--autoresearch-accept-frozen*",
     ])
     assert project.statuses() == ["keep"], "a refused run is not measured"
@@ -47,7 +47,7 @@ def test_frozen_change_is_refused_then_accepted_explicitly(project: Project) -> 
     accepted.assert_outcomes(passed=1)
     accepted.stdout.fnmatch_lines(["*new leaderboard: frozen changed since the earlier results*"])
     runs = project.runs()
-    assert [r.status for r in runs] == ["keep", "baseline", "keep"]
+    assert [r.status for r in runs] == ["keep", "accepted", "keep"]
     assert runs[1].description == "accepted change to frozen files: prepare.py"
     assert runs[1].identity == runs[2].identity != runs[0].identity
 

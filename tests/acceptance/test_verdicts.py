@@ -23,7 +23,7 @@ def test_improvement_is_kept_and_regression_discarded(project: Project) -> None:
     project.bench()
     base = project.train(1.5)
     project.run().assert_outcomes(passed=1)
-    project.train(1.2)
+    kept = project.train(1.2)
     project.run().assert_outcomes(passed=1)
     project.train(1.3, "worse idea")
     result = project.run()
@@ -31,7 +31,7 @@ def test_improvement_is_kept_and_regression_discarded(project: Project) -> None:
     result.stdout.fnmatch_lines([
         "*DISCARD score = 1.3 (min)*not better than the best*",
         "*bar:*best 1.2 at*delta +0.1*",
-        "*revert: git reset --hard HEAD~1*",
+        f"*revert: git reset --hard {kept[:7]}*",
     ])
     assert project.statuses() == ["keep", "keep", "discard"]
     assert base[:7] not in result.stdout.str().split("bar:")[1].splitlines()[0]
@@ -57,7 +57,7 @@ def test_rerunning_a_kept_commit_stays_green(project: Project) -> None:
     (project.path / "draw.txt").write_text("1.2")  # ignored data, not code: allowed
     project.train(None, "noisy idea", body=draw)
     project.run().assert_outcomes(passed=1)
-    (project.path / "draw.txt").write_text("1.6")
+    (project.path / "draw.txt").write_text("1.9")  # the commit's mean is now 1.55: behind the bar 1.5
     result = project.run()
     result.assert_outcomes(passed=1)
     assert project.statuses() == ["keep", "keep", "keep"]

@@ -18,17 +18,23 @@ def test_starts_a_session_branch(project: Project) -> None:
     done = run_cli(project.path, "init", "nov25")
     assert done.returncode == 0, done.stderr
     assert project.repo.active_branch.name == "autoresearch/nov25"
-    assert project.repo.head.commit.hexsha == base
+    head = project.repo.head.commit
+    assert (head.parents[0].hexsha, head.message.strip()) == (base, "baseline: nov25")
+    assert not head.diff(base), "the baseline commit changes nothing"
     lines = done.stdout.splitlines()
-    assert lines[0] == f"autoresearch: on new branch autoresearch/nov25 at {base[:7]} (baseline)"
-    assert "next: pytest --autoresearch" in done.stdout
+    assert lines[0] == f"autoresearch: on new branch autoresearch/nov25 from {base[:7]} (baseline)"
+    assert 'next: pytest --autoresearch -q > run.log 2>&1; echo "exit $?"; grep "^autoresearch: " run.log' in lines
     exclude = (project.path / ".git" / "info" / "exclude").read_text().splitlines()
-    assert ".autoresearch/" in exclude and "results.tsv" in exclude
+    assert {".autoresearch/", "results.tsv", "run.log", "progress.png"} <= set(exclude)
     assert project.repo.git.ls_files() == tracked and not project.repo.is_dirty(untracked_files=True)
-    # the next step it prints works: the baseline is recorded on the new branch
-    project.run().assert_outcomes(passed=1)
+    # the next step it prints works: the baseline is recorded on the new branch, under its own name
+    result = project.run("-q")
+    result.assert_outcomes(passed=1)
+    (project.path / "run.log").write_text(result.stdout.str())
+    (project.path / "progress.png").write_bytes(b"")
+    assert not project.repo.is_dirty(untracked_files=True), "the loop's own files are ignored"
     [run] = project.runs()
-    assert (run.branch, run.status) == ("autoresearch/nov25", "keep")
+    assert (run.branch, run.status, run.description) == ("autoresearch/nov25", "keep", "baseline: nov25")
 
 
 def test_ignores_are_added_once(project: Project) -> None:
@@ -89,7 +95,7 @@ def test_from_a_detached_head(project: Project) -> None:
     done = run_cli(project.path, "init", "old")
     assert done.returncode == 0, done.stderr
     assert project.repo.active_branch.name == "autoresearch/old"
-    assert project.repo.head.commit.hexsha == base
+    assert project.repo.head.commit.parents[0].hexsha == base
 
 
 def test_needs_a_commit(project: Project) -> None:

@@ -43,7 +43,7 @@ def test_png_of_the_requested_size_with_the_runs_drawn(
     done = run_cli(project.path, "plot", *args)
     assert done.returncode == 0, done.stderr
     assert done.stdout == (
-        f"autoresearch: wrote {output} ({size[0]}x{size[1]}, 4 runs of branch "
+        f"autoresearch: wrote {output} ({size[0]}x{size[1]}, 5 runs of branch "
         f"autoresearch/nov25 at {project.repo.head.commit.hexsha[:7]})\n"
     )
     out = project.path / output

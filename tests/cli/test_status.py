@@ -22,7 +22,7 @@ def test_status_of_the_current_branch(project: Project) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert out.startswith(f"autoresearch status: branch autoresearch/nov25 at {shas['warmdown 0.5'][:7]}, 5 runs, last ")
-    assert "score: lower is better (inferred from the kept results)" in out
+    assert "test_bench.py::test_train  score: lower is better\n" in out
     block = section(out, "test_bench.py::test_train  score")
     assert re.fullmatch(rf"  best +1\.1 +{shas['warmdown 0.5'][:7]}  warmdown 0\.5", block[0])
     assert re.fullmatch(rf"  baseline +1\.5 +{shas['baseline'][:7]}  baseline", block[1])
@@ -67,7 +67,7 @@ def test_a_branch_sees_its_own_history_not_its_siblings(project: Project) -> Non
     out = run_cli(project.path, "status").stdout
     block = section(out, "test_bench.py::test_train  score")
     assert re.fullmatch(rf"  best +1\.1 +{b[:7]}  idea b2", block[0])
-    assert "  runs: keep 4, discard 1, crash 0, timeout 0; keep rate 80%" in block  # the base counts twice
+    assert "  runs: keep 3, discard 1, crash 0, timeout 0, re-measured 1; keep rate 75%" in block
     assert a[:7] not in out
     project.repo.git.checkout("autoresearch/a")
     out = run_cli(project.path, "status").stdout
@@ -82,7 +82,7 @@ def test_all_branches_best_first(project: Project) -> None:
     rows = section(done.stdout, "test_bench.py::test_train  score: lower is better")
     assert rows[0].split()[:6] == ["branch", "best", "commit", "runs", "keep", "rate"]
     assert [r.split()[:6] for r in rows[1:]] == [
-        ["autoresearch/b", "1.1", b[:7], "4", "3", "75%"],
+        ["autoresearch/b", "1.1", b[:7], "4", "2", "67%"],  # its first run re-measured the base
         ["autoresearch/a", "1.2", a[:7], "2", "2", "100%"],
     ]
     assert rows[1].endswith("idea b2")
@@ -106,7 +106,7 @@ def test_detached_head(project: Project) -> None:
     assert re.fullmatch(r"  best +1\.2 .*halve lr", section(done.stdout, "test_bench.py")[0])
 
 
-def test_goal_max_is_inferred(project: Project) -> None:
+def test_goal_max_is_recorded(project: Project) -> None:
     project.bench(goal="max")
     project.train(0.8, "baseline")
     project.run().assert_outcomes(passed=1)
@@ -115,19 +115,20 @@ def test_goal_max_is_inferred(project: Project) -> None:
     project.train(0.7, "less data")
     project.run().assert_outcomes(failed=1)
     out = run_cli(project.path, "status").stdout
-    assert "score: higher is better (inferred from the kept results)" in out
+    assert "test_bench.py::test_train  score: higher is better\n" in out
     block = section(out, "test_bench.py")
     assert re.fullmatch(r"  best +0\.9 .*more data", block[0])
     assert "  improvement +0.1 (+12.5%) in 1 kept change since the baseline" in block
 
 
-def test_a_lone_result_says_the_goal_is_assumed(project: Project) -> None:
+def test_a_lone_result_knows_its_goal(project: Project) -> None:
     project.bench(goal="max")
     project.train(0.8, "baseline")
     project.run().assert_outcomes(passed=1)
     out = run_cli(project.path, "status").stdout
-    assert "score: lower is better (assumed: too few kept results to tell; pass --goal if wrong)" in out
-    assert "score: higher is better (given)" in run_cli(project.path, "status", "--goal", "max").stdout
+    assert "test_bench.py::test_train  score: higher is better\n" in out
+    assert ", 1 run, last " in out.splitlines()[0]
+    assert "score: lower is better" in run_cli(project.path, "status", "--goal", "min").stdout
 
 
 def test_lucky_draw_is_flagged(project: Project) -> None:

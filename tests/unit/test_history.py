@@ -1,8 +1,8 @@
-"""The bar is the best kept result among proper ancestors; repeats of one commit count as their mean."""
+"""The bar is the best kept result among proper ancestors; every draw of one commit counts in its mean."""
 
 from __future__ import annotations
 
-from pytest_autoresearch.history import best_before, kept_at, reference_commit
+from pytest_autoresearch.history import best_before, kept_at, last_kept
 from pytest_autoresearch.ledger import Entry
 
 LINEAGE = ["c3", "c2", "c1", "c0"]  # HEAD first
@@ -32,8 +32,20 @@ def test_repeats_count_as_their_mean() -> None:
     assert best is not None and (best.value, best.commit) == (1.2, "c1")
 
 
-def test_kept_at_and_reference_commit() -> None:
-    runs = [run("c1", 1.0), run("c2", None, "baseline"), run("c3", 2.0, "discard")]
+def test_kept_at_and_last_kept() -> None:
+    runs = [run("c1", 1.0), run("c2", None, "accepted"), run("c3", 2.0, "discard")]
     assert kept_at(runs, "c1") and not kept_at(runs, "c3")
-    assert reference_commit(runs, LINEAGE, ["t"]) == "c2"
-    assert reference_commit(runs, LINEAGE, ["other"]) is None
+    assert last_kept(runs, LINEAGE, ["t"]) == "c2"
+    assert last_kept(runs, LINEAGE, ["other"]) is None
+
+
+def test_separate_reruns_of_one_commit_pool_into_one_mean() -> None:
+    runs = [run("c1", 1.0, measurement="a"), run("c1", 1.4, measurement="b"), run("c2", 1.25)]
+    best = best_before(runs, LINEAGE, "min")
+    assert best is not None and (best.value, best.commit, best.n) == (1.2, "c1", 2)
+
+
+def test_a_kept_commit_pools_its_discarded_draws_too() -> None:
+    runs = [run("c1", 1.0, "discard", "a"), run("c1", 1.2, "keep", "b"), run("c2", 1.15)]
+    best = best_before(runs, LINEAGE, "min")
+    assert best is not None and (best.value, best.n) == (1.1, 2)

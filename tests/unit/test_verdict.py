@@ -12,7 +12,7 @@ BAR = Best(1.0, "abc1234")
 
 
 @pytest.mark.parametrize(("value", "goal", "threshold", "best", "min_delta", "keep", "reason"), [
-    (1.5, "min", None, None, 0.0, True, "baseline"),
+    (1.5, "min", None, None, 0.0, True, "first result"),
     (0.9, "min", None, BAR, 0.0, True, "improved"),
     (1.0, "min", None, BAR, 0.0, False, "not better than the best strictly"),
     (1.1, "min", None, BAR, 0.0, False, "not better"),
@@ -20,7 +20,7 @@ BAR = Best(1.0, "abc1234")
     (0.85, "min", None, BAR, 0.1, True, "improved"),
     (1.1, "max", None, BAR, 0.0, True, "improved"),
     (0.9, "max", None, BAR, 0.0, False, "not better"),
-    (1.2, "min", 1.2, None, 0.0, True, "baseline"),  # a threshold is a limit: equal meets it
+    (1.2, "min", 1.2, None, 0.0, True, "first result"),  # a threshold is a limit: equal meets it
     (1.3, "min", 1.2, None, 0.0, False, "need at most 1.2"),
     (0.8, "max", 0.9, None, 0.0, False, "need at least 0.9"),
     (0.5, "min", 0.4, BAR, 0.0, False, "threshold not met"),  # beats the bar, misses the threshold
@@ -42,7 +42,7 @@ def test_delta_is_value_minus_best() -> None:
 @pytest.mark.parametrize(("value", "lucky"), [(0.9, False), (1.1, True)])
 def test_remeasuring_a_kept_commit_stays_kept(value: float, lucky: bool) -> None:
     verdict = judge(value, goal="min", best=BAR, already_kept=True)
-    assert verdict.keep and verdict.rerun
+    assert verdict.keep and verdict.reason.startswith("re-measurement")
     assert ("lucky first draw" in verdict.reason) is lucky
 
 

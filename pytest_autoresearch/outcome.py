@@ -1,7 +1,7 @@
-"""The text people and agents read: failure messages, summary lines and the JSON report.
+"""The outcome of one judged benchmark and its texts: the red message and the line an agent greps.
 
-A :class:`Outcome` is one judged benchmark as plain data, so it can travel in
-``user_properties`` from an xdist worker to the controller and into junit-xml.
+An :class:`Outcome` is plain data, so it can travel in ``user_properties`` from an xdist
+worker to the controller and into junit-xml.
 """
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-REVERT = "git reset --hard HEAD~1"
 PROPERTY = "autoresearch"
 
 
 @dataclass(frozen=True)
 class Outcome:
+    """What one benchmark came to: the verdict with its value, bar and reason, as reports show it."""
+
     test: str
     metric: str
     goal: str
@@ -31,29 +31,37 @@ class Outcome:
     best_commit: str = ""
     best_n: int = 0
     delta: float | None = None
-    n: int = 1  # runs behind value (their mean)
-    spread: float | None = None  # standard deviation of those runs
+    n: int = 1  # draws behind value (their mean): this run's and earlier runs' of the same commit
+    earlier: tuple[float, ...] = ()  # the draws of this commit from earlier runs: a re-measurement
+    spread: float | None = None  # standard deviation of those draws
     sigma: float | None = None  # noise: standard error of the delta
     duration: float | None = None
     memory_gb: float | None = None
     log: str = ""
     note: str = ""
+    revert: str = ""  # the command that discards this commit (shown on red)
+    hint: str = ""  # the next step worth taking, e.g. how to measure the noise
 
     @property
     def green(self) -> bool:
         return self.status == "keep"
 
     def to_json(self) -> str:
-        return json.dumps({k: _jsonable(v) for k, v in asdict(self).items()}, sort_keys=True)
+        return json.dumps({k: jsonable(v) for k, v in asdict(self).items()}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Outcome:
-        return cls(**{k: _from_jsonable(v) for k, v in json.loads(text).items()})
+        fields = {k: _from_jsonable(v) for k, v in json.loads(text).items()}
+        fields["earlier"] = tuple(fields.get("earlier", ()))
+        return cls(**fields)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A number JSON can hold: non-finite floats as their text ("nan", "inf"), so JSON stays strict."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -80,6 +88,12 @@ def value_text(o: Outcome) -> str:
     return fmt(o.value)
 
 
+def draws_text(o: Outcome) -> str:
+    """A re-measurement's draws: 'earlier 1.60949; this run 1.61535'."""
+    now = o.n - len(o.earlier)
+    return f"earlier {', '.join(map(fmt, o.earlier))}; this run{'s' if now > 1 else ''} n={now}"
+
+
 def delta_text(o: Outcome) -> str:
     """The delta, in units of the noise floor when it is known: '-0.0012 = -3.1σ'."""
     if o.delta is None:
@@ -99,62 +113,47 @@ def bar_text(o: Outcome) -> str:
     return ", ".join(parts) or "none"
 
 
-def failure_message(o: Outcome, tail: str = "", revertable: bool = True) -> str:
-    """The whole red message: what, the bar and where it came from, and how to undo."""
-    lines = [f"autoresearch: {o.status.upper()} {o.metric} = {value_text(o)} ({o.goal}) — {o.reason}"]
+def failure_message(o: Outcome, tail: str = "") -> str:
+    """The whole red message: what, the bar and where it came from, and how to undo.
+
+    Its lines do not start with ``autoresearch:``: the verdict line is the one an agent greps.
+    """
+    lines = [f"{o.status.upper()} {o.metric} = {value_text(o)} ({o.goal}) — {o.reason}"]
     if o.status not in ("crash", "timeout"):
         lines.append(f"  bar:    {bar_text(o)}; delta {delta_text(o)}")
+    if o.earlier:
+        lines.append(f"  draws:  {draws_text(o)} (a re-measurement: every draw of {o.commit} counts)")
     if o.note:
         lines.append(f"  note:   {o.note}")
+    if o.hint:
+        lines.append(f"  hint:   {o.hint}")
     if o.commit:
         lines.append(f"  commit: {o.commit}")
     if o.log:
         lines.append(f"  log:    {o.log}")
-    if o.commit and revertable:
-        lines.append(f"  revert: {REVERT}")
+    if o.revert:
+        lines.append(f"  revert: {o.revert}")
     if tail:
         lines += ["", "---- last lines of the log ----", tail]
     return "\n".join(lines)
 
 
 def verdict_line(o: Outcome) -> str:
-    """One line per benchmark, for agents (``-q``) and the summary."""
+    """The one line per benchmark an agent greps (``-q``): verdict, value, bar, delta, commit,
+    and on red the reason and the command to run."""
     n = f" n={o.n}" if o.n > 1 else ""
+    again = f" (re-measured: {draws_text(o)})" if o.earlier else ""
     bar = f" best={fmt(o.best)}@{o.best_commit}" if o.best is not None else ""
     thr = f" threshold={fmt(o.threshold)}" if o.threshold is not None else ""
     delta = f" delta={fmt_delta(o.delta)}" if o.delta is not None else ""
     sigmas = f" ({o.delta / o.sigma:+.1f}σ)" if o.sigma and o.delta is not None else ""
     commit = f" commit={o.commit}" if o.commit else ""
-    return f"autoresearch: {o.status} {o.test} {o.metric}={fmt(o.value)}{n}{bar}{thr}{delta}{sigmas}{commit}"
-
-
-def summary_table(outcomes: list[Outcome]) -> list[str]:
-    header = ("test", "metric", "value", "best before", "delta", "verdict", "commit")
-    rows = [header] + [
-        (
-            o.test, o.metric, value_text(o),
-            f"{fmt(o.best)} @ {o.best_commit}" if o.best is not None else "-",
-            delta_text(o), o.status, o.commit or "-",
-        )
-        for o in outcomes
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-
-
-def write_json(path: Path, outcomes: list[Outcome]) -> None:
-    """The session's verdicts for CI systems."""
-    payload = {
-        "verdicts": [
-            {
-                "test": o.test, "metric": o.metric, "goal": o.goal, "value": _jsonable(o.value),
-                "bar": _jsonable(o.best), "bar_commit": o.best_commit or None,
-                "threshold": o.threshold, "delta": o.delta, "status": o.status,
-                "commit": o.commit or None, "identity": o.identity or None,
-                "duration": o.duration, "reason": o.reason,
-            }
-            for o in outcomes
-        ]
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    line = f"autoresearch: {o.status} {o.test} {o.metric}={fmt(o.value)}{n}{again}{bar}{thr}{delta}{sigmas}{commit}"
+    tail = [] if o.green else [o.reason]
+    if not o.green and o.status in ("crash", "timeout") and o.log:
+        tail.append(f"log: {o.log}")
+    if not o.green and o.revert:
+        tail.append(f"revert: {o.revert}")
+    if o.hint:
+        tail.append(o.hint)
+    return " | ".join([line, *tail])

@@ -1,9 +1,8 @@
 """What a night of runs adds up to: best, baseline, counts, lucky draws, branch standings.
 
 Pure functions over ledger runs (oldest first), shared by ``autoresearch status`` and
-``autoresearch plot``. The goal (min or max) is not a ledger column, so it is inferred
-from the rows themselves; a best is computed the way the plugin computes the bar: the
-best kept commit, repeated measurements of one commit counting as their mean.
+``autoresearch plot``. The best is :func:`pytest_autoresearch.history.best`, the plugin's own
+bar; the goal is the one each row recorded (``--goal`` reads ledgers written before rows did).
 """
 
 from __future__ import annotations
@@ -14,31 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .history import measurements
-from .ledger import Entry
-from .verdict import GOALS, better
+from ..history import best
+from ..ledger import Entry
+from ..verdict import GOALS, Best, better
 
 COUNTED = ("keep", "discard", "crash", "timeout")
-
-
-@dataclass(frozen=True)
-class Goal:
-    """The goal of one series and how it was found, for the reader to judge."""
-
-    goal: str
-    how: str
-    ambiguous: bool = False
-
-
-@dataclass(frozen=True)
-class Result:
-    """A commit's kept value (the mean of its measurements) as a status line shows it."""
-
-    value: float
-    commit: str
-    description: str
-    draws: int
-    sha: str
+REMEASURED = "re-measured"
 
 
 @dataclass(frozen=True)
@@ -68,7 +48,7 @@ class Standing:
     """One branch's line in ``status --all-branches``."""
 
     branch: str
-    best: Result | None
+    best: Best | None
     counts: Counter[str]
     last: str
 
@@ -85,7 +65,7 @@ def series(runs: Iterable[Entry], latest_identity_only: bool = True) -> list[Ser
     """
     groups: dict[tuple[str, str], list[Entry]] = {}
     for run in runs:
-        if run.status == "baseline":
+        if run.status == "accepted":
             continue
         groups.setdefault((run.test, run.metric), []).append(run)
     out = []
@@ -101,83 +81,41 @@ def series(runs: Iterable[Entry], latest_identity_only: bool = True) -> list[Ser
 def earlier_identity_runs(runs: Iterable[Entry], s: Series) -> int:
     """How many runs of the same (test, metric) were measured under another identity."""
     return sum(1 for r in runs if r.test == s.test and r.metric == s.metric
-               and r.identity != s.identity and r.status != "baseline")
+               and r.identity != s.identity and r.status != "accepted")
 
 
-def infer_goal(runs: Sequence[Entry], override: str | None = None) -> Goal:
-    """min or max: stated on a row, else how kept values beat their bars, else their order."""
+def goal_of(runs: Sequence[Entry], s: Series, override: str | None = None) -> str:
+    """The goal of a series: given, else the one its rows recorded, else min."""
     if override is not None:
-        return Goal(override, "given")
-    stated = [r.extra["goal"] for r in runs if r.extra.get("goal") in GOALS]
-    if stated:
-        return Goal(str(stated[-1]), "recorded")
-    votes: Counter[str] = Counter()
-    beat: dict[tuple[str, str], tuple[float, list[float]]] = {}
-    for r in runs:  # a fresh keep over a bar: its measurement (the mean of its draws) beat the bar
-        bar = r.extra.get("bar")
-        if (r.status == "keep" and not str(r.extra.get("reason", "")).startswith("re-measurement")
-                and isinstance(bar, (int, float)) and r.value is not None and finite(r.value)):
-            beat.setdefault((r.sha, r.measurement or r.run_id), (float(bar), []))[1].append(r.value)
-    for bar, values in beat.values():
-        mean = sum(values) / len(values)
-        if mean != bar:
-            votes["min" if mean < bar else "max"] += 1
-    if not votes:
-        firsts = [v for _, v in _first_keeps(runs)]
-        for a, b in zip(firsts, firsts[1:]):
-            if a != b:
-                votes["min" if b < a else "max"] += 1
-    if not votes:
-        return Goal("min", "assumed: too few kept results to tell", ambiguous=True)
-    if len(votes) > 1:
-        goal = votes.most_common(1)[0][0]
-        return Goal(goal, "inferred, but the kept results disagree", ambiguous=True)
-    return Goal(next(iter(votes)), "inferred from the kept results")
+        return override
+    recorded = [r.extra["goal"] for r in runs
+                if r.test == s.test and r.metric == s.metric and r.extra.get("goal") in GOALS]
+    return str(recorded[-1]) if recorded else "min"
 
 
-def goal_of(runs: Sequence[Entry], s: Series, override: str | None = None) -> Goal:
-    """The goal of a series, judged from every run of its test and metric, on any branch."""
-    return infer_goal([r for r in runs if r.test == s.test and r.metric == s.metric], override)
-
-
-def _first_keeps(runs: Iterable[Entry]) -> list[tuple[str, float]]:
-    """(sha, value) of each commit's first kept finite value, oldest first."""
-    seen: dict[str, float] = {}
-    for r in runs:
-        if r.status == "keep" and finite(r.value) and r.sha not in seen:
-            assert r.value is not None
-            seen[r.sha] = r.value
-    return list(seen.items())
-
-
-def _descriptions(runs: Iterable[Entry]) -> dict[str, tuple[str, str]]:
-    return {r.sha: (r.commit, r.description) for r in runs}
-
-
-def best(runs: Sequence[Entry], goal: str) -> Result | None:
-    """The best kept result: the bar the next commit on top of these runs will face."""
-    kept = [r for r in runs if r.status == "keep"]
-    names = _descriptions(kept)
-    winner: Result | None = None
-    for (sha, _), values in measurements(kept).items():
-        mean = sum(values) / len(values)
-        if winner is None or better(mean, winner.value, goal):
-            commit, description = names[sha]
-            winner = Result(mean, commit, description, len(values), sha)
-    return winner
-
-
-def baseline(runs: Iterable[Entry]) -> Result | None:
-    """The first kept result: where the session started."""
+def baseline(runs: Iterable[Entry]) -> Best | None:
+    """The first kept result: where the session started (its first draw)."""
     for r in runs:
         if r.status == "keep" and finite(r.value):
             assert r.value is not None
-            return Result(r.value, r.commit, r.description, 1, r.sha)
+            return Best(r.value, r.commit, 1, r.sha, r.description)
     return None
 
 
+def remeasured(run: Entry) -> bool:
+    """A run of a commit measured before: another draw of an old idea, not a new one."""
+    return bool(run.extra.get("remeasure"))
+
+
 def counts(runs: Iterable[Entry]) -> Counter[str]:
-    return Counter(r.status for r in runs)
+    """Runs by status; re-measurements apart, so they count as neither kept nor discarded ideas."""
+    return Counter(REMEASURED if remeasured(r) else r.status for r in runs)
+
+
+def judged(runs: Iterable[Entry]) -> int:
+    """How many ideas were run to an end (kept, discarded, crashed, timed out): re-measurements aside."""
+    tally = counts(runs)
+    return sum(tally[s] for s in COUNTED)
 
 
 def keep_rate(tally: Counter[str]) -> float | None:

@@ -62,7 +62,7 @@ def test_verdicts_field_by_field(project: Project) -> None:
     [first] = report(project)
     assert first == {**first, "test": "test_bench.py::test_train", "metric": "score", "goal": "min",
                      "value": 1.3, "bar": None, "bar_commit": None, "threshold": 1.4, "delta": None,
-                     "status": "keep", "reason": "baseline: no earlier kept result to beat"}
+                     "status": "keep", "reason": "first result: no earlier kept result to beat"}
     check_against_ledger(project, first)
 
     project.train(1.2, "halve lr")

@@ -9,12 +9,15 @@ matplotlib comes from the ``plot`` extra and is imported only here, on the Agg c
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .summary import Goal, Series, counts, finite
+from ..ledger import Entry
+from ..verdict import better
+from .stats import Series, counts, finite, judged, remeasured
 
 INSTALL = "pip install 'pytest-autoresearch[plot]'"
 LABEL_CHARS = 40
@@ -29,18 +32,26 @@ class Panel:
     """One series to draw, with its goal and how many runs of it came from other identities."""
 
     series: Series
-    goal: Goal
+    goal: str
     left_out: int = 0
 
 
-def running_best(values: Sequence[float | None], goal: str) -> list[float | None]:
-    """The best kept value so far at each position (None before the first keep)."""
+def best_so_far(runs: Sequence[Entry], goal: str) -> list[float | None]:
+    """At each run, the best kept commit as known then: each commit's mean over its draws so far,
+    so a re-measurement that pulls a lucky first draw back moves the line back too."""
+    draws: dict[str, list[float]] = {}
+    kept: set[str] = set()
     out: list[float | None] = []
-    current: float | None = None
-    for v in values:
-        if v is not None and (current is None or (v < current if goal == "min" else v > current)):
-            current = v
-        out.append(current)
+    for r in runs:
+        if r.value is not None and finite(r.value):
+            draws.setdefault(r.sha, []).append(r.value)
+        if r.status == "keep":
+            kept.add(r.sha)
+        best: float | None = None
+        for mean in (statistics.fmean(draws[sha]) for sha in kept if sha in draws):
+            if best is None or better(mean, best, goal):
+                best = mean
+        out.append(best)
     return out
 
 
@@ -67,11 +78,13 @@ def _mark_off_scale(ax: Any, dropped: Sequence[tuple[int, float]], low: float, h
 
 def title(panel: Panel) -> str:
     tally = counts(panel.series.runs)
-    parts = [f"{sum(tally[s] for s in ('keep', 'discard', 'crash', 'timeout'))} runs",
-             f"{tally['keep']} kept", f"{tally['discard']} discarded"]
+    total = judged(panel.series.runs)
+    parts = [f"{total} run{'' if total == 1 else 's'}", f"{tally['keep']} kept", f"{tally['discard']} discarded"]
+    if tally["re-measured"]:
+        parts.append(f"{tally['re-measured']} re-measured")
     if tally["crash"] or tally["timeout"]:
         parts.append(f"{tally['crash'] + tally['timeout']} crashed or timed out (not shown)")
-    head = f"autoresearch: {panel.series.metric} ({panel.goal.goal}) — {panel.series.test}"
+    head = f"autoresearch: {panel.series.metric} ({panel.goal}) — {panel.series.test}"
     return head + "\n" + ", ".join(parts)
 
 
@@ -101,30 +114,29 @@ def draw(panels: Sequence[Panel], path: Path, width: int, height: int, dpi: int)
 
 
 def _draw_panel(ax: Any, panel: Panel) -> None:
-    goal = panel.goal.goal
+    goal = panel.goal
     shown = [r for r in panel.series.runs if r.status in ("keep", "discard") and finite(r.value)]
     xs = list(range(1, len(shown) + 1))
     values = [float(r.value or 0.0) for r in shown]
-    kept = [(x, v, r) for x, v, r in zip(xs, values, shown) if r.status == "keep"]
-    dropped = [(x, v) for x, v, r in zip(xs, values, shown) if r.status != "keep"]
+    kept = [(x, v, r) for x, v, r in zip(xs, values, shown) if r.status == "keep" and not remeasured(r)]
+    again = [(x, v) for x, v, r in zip(xs, values, shown) if remeasured(r)]
+    dropped = [(x, v) for x, v, r in zip(xs, values, shown) if r.status != "keep" and not remeasured(r)]
     if dropped:
         ax.scatter([x for x, _ in dropped], [v for _, v in dropped], s=18, color="#8a8a8a",
                    alpha=0.5, label="discarded", zorder=2)
+    if again:
+        ax.scatter([x for x, _ in again], [v for _, v in again], s=22, facecolors="none",
+                   edgecolors="#1a9850", linewidths=0.9, label="re-measured (another draw)", zorder=3)
     if kept:
         ax.scatter([x for x, _, _ in kept], [v for _, v, _ in kept], s=46, color="#1a9850",
                    edgecolors="#0b4d27", linewidths=0.6, label="kept", zorder=4)
-        best = running_best([v if r.status == "keep" else None for v, r in zip(values, shown)], goal)
-        steps = [(x, b) for x, b in zip(xs, best) if b is not None]
-        ax.step([x for x, _ in steps] + [xs[-1] + _right_room(xs)], [b for _, b in steps] + [steps[-1][1]],
-                where="post", color="#1a9850", linewidth=1.8, label="running best", zorder=3)
-        labelled: set[str] = set()
+        steps = [(x, b) for x, b in zip(xs, best_so_far(shown, goal)) if b is not None]
+        ax.step([x for x, _ in steps] + [xs[-1] + 0.5], [b for _, b in steps] + [steps[-1][1]],
+                where="post", color="#1a9850", linewidth=1.8, label="best (mean of its draws)", zorder=3)
         for x, v, r in kept:
-            if r.sha in labelled:  # a re-measurement of a kept commit: one label is enough
-                continue
-            labelled.add(r.sha)
             text = r.description if len(r.description) <= LABEL_CHARS else r.description[: LABEL_CHARS - 1] + "…"
             ax.annotate(text, (x, v), xytext=(4, 6), textcoords="offset points", fontsize=7,
-                        rotation=20, color="#0b4d27", zorder=5)
+                        rotation=20, color="#0b4d27", zorder=5, annotation_clip=False)
         low, high = y_range(steps[-1][1], kept[0][1], max(values) - min(values))
         ax.set_ylim(low, high)
         _mark_off_scale(ax, dropped, low, high)
@@ -134,11 +146,6 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
     ax.set_ylabel(f"{panel.series.metric} ({'lower' if goal == 'min' else 'higher'} is better)")
     ax.grid(True, alpha=0.25)
     if xs:
-        ax.set_xlim(0.5, xs[-1] + _right_room(xs))
+        ax.set_xlim(0.5, xs[-1] + 0.5)
         # the best runs towards the bottom right (min) or top right (max): the legend goes opposite
         ax.legend(loc="lower left" if goal == "min" else "upper left", fontsize=8)
-
-
-def _right_room(xs: Sequence[int]) -> float:
-    """Space after the last run for its label."""
-    return max(1.0, 0.1 * len(xs))

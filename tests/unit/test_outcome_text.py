@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_autoresearch.report import Outcome, delta_text, value_text
+from pytest_autoresearch.outcome import Outcome, delta_text, value_text
 
 BASE = Outcome(test="t", metric="m", goal="min", status="keep", value=1.0, reason="")
 

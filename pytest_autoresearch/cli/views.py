@@ -1,47 +1,56 @@
 """The text of the ledger views: a branch's status, branches side by side, the runs table.
 
-Pure rendering of :mod:`pytest_autoresearch.summary` results into lines; ``cli.py`` decides
-which runs to show and prints them.
+Pure rendering of :mod:`pytest_autoresearch.cli.stats` results into lines; ``commands``
+decides which runs to show and prints them.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import summary
-from .ledger import Entry
-from .report import fmt, fmt_delta
+from .. import history
+from ..ledger import Entry
+from ..outcome import fmt, fmt_delta, jsonable
+from . import stats
 
 PROG = "autoresearch"
+ENDED = {"discard": "a discarded", "crash": "a crashed", "timeout": "a timed-out"}
 
 
 def plural(count: int, word: str, suffix: str = "s") -> str:
     return f"{count} {word}{'' if count == 1 else suffix}"
 
 
-def heading(s: summary.Series, goal: summary.Goal, extra: str = "") -> str:
-    direction = "lower is better" if goal.goal == "min" else "higher is better"
+def heading(s: stats.Series, goal: str, extra: str = "") -> str:
+    direction = "lower is better" if goal == "min" else "higher is better"
     return f"{s.test}  {s.metric}: {direction}{extra}"
 
 
+def head_state(here: Sequence[Entry], head_sha: str, head_short: str, last_kept: str | None) -> list[str]:
+    """A warning when HEAD is a commit the loop should have reset: red, and not kept since."""
+    mine = [r for r in here if r.sha == head_sha and r.status in ENDED.keys() | {"keep"}]
+    if not mine or any(r.status == "keep" for r in mine):
+        return []
+    back = f"; the last kept commit is {last_kept[:7]}: git reset --hard {last_kept[:7]}" if last_kept else ""
+    return [f"HEAD {head_short} is {ENDED[mine[-1].status]} commit{back}"]
+
+
 def branch_status(here: list[Entry], everything: list[Entry], scope: str, ledger: Path,
-                  goal: str | None, last: int) -> list[str]:
+                  goal: str | None, last: int, warning: Sequence[str] = ()) -> list[str]:
     """The status of one branch: a block per test and metric, lucky draws, the last runs."""
-    lines = [f"{PROG} status: {scope}, {len(here)} runs, last {summary.ago(here[-1].timestamp)}",
-             f"  ledger: {ledger}"]
+    lines = [f"{PROG} status: {scope}, {plural(len(here), 'run')}, last {stats.ago(here[-1].timestamp)}",
+             f"  ledger: {ledger}", *warning]
     lucky: list[str] = []
-    for s in summary.series(here):
-        g = summary.goal_of(everything, s, goal)
-        how = f"{g.how}; pass --goal if wrong" if g.ambiguous else g.how
-        lines += ["", heading(s, g, f" ({how})")]
-        best, base = summary.best(s.runs, g.goal), summary.baseline(s.runs)
+    for s in stats.series(here):
+        g = stats.goal_of(everything, s, goal)
+        lines += ["", heading(s, g)]
+        best, base = history.best(s.runs, g), stats.baseline(s.runs)
         rows: list[tuple[str, ...]] = []
         if best is not None:
-            draws = f" (mean of {best.draws})" if best.draws > 1 else ""
+            draws = f" (mean of {best.n})" if best.n > 1 else ""
             rows.append(("best", fmt(best.value) + draws, best.commit, best.description))
         if base is not None:
             rows.append(("baseline", fmt(base.value), base.commit, base.description))
@@ -53,15 +62,15 @@ def branch_status(here: list[Entry], everything: list[Entry], scope: str, ledger
             lines.append(f"  improvement {fmt_delta(change)}{pct} in {plural(steps, 'kept change')} since the baseline")
         elif best is None:
             lines.append("  nothing kept yet")
-        tally = summary.counts(s.runs)
-        rate = summary.keep_rate(tally)
-        counted = ", ".join(f"{name} {tally[name]}" for name in summary.COUNTED)
-        running = f", running {tally['running']}" if tally["running"] else ""
-        lines.append(f"  runs: {counted}{running}; keep rate {'-' if rate is None else f'{rate:.0%}'}")
-        earlier = summary.earlier_identity_runs(here, s)
+        tally = stats.counts(s.runs)
+        rate = stats.keep_rate(tally)
+        counted = ", ".join(f"{name} {tally[name]}" for name in stats.COUNTED)
+        others = "".join(f", {name} {tally[name]}" for name in (stats.REMEASURED, "running") if tally[name])
+        lines.append(f"  runs: {counted}{others}; keep rate {'-' if rate is None else f'{rate:.0%}'}")
+        earlier = stats.earlier_identity_runs(here, s)
         if earlier:
-            lines.append(f"  ({earlier} earlier runs under another evaluation identity are not compared)")
-        for luck in summary.lucky_draws(s.runs, g.goal):
+            lines.append(f"  ({plural(earlier, 'earlier run')} under another evaluation identity not compared)")
+        for luck in stats.lucky_draws(s.runs, g):
             lucky.append(
                 f"  {luck.commit}  {luck.description}: kept at {fmt(luck.first)} over the bar "
                 f"{fmt(luck.bar)}, but the mean of {luck.draws} draws is {fmt(luck.mean)}"
@@ -78,18 +87,18 @@ def all_branches(runs: list[Entry], goal: str | None, ledger: Path) -> list[str]
     branches = {r.branch for r in runs}
     lines = [f"{PROG} status: {len(runs)} runs on {plural(len(branches), 'branch', 'es')}",
              f"  ledger: {ledger}"]
-    everything = summary.series(runs, latest_identity_only=False)
+    everything = stats.series(runs, latest_identity_only=False)
     for s in everything:
-        g = summary.goal_of(runs, s, goal)
+        g = stats.goal_of(runs, s, goal)
         several = sum(1 for o in everything if (o.test, o.metric) == (s.test, s.metric)) > 1
         lines += ["", heading(s, g, f"  identity {s.identity}" if several else "")]
         rows: list[tuple[str, ...]] = [("branch", "best", "commit", "runs", "keep", "rate", "last run", "description")]
-        for st in summary.standings(s.runs, g.goal):
-            rate = summary.keep_rate(st.counts)
+        for st in stats.standings(s.runs, g):
+            rate = stats.keep_rate(st.counts)
             rows.append((
                 st.branch, fmt(st.best.value) if st.best else "-", st.best.commit if st.best else "-",
                 str(sum(st.counts.values())), str(st.counts["keep"]),
-                "-" if rate is None else f"{rate:.0%}", summary.ago(st.last),
+                "-" if rate is None else f"{rate:.0%}", stats.ago(st.last),
                 st.best.description if st.best else "",
             ))
         lines += ["  " + line for line in table(rows)]
@@ -100,7 +109,7 @@ def run_json(run: Entry) -> dict[str, Any]:
     """Every ledger field of a run; non-finite numbers as strings, so the JSON stays strict."""
     fields = asdict(run)
     fields["extra"] = dict(run.extra)
-    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in fields.items()}
+    return {k: jsonable(v) for k, v in fields.items()}
 
 
 def log_table(runs: Sequence[Entry], verbose: bool) -> list[str]:
@@ -111,11 +120,12 @@ def log_table(runs: Sequence[Entry], verbose: bool) -> list[str]:
     header += ["description"] + (["reason"] if verbose else [])
     rows: list[tuple[str, ...]] = [tuple(header)]
     for r in runs:
-        when = summary.parse_time(r.timestamp)
+        when = stats.parse_time(r.timestamp)
         cells = [
             when.strftime("%Y-%m-%d %H:%M") if when else r.timestamp or "?",
             r.commit or "-", r.branch or "-", fmt(r.value),
-            "-" if r.memory_gb is None else f"{r.memory_gb:.1f}", r.status,
+            "-" if r.memory_gb is None else f"{r.memory_gb:.1f}",
+            f"{r.status} ({stats.REMEASURED})" if stats.remeasured(r) else r.status,
             "-" if r.duration_s is None else f"{r.duration_s:.0f}",
         ]
         cells += [r.test, r.metric] if many_tests else []

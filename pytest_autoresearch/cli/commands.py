@@ -1,4 +1,4 @@
-"""The ``autoresearch`` command: start a session branch, and read the ledger in the morning.
+"""The commands of ``autoresearch``: parse the command line and run one command.
 
 ``init`` makes the session branch; ``status``, ``log`` and ``plot`` read the ledger the
 plugin writes. Every expected problem (no ledger, not a git repository, bad name) ends in
@@ -11,26 +11,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import git
 
-from . import __version__, gitstate, summary, views
-from .ledger import STATUSES, Entry, Ledger
+from .. import __version__, gitstate, history
+from ..ledger import STATUSES, Entry, Ledger
+from . import stats, views
+from .views import PROG
 
-PROG = "autoresearch"
 BRANCH_PREFIX = "autoresearch/"
-IGNORED = (".autoresearch/", "results.tsv")
+IGNORED = (".autoresearch/", "results.tsv", "run.log", "progress.png")
+NEXT = 'pytest --autoresearch -q > run.log 2>&1; echo "exit $?"; grep "^autoresearch: " run.log'
 DEFAULT_SIZE = "1200x600"
 
 LEDGER_HELP = (
     "Ledger to read, for runs made with --autoresearch-ledger PATH "
     "(default: autoresearch/ledger.tsv under the repository's git common dir)"
 )
-GOAL_HELP = "Whether lower (min) or higher (max) is better (default: inferred from the ledger, else min)"
+GOAL_HELP = "Whether lower (min) or higher (max) is better, for ledgers written before rows recorded it (default: as recorded, else min)"
 
 
 class CliError(Exception):
@@ -181,7 +182,7 @@ def locate(ledger: Path | None) -> Where:
             "not inside a git repository, so there is no default ledger; "
             "pass --ledger PATH (the file given to pytest --autoresearch-ledger)"
         )
-    return Where(repo, gitstate.common_dir(repo) / "autoresearch" / "ledger.tsv", head)
+    return Where(repo, Ledger.default_path(gitstate.run_folder(repo)), head)
 
 
 def read_runs(path: Path) -> list[Entry]:
@@ -191,15 +192,10 @@ def read_runs(path: Path) -> list[Entry]:
         raise CliError(f"no ledger at {path}: nothing recorded yet, run pytest --autoresearch first{hint}")
     if not path.is_file():
         raise CliError(f"{path} is not a file; pass --ledger with the ledger's path")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            runs = Ledger(path).runs()
-        except OSError as exc:
-            raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
-    for warning in caught:
-        print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
-    return runs
+    try:
+        return Ledger(path, warn=lambda message: print(f"{PROG}: warning: {message}", file=sys.stderr)).runs()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def on_head(where: Where, runs: list[Entry]) -> tuple[list[Entry], str]:
@@ -249,18 +245,19 @@ def cmd_init(args: argparse.Namespace) -> int:
             + ": a session starts from a commit; commit or stash them first"
         )
     repo.git.checkout("-b", name)
+    repo.git.commit("--allow-empty", "--no-verify", "-m", f"baseline: {args.tag}")
     exclude = gitstate.common_dir(repo) / "info" / "exclude"
     added = ensure_excluded(exclude, IGNORED)
-    ledger = gitstate.common_dir(repo) / "autoresearch" / "ledger.tsv"
-    print(f"{PROG}: on new branch {name} at {head.short} ({head.subject})")
+    print(f"{PROG}: on new branch {name} from {head.short} ({head.subject})")
+    print(f"  first commit: baseline: {args.tag} (empty; the first result is recorded under this name)")
     print(f"  git ignores {', '.join(IGNORED)} via {exclude}" + ("" if added else " (already there)"))
-    print(f"  ledger: {ledger} (shared by every branch and worktree)")
+    print(f"  ledger: {Ledger.default_path(gitstate.run_folder(repo))} (shared by every branch and worktree)")
     untracked = gitstate.untracked_python(repo, ".")
     if untracked:
         print(f"  note: untracked {', '.join(untracked)} would stop pytest --autoresearch: commit or ignore them")
-    print("next: pytest --autoresearch    (records the baseline on this branch)")
-    print("then: edit train.py, git commit -am 'try: ...', pytest --autoresearch;"
-          " green keeps the commit, red says git reset --hard HEAD~1")
+    print(f"next: {NEXT}")
+    print("  (records the baseline; then edit train.py, git commit -am 'try: ...' and run it again:"
+          " exit 0 keeps the commit, exit 1 prints the revert command to run)")
     return 0
 
 
@@ -294,8 +291,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     here, scope = on_head(where, runs)
     if not here:
         others = views.plural(len({r.branch for r in runs}), "other branch", "es")
-        raise CliError(f"no runs on {scope} yet ({len(runs)} runs on {others}: autoresearch status --all-branches)")
-    print("\n".join(views.branch_status(here, runs, scope, where.ledger, args.goal, args.last)))
+        raise CliError(f"no runs on {scope} yet ({views.plural(len(runs), 'run')} on {others}: "
+                       "autoresearch status --all-branches)")
+    warning: list[str] = []
+    if where.repo is not None and where.head is not None:
+        lineage = gitstate.lineage(where.repo, where.head.sha)
+        last_kept = history.last_kept(here, lineage, {r.test for r in here})
+        warning = views.head_state(here, where.head.sha, where.head.short, last_kept)
+    print("\n".join(views.branch_status(here, runs, scope, where.ledger, args.goal, args.last, warning)))
     return 0
 
 
@@ -348,17 +351,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
               and (args.metric is None or r.metric == args.metric)]
     if not chosen:
         raise CliError(f"no runs to plot on {scope}" + (" matching --test/--metric" if args.test or args.metric else ""))
-    panels = []
-    for s in summary.series(chosen):
-        panels.append(plot.Panel(s, summary.goal_of(runs, s, args.goal), summary.earlier_identity_runs(chosen, s)))
+    panels = [plot.Panel(s, stats.goal_of(runs, s, args.goal), stats.earlier_identity_runs(chosen, s))
+              for s in stats.series(chosen)]
     width, height = args.size
     try:
         plot.draw(panels, args.output, width, height, args.dpi)
     except OSError as exc:
         raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    shown = sum(1 for p in panels for r in p.series.runs if r.status in ("keep", "discard"))
-    print(f"{PROG}: wrote {args.output} ({width}x{height}, {shown} runs of {scope})")
-    for p in panels:
-        if p.goal.ambiguous:
-            print(f"{PROG}: {p.series.metric}: goal {p.goal.goal} {p.goal.how}; pass --goal if wrong", file=sys.stderr)
+    judged = sum(stats.judged(p.series.runs) for p in panels)
+    print(f"{PROG}: wrote {args.output} ({width}x{height}, {views.plural(judged, 'run')} of {scope})")
     return 0

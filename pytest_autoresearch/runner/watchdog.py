@@ -4,21 +4,20 @@ pytest-timeout's ``thread`` method ends pytest with ``os._exit`` and a SIGKILL r
 at all, so neither finalizers nor ``finally`` blocks can be trusted to stop the target or
 complete its ledger row. The watchdog runs in its own session, reads instructions from a
 pipe, and when the pipe closes without a ``done`` it kills the target's process group and
-appends the run's final ``timeout`` or ``crash`` line.
+appends the run's final ``timeout`` or ``crash`` line. It ends each run through the module of
+the runner that started it (``reap``), so a run on another machine is ended the same way.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
-
-GRACE_S = 3.0
+from typing import IO, Any
 
 
 class Watchdog:
@@ -26,7 +25,7 @@ class Watchdog:
 
     def __init__(self, ledger: Path | None, deadline: float | None) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest_autoresearch.watchdog"],
+            [sys.executable, "-m", "pytest_autoresearch.runner.watchdog"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, text=True,
         )
@@ -44,9 +43,9 @@ class Watchdog:
         """Complete this ``running`` ledger line if pytest dies before it does."""
         self._send("run " + json.dumps(running_line))
 
-    def guard(self, pgid: int) -> None:
-        """Kill this process group too if pytest dies."""
-        self._send(f"pgid {pgid}")
+    def guard(self, token: dict[str, Any]) -> None:
+        """End this run too if pytest dies (``token``: the run handle's ``orphan_token()``)."""
+        self._send("guard " + json.dumps(token))
 
     def release(self) -> None:
         """pytest finished the runs itself: the watchdog exits without acting."""
@@ -59,37 +58,27 @@ class Watchdog:
         self._proc.wait()
 
 
-def _kill(pgid: int) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + GRACE_S
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
+def _reap(token: dict[str, Any]) -> None:
+    module = importlib.import_module(f"pytest_autoresearch.runner.{token['runner']}")
+    module.reap(token)
 
 
 def watch(stream: IO[str]) -> None:
     spec = json.loads(stream.readline())
-    groups: list[int] = []
+    guarded: list[dict[str, Any]] = []
     lines: list[str] = []
     for line in stream:
-        if line.startswith("pgid "):
-            groups.append(int(line.split()[1]))
+        if line.startswith("guard "):
+            guarded.append(json.loads(line[6:]))
         elif line.startswith("run "):
             lines.append(json.loads(line[4:]))
         elif line.strip() == "done":
             return
-    for pgid in groups:
-        _kill(pgid)
+    for token in guarded:
+        _reap(token)
     if spec["ledger"] is None or not lines:
         return
-    from .ledger import COLUMNS, Ledger, parse_line
+    from ..ledger import COLUMNS, Ledger, parse_line
 
     now = time.time()
     timed_out = spec["deadline"] is not None and now >= spec["deadline"] - 1.0

@@ -1,0 +1,78 @@
+"""The bar and the verdict for one benchmark, decided while the caller holds the ledger lock.
+
+The bar is the best kept commit HEAD builds on; HEAD's value is the mean of every draw of it
+under this identity (earlier re-runs included), so a re-run is another measurement, never a
+second lottery ticket. With ``min_delta = auto`` the improvement must exceed k standard errors
+of the noise floor.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import history, noise, verdict
+from .context import Context
+from .settings import AUTO, Spec
+
+NOISE_HINT = "noise unknown: --autoresearch-repeat 3 on the best commit"
+AUTO_UNKNOWN = ("noise floor unknown, judged strictly: measure it with "
+                "pytest --autoresearch --autoresearch-repeat 5 on the best commit")
+
+
+@dataclass(frozen=True)
+class Judged:
+    verdict: verdict.Verdict
+    value: float  # the mean of every draw of HEAD: earlier runs' first, then this run's
+    earlier: tuple[float, ...]  # HEAD's draws from earlier runs
+    sigma: float | None  # standard error of the delta, from the noise floor
+    min_delta: float
+    note: str
+    hint: str
+    now: int = 1  # this run's draws
+
+    @property
+    def n(self) -> int:
+        return len(self.earlier) + self.now
+
+
+def judge(ctx: Context, test: str, spec: Spec, current: Sequence[float]) -> Judged:
+    """Judge HEAD's draws ``current`` (finite or not) against the threshold and the bar."""
+    min_delta = spec.min_delta if spec.min_delta is not None else ctx.settings.min_delta
+    notes = [ctx.note] if ctx.note else []
+    best, floor, already, earlier = None, None, False, []
+    if ctx.head is not None and ctx.ledger is not None:
+        runs = ctx.runs(("keep", "discard"), test=test, metric=spec.metric, identity=ctx.identity)
+        best = history.best_before(runs, ctx.lineage, spec.goal)
+        already = history.kept_at(runs, ctx.head.sha)
+        earlier = history.draws(r for r in runs if r.sha == ctx.head.sha).get(ctx.head.sha, [])
+        floor = history.noise_floor(runs, ctx.lineage, current)
+        if best is None and not already and not ctx.note:
+            notes.append(fresh_note(ctx, test, spec.metric))
+    value = statistics.fmean([*earlier, *current])
+    n = len(earlier) + len(current)
+    sigma = floor.of_difference(n, best.n) if floor and best else None
+    if min_delta == AUTO:
+        if floor is None:
+            notes.append(AUTO_UNKNOWN)
+        min_delta = noise.required_delta(floor, n, best.n, ctx.settings.noise_k) if floor and best else 0.0
+    assert isinstance(min_delta, float)
+    outcome = verdict.judge(value, goal=spec.goal, threshold=spec.threshold, best=best,
+                            min_delta=min_delta, already_kept=already)
+    hint = NOISE_HINT if floor is None and ctx.ledger is not None else ""
+    return Judged(outcome, value, tuple(earlier), sigma, min_delta, "; ".join(notes), hint, len(current))
+
+
+def fresh_note(ctx: Context, test: str, metric: str) -> str:
+    """Say plainly why there is nothing to compare with."""
+    others = {r.identity for r in ctx.runs(("keep",), test=test, metric=metric)}
+    others.discard(ctx.identity)
+    if not others or ctx.ledger is None:
+        return "first result for this test on this branch"
+    changed: set[str] = set()
+    for other in others:
+        before = ctx.ledger.identity_parts(other)
+        changed |= {k for k in ctx.identity_parts.keys() | before.keys() if before.get(k) != ctx.identity_parts.get(k)}
+    what = ", ".join(sorted(changed)) or "the evaluation settings"
+    return f"new leaderboard: {what} changed since the earlier results (identity {ctx.identity})"

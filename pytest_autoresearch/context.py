@@ -1,0 +1,98 @@
+"""What every benchmark of one session shares, settled before the first test runs.
+
+The session fills it (repository, HEAD and its lineage, ledger, evaluation identity, the frozen
+files' state, where a red run goes back to) and hands it to each trial; trials read it and
+write ledger rows through it, and never call back into the session.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import git
+import pytest
+
+from . import gitstate
+from .ledger import Entry, Ledger, LedgerWarning
+from .runner import Runner
+from .settings import Settings, Spec
+
+
+@dataclass
+class Context:
+    config: pytest.Config
+    settings: Settings
+    runner: Runner
+    logs_dir: Path
+    repo: git.Repo | None = None
+    head: gitstate.Head | None = None
+    scope: str = "."  # the project folder within the repository, as a git pathspec
+    ledger: Ledger | None = None
+    note: str = ""  # said once for the whole session (no repository, detached HEAD)
+    identity: str = ""
+    identity_parts: dict[str, str] = field(default_factory=dict)
+    lineage: tuple[str, ...] = ()  # HEAD, then every commit it builds on
+    reference: str | None = None  # the last kept commit, HEAD included: frozen files are compared with it
+    frozen_changes: tuple[str, ...] = ()  # frozen files changed since the reference
+    revert_to: str | None = None  # the last kept commit HEAD builds on: where a red run goes back
+    _warned: set[str] = field(default_factory=set)
+
+    @property
+    def revert(self) -> str | None:
+        """The command that discards HEAD's idea: back to the last kept commit it builds on."""
+        if self.revert_to is not None:
+            return f"git reset --hard {self.revert_to[:7]}"
+        return "git reset --hard HEAD~1" if len(self.lineage) > 1 else None
+
+    def open_ledger(self, path: Path) -> None:
+        self.ledger = Ledger(path, warn=self.warn)
+
+    def warn(self, message: str) -> None:
+        """Report an unreadable ledger line once, in pytest's warnings summary.
+
+        Recorded straight into the summary rather than raised: a damaged ledger must never stop
+        a run, not even under ``filterwarnings = error``.
+        """
+        if message in self._warned:
+            return
+        self._warned.add(message)
+        record = warnings.WarningMessage(LedgerWarning(message), LedgerWarning, __file__, 0)
+        self.config.hook.pytest_warning_recorded.call_historic(
+            kwargs={"warning_message": record, "when": "runtest", "nodeid": "", "location": None}
+        )
+
+    def runs(self, statuses: tuple[str, ...], **equal: str) -> list[Entry]:
+        """The runs of HEAD and the commits it builds on: the only ones a verdict looks at."""
+        if self.ledger is None:
+            return []
+        return self.ledger.runs(statuses, shas=frozenset(self.lineage), **equal)
+
+    def append(self, *entries: Entry) -> None:
+        if self.ledger is not None:
+            self.ledger.append(*entries)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the ledger lock: read the bar, judge and record with no other run in between."""
+        if self.ledger is None:
+            yield
+        else:
+            with self.ledger.locked():
+                yield
+
+    def entry(self, test: str, spec: Spec, run_id: str, status: str, *, description: str | None = None,
+              measurement: str = "", extra: dict[str, Any] | None = None) -> Entry:
+        """A ledger row of this session's commit."""
+        head = self.head
+        return Entry(
+            run_id=run_id, status=status, commit=head.short if head else "", sha=head.sha if head else "",
+            description=description if description is not None else head.subject if head else "",
+            metric=spec.metric, test=test, branch=(head.branch or "(detached)") if head else "",
+            identity=self.identity, measurement=measurement or run_id,
+            extra={"goal": spec.goal, **(extra or {})},
+        )

@@ -1,0 +1,66 @@
+"""Preconditions of a run and the frozen surface: what must hold before anything is measured.
+
+A result is tied to a commit, so the tree must be committed; and only the declared mutable files
+may differ from the last kept commit, because everything else defines the evaluation. A dirty
+tree stops the whole session (a usage error); a frozen change fails each benchmark, unless a
+person accepts it, which starts a fresh leaderboard.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import git
+import pytest
+
+from . import gitstate
+from .context import Context
+from .settings import Spec
+
+
+def require_committed(repo: git.Repo, scope: str) -> None:
+    """Refuse to run on uncommitted changes or on untracked files that change what is measured."""
+    dirty = gitstate.dirty_files(repo, scope)
+    if dirty:
+        raise pytest.UsageError(
+            "autoresearch: uncommitted changes to " + ", ".join(dirty)
+            + "; results are tied to commits: commit first (git commit -am '...')"
+        )
+    untracked = gitstate.untracked_python(repo, scope)
+    if untracked:
+        raise pytest.UsageError(
+            "autoresearch: untracked files that change what is measured: "
+            + ", ".join(untracked) + "; commit them or add them to .gitignore"
+        )
+
+
+def frozen_changes(ctx: Context) -> tuple[str, ...]:
+    """The files outside the mutable set that differ between the reference commit and HEAD."""
+    if ctx.repo is None or ctx.head is None or ctx.reference in (None, ctx.head.sha):
+        return ()
+    assert ctx.reference is not None
+    changed = gitstate.changed_files(ctx.repo, ctx.reference, ctx.head.sha, ctx.scope)
+    return tuple(gitstate.frozen(changed, ctx.settings.mutable, ctx.scope))
+
+
+def check_frozen(ctx: Context, test: str, spec: Spec) -> None:
+    """In the call phase: fail on a frozen change, or record that a person accepted it."""
+    if not ctx.frozen_changes:
+        return
+    if not ctx.settings.accept_frozen:
+        pytest.fail(frozen_message(ctx), pytrace=False)
+    ctx.append(ctx.entry(test, spec, uuid.uuid4().hex[:12], "accepted",
+                         description="accepted change to frozen files: " + ", ".join(ctx.frozen_changes)))
+
+
+def frozen_message(ctx: Context) -> str:
+    """The red message; its first line alone (what an agent greps) says what to run."""
+    ref = ctx.reference[:7] if ctx.reference else "?"
+    revert = f"; revert: {ctx.revert}" if ctx.revert else ""
+    lines = [
+        f"autoresearch: FROZEN files changed since {ref} (the last kept result on this branch): "
+        f"{', '.join(ctx.frozen_changes)}{revert}",
+        f"  only {', '.join(ctx.settings.mutable)} may change (ini autoresearch_mutable)",
+    ]
+    lines.append("  a person who meant this change accepts it with: pytest --autoresearch --autoresearch-accept-frozen")
+    return "\n".join(lines)

@@ -1,0 +1,127 @@
+"""Everything pytest prints for autoresearch: the progress line, the verdict lines, the summary, the JSON report.
+
+Outcomes are collected from test reports (``user_properties``), so this works the same in a
+plain run and on the xdist controller, which runs no test itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .ledger import clean_text
+from .outcome import PROPERTY, Outcome, delta_text, fmt, jsonable, value_text, verdict_line
+from .settings import Settings
+
+Ticker = Callable[[float, str], None]
+
+
+class VerdictReporter:
+    """Registered beside the session in ``--autoresearch`` mode."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, note: Callable[[], str]) -> None:
+        self.config = config
+        self.settings = settings
+        self.note = note
+        self.outcomes: list[Outcome] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == PROPERTY and report.when == "call":
+                self.outcomes.append(Outcome.from_json(str(value)))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """At the end: one greppable line per benchmark with -q, else the table and the notes."""
+        note = self.note()
+        if not self.outcomes and not note:
+            return
+        if self.config.get_verbosity() < 0:
+            for outcome in self.outcomes:
+                terminalreporter.write_line(verdict_line(outcome))
+            return
+        terminalreporter.write_sep("=", "autoresearch")
+        if note:
+            terminalreporter.write_line(f"autoresearch: {note}")
+        if self.outcomes:
+            for line in summary_table(self.outcomes):
+                terminalreporter.write_line(line)
+            for outcome in self.outcomes:
+                if outcome.note and outcome.note != note:
+                    terminalreporter.write_line(f"{outcome.test}: {outcome.note}")
+                if outcome.hint:
+                    terminalreporter.write_line(f"{outcome.test}: {outcome.hint}")
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.settings.json_path is not None and not hasattr(self.config, "workerinput"):
+            write_json(self.settings.json_path, self.outcomes)
+
+
+def progress_line(
+    config: pytest.Config, name: str, limit_s: float | None, every_s: float
+) -> tuple[Ticker | None, float]:
+    """A ticker for a running script and how often to call it (None: show nothing).
+
+    Rewritten in place on a terminal, one line every few seconds otherwise (a log file an agent
+    reads later), and nothing at all with ``-q`` or on an xdist worker, which has no terminal.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or hasattr(config, "workerinput") or config.get_verbosity() < 0:
+        return None, 1.0
+    tty = bool(reporter.isatty())
+    if not tty and every_s == 0:
+        return None, 1.0
+    limit = f" / {limit_s:.0f}s" if limit_s else ""
+
+    def tick(elapsed: float, last: str) -> None:
+        line = f"autoresearch: {name} {elapsed:.0f}s{limit}  {clean_text(last)[:100]}"
+        with capman.global_and_fixture_disabled() if capman else _nothing():
+            if tty:
+                reporter.rewrite(line, erase=True)
+            else:
+                reporter.ensure_newline()
+                reporter.write_line(line)
+
+    return tick, (1.0 if tty else every_s)
+
+
+@contextmanager
+def _nothing() -> Generator[None, None, None]:
+    yield
+
+
+def summary_table(outcomes: list[Outcome]) -> list[str]:
+    header = ("test", "metric", "value", "best before", "delta", "verdict", "commit")
+    rows = [header] + [
+        (
+            o.test, o.metric, value_text(o),
+            f"{fmt(o.best)} @ {o.best_commit}" if o.best is not None else "-",
+            delta_text(o), o.status, o.commit or "-",
+        )
+        for o in outcomes
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def write_json(path: Path, outcomes: list[Outcome]) -> None:
+    """The session's verdicts for CI systems."""
+    payload = {
+        "verdicts": [
+            {
+                "test": o.test, "metric": o.metric, "goal": o.goal, "value": jsonable(o.value),
+                "bar": jsonable(o.best), "bar_commit": o.best_commit or None,
+                "threshold": o.threshold, "delta": o.delta, "status": o.status,
+                "commit": o.commit or None, "identity": o.identity or None,
+                "duration": o.duration, "reason": o.reason,
+            }
+            for o in outcomes
+        ]
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")

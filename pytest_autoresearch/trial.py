@@ -1,0 +1,246 @@
+"""One judged benchmark: its draws (runs of the target), their values, and how it ended.
+
+Every draw is written ahead to the ledger as ``running`` (a watchdog completes it if pytest
+dies), measured through the value sources, and completed with one status: the verdict, or
+crash, timeout, interrupted. Everything about the result is reported in the call phase, so it
+reads FAILED with the reason and the command that discards the commit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import statistics
+import time
+import uuid
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped]
+
+from . import bar, guard, noise
+from .context import Context
+from .experiment import Experiment
+from .ledger import Entry, format_line
+from .outcome import PROPERTY, Outcome, failure_message
+from .runner.watchdog import Watchdog
+from .settings import Spec
+from .sources import Recorder, Source, first_value, sources_for
+from .terminal import progress_line
+
+started_key = pytest.StashKey[float]()
+
+
+@dataclass
+class Draw:
+    """One run of the target: its write-ahead ledger row and what it measured."""
+
+    entry: Entry
+    value: float | None = None
+    memory_gb: float | None = None
+    duration: float | None = None
+    log: str = ""
+
+
+class Trial:
+    """The judged measurement of one benchmark on this commit: one draw, or several with repeats."""
+
+    def __init__(self, ctx: Context, item: pytest.Function, spec: Spec) -> None:
+        self.ctx, self.item, self.spec = ctx, item, spec
+        self.run_id = uuid.uuid4().hex[:12]
+        self.experiment: Experiment | None = None
+        self.recorder: Recorder | None = None
+        self.draws: list[Draw] = []
+        self.outcome: Outcome | None = None  # set once the ledger rows are completed
+
+    # -- what the fixtures hand to the test ------------------------------------------------
+
+    def make_experiment(self) -> Experiment:
+        spec = self.spec
+        if spec.script is None:
+            pytest.fail(f'the experiment fixture needs a script: @pytest.mark.autoresearch(metric="{spec.metric}", '
+                        'script="train.py")', pytrace=False)
+        script = (self.item.path.parent / spec.script).resolve()
+        if not script.is_file():
+            pytest.fail(f"autoresearch: script {spec.script!r} not found (looked for {script})", pytrace=False)
+        self.experiment = Experiment(script=script, log_path=self.ctx.logs_dir / f"{self.run_id}.log",
+                                     args=spec.args, env=dict(spec.env or {}), metric=spec.metric)
+        return self.experiment
+
+    def make_recorder(self) -> Recorder:
+        self.recorder = Recorder(self.spec.metric)
+        return self.recorder
+
+    # -- the judged run --------------------------------------------------------------------
+
+    def run(self) -> Generator[None, object, object]:
+        """The body of ``pytest_pyfunc_call``: each draw, then the verdict; yields once for the test body."""
+        guard.check_frozen(self.ctx, self.item.nodeid, self.spec)
+        sources = sources_for(self.item, self.spec.metric, self.experiment, self.recorder)
+        repeat = self.ctx.settings.repeat if (self.experiment or self.recorder) else 1
+        watchdog = Watchdog(self.ctx.ledger.path if self.ctx.ledger else None, self._deadline())
+        try:
+            for index in range(repeat):
+                draw = self._start_draw(watchdog)
+                try:
+                    if self.experiment is not None:
+                        self._run_target(draw, watchdog, sources)
+                    if index == repeat - 1:
+                        result = yield
+                    elif self.experiment is None:
+                        _call_body(self.item)
+                except BaseException as exc:
+                    if self.outcome is None:  # else already judged a crash, with its log tail
+                        self._ended_by(exc, draw, sources)
+                    raise
+                draw.value = first_value(sources)
+                draw.memory_gb = self._memory_gb()
+            outcome = self._judge()
+            if not outcome.green:
+                pytest.fail(failure_message(outcome), pytrace=False)
+            return result
+        finally:
+            watchdog.release()
+
+    def _start_draw(self, watchdog: Watchdog) -> Draw:
+        """Write the draw ahead as ``running`` and have the watchdog complete it if pytest dies."""
+        run_id = self.run_id if not self.draws else uuid.uuid4().hex[:12]
+        entry = self.ctx.entry(self.item.nodeid, self.spec, run_id, "running", measurement=self.run_id,
+                               extra={"watchdog": watchdog.pid})
+        watchdog.track(format_line(entry))
+        self.ctx.append(entry)
+        draw = Draw(entry)
+        if self.experiment is not None:
+            self.experiment.log_path = self.ctx.logs_dir / f"{run_id}.log"
+            draw.log = str(self.experiment.log_path)
+        self.draws.append(draw)
+        return draw
+
+    def _run_target(self, draw: Draw, watchdog: Watchdog, sources: list[Source]) -> None:
+        exp = self.experiment
+        assert exp is not None
+        ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)
+        tree = self.ctx.repo.working_tree_dir if self.ctx.repo is not None else None
+        exp.run(self.ctx.runner, watchdog, ticker, every, worktree=Path(tree) if tree else None,
+                commit=self.ctx.head.sha if self.ctx.head else None)
+        draw.duration = exp.duration
+        if exp.crashed:
+            name = exp.script.name
+            why = (f"{name} exited with code {exp.returncode}" if exp.returncode
+                   else f"{name} printed no {self.spec.metric} line")
+            error = exp.error()
+            draw.value = first_value(sources)
+            outcome = self._finish("crash", f"{why}: {error}" if error and exp.returncode else why)
+            pytest.fail(failure_message(outcome, exp.tail()), pytrace=False)
+
+    def _ended_by(self, exc: BaseException, draw: Draw, sources: list[Source]) -> None:
+        """The test body or a signal ended the draw: timeout, interrupted, crash, or the body's own failure."""
+        draw.value = first_value(sources)
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        status = "timeout" if _is_timeout(exc) else "crash"
+        if status == "crash" and draw.value is not None and not interrupted:
+            status = "discard"  # measured, then the body's own asserts failed
+        self._finish(status, "interrupted" if interrupted else f"test failed: {_first_line(exc)}")
+
+    def _memory_gb(self) -> float | None:
+        if self.experiment is not None and self.experiment.peak_memory_mb is not None:
+            return self.experiment.peak_memory_mb / 1024
+        if self.recorder is not None:
+            for key, scale in (("memory_gb", 1.0), ("peak_vram_mb", 1 / 1024)):
+                value = self.recorder.extra.get(key)
+                if isinstance(value, (int, float)):
+                    return float(value) * scale
+        return None
+
+    def _judge(self) -> Outcome:
+        """Read the bar, judge and record under one lock, so no other run judges in between."""
+        values = [d.value for d in self.draws]
+        if any(v is None for v in values):
+            return self._finish("crash", (
+                f"no value for {self.spec.metric}: use the experiment fixture with script=..., call "
+                f"autoresearch.record(value), or define a fixture named {self.spec.metric}"
+            ))
+        with self.ctx.locked():
+            judged = bar.judge(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None])
+            return self._finish(judged.verdict.status, judged.verdict.reason, judged)
+
+    def _finish(self, status: str, reason: str, judged: bar.Judged | None = None) -> Outcome:
+        """Complete every draw's ledger row with one status and hand the outcome to the reports."""
+        extra: dict[str, Any] = {k: v for k, v in (self.recorder.extra if self.recorder else {}).items()
+                                 if isinstance(v, (str, int, float, bool))}
+        extra["reason"] = reason
+        best = judged.verdict.best if judged else None
+        if best is not None:
+            extra.update(bar=best.value, bar_commit=best.commit, bar_n=best.n)
+        if judged is not None and judged.min_delta:
+            extra["min_delta"] = judged.min_delta
+        if judged is not None and judged.earlier:
+            extra["remeasure"] = True
+        if self.experiment is not None and status == "crash":
+            extra["log"] = str(self.experiment.log_path)
+        if len(self.draws) > 1:
+            extra["repeats"] = len(self.draws)
+        started = self.item.stash.get(started_key, time.time())
+        self.ctx.append(*(
+            d.entry.finished(status=status, value=d.value, memory_gb=d.memory_gb,
+                             duration_s=d.duration if d.duration is not None else time.time() - started,
+                             extra={"goal": self.spec.goal, **extra})
+            for d in self.draws
+        ))
+        values = [d.value for d in self.draws if d.value is not None]
+        durations = [d.duration for d in self.draws if d.duration is not None]
+        memories = [d.memory_gb for d in self.draws if d.memory_gb is not None]
+        earlier = judged.earlier if judged else ()
+        outcome = Outcome(
+            test=self.item.nodeid, metric=self.spec.metric, goal=self.spec.goal, status=status,
+            value=judged.value if judged else statistics.fmean(values) if values else None, reason=reason,
+            commit=self.ctx.head.short if self.ctx.head else "", identity=self.ctx.identity,
+            threshold=self.spec.threshold, best=best.value if best else None,
+            best_commit=best.commit if best else "", best_n=best.n if best else 0,
+            delta=judged.verdict.delta if judged else None, n=len(earlier) + len(values), earlier=earlier,
+            spread=noise.spread([*earlier, *values]), sigma=judged.sigma if judged else None,
+            duration=sum(durations) if durations else time.time() - started,
+            memory_gb=max(memories) if memories else None,
+            log=self.draws[-1].log if self.draws else "", note=judged.note if judged else self.ctx.note,
+            revert=(self.ctx.revert or "") if status != "keep" else "", hint=judged.hint if judged else "",
+        )
+        self.item.user_properties.append((PROPERTY, outcome.to_json()))
+        self.item.user_properties.append((self.spec.metric, "" if outcome.value is None else outcome.value))
+        self.outcome = outcome
+        return outcome
+
+    # -- time ------------------------------------------------------------------------------
+
+    def _deadline(self) -> float | None:
+        """When pytest-timeout ends this test, if it will: the watchdog then says ``timeout``."""
+        mark = self.item.get_closest_marker("timeout")
+        if mark is None or not self.ctx.config.pluginmanager.has_plugin("timeout"):
+            return None
+        seconds = mark.args[0] if mark.args else mark.kwargs.get("timeout")
+        if not isinstance(seconds, (int, float)) or seconds <= 0:
+            return None
+        return self.item.stash.get(started_key, time.time()) + float(seconds)
+
+    def _limit(self) -> float | None:
+        deadline = self._deadline()
+        return deadline - self.item.stash.get(started_key, time.time()) if deadline else None
+
+
+def _call_body(item: pytest.Function) -> None:
+    """Run the test body once more with the same fixtures (a repeat of a recorded measurement)."""
+    names = inspect.signature(item.obj).parameters
+    item.obj(**{name: item.funcargs[name] for name in names if name in item.funcargs})
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """Whether pytest-timeout's signal method failed the test, by its own message."""
+    before, after = PYTEST_FAILURE_MESSAGE.split("%s")
+    text = str(exc)
+    return isinstance(exc, pytest.fail.Exception) and text.startswith(before) and text.endswith(after)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
