@@ -18,7 +18,7 @@ Error rates (tests/unit/test_adaptive.py: k = 2, N = 5, seeded normal noise, bar
 2.23% with 5 fixed runs, a true improvement of 3 sigma 93.5% against 93.7%, using 2.03 runs
 on pure noise and 2.58 on the improvement instead of 5. No rule that stops early can beat
 the fixed N-run test on both error rates at once (Neyman-Pearson: the fixed test is the most
-powerful at its level); this one gives up a little power, never false keeps.
+powerful at its level); this one trades a little power for no more false keeps.
 
 Without a noise floor the rule cannot tell doubt from difference: one run, judged as it is.
 Without a bar (the first result of a leaderboard) every run sharpens the bar the next
@@ -108,6 +108,8 @@ def next_step(
     """
     if goal not in GOALS:
         raise ValueError(f"goal must be one of {GOALS}, not {goal!r}")
+    if max_runs < 1 or (bar is not None and n_bar < 1):
+        raise ValueError(f"need max_runs >= 1 and, with a bar, n_bar >= 1: got {max_runs}, {n_bar}")
     n = len(draws)
     if n == 0:
         return Step("again", "no run yet")

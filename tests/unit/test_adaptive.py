@@ -83,9 +83,13 @@ def test_fixed_min_delta_replaces_the_noise_margin() -> None:
     assert step.action == "discard" and step.p_keep is not None and step.p_keep < 1e-6
 
 
-def test_a_bad_goal_is_refused() -> None:
+def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="goal must be one of"):
         next_step([1.0], bar=1.0, n_bar=1, goal="lower", sigma=0.1)
+    with pytest.raises(ValueError, match="n_bar >= 1"):
+        next_step([1.0], bar=1.0, n_bar=0, goal="min", sigma=0.1)
+    with pytest.raises(ValueError, match="max_runs >= 1"):
+        next_step([1.0], bar=1.0, n_bar=1, goal="min", sigma=0.1, max_runs=0)
 
 
 # --- simulation -------------------------------------------------------------------------------
@@ -146,7 +150,7 @@ def test_pure_noise_is_kept_no_more_often_than_with_fixed_repeats(noise_only: Ta
     assert noise_only.fixed_keeps / TARGETS == pytest.approx(0.0228, abs=0.003)  # P(Z > 2) = 2.28%
 
 
-def test_a_true_improvement_of_3_sigma_is_kept_as_often_as_with_fixed_repeats(improvement: Tally) -> None:
+def test_a_true_improvement_of_3_sigma_is_kept_nearly_as_often_as_with_fixed_repeats(improvement: Tally) -> None:
     # 20000 commits better by 3 sigma: 5 fixed runs keep 18742 (93.7%), adaptive 18700 (93.5%).
     # "At least as often" cannot hold in expectation together with the test above for any rule
     # that stops early (the fixed test is the most powerful at its level): the rule is tuned
