@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from statistics import NormalDist, fmean
 from typing import Literal
 
-from .noise import DEFAULT_K
+from .settings import DEFAULT_NOISE_K
 from .verdict import GOALS, improves
 
 DEFAULT_MAX_RUNS = 5
@@ -96,7 +96,7 @@ def next_step(
     goal: str,
     sigma: float | None,
     max_runs: int = DEFAULT_MAX_RUNS,
-    k: float = DEFAULT_K,
+    k: float = DEFAULT_NOISE_K,
     min_delta: float | None = None,
 ) -> Step:
     """Stop with keep or discard, or run again, after ``draws`` (the new commit's values so far).

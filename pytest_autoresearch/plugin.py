@@ -17,7 +17,7 @@ import pytest
 from . import hooks, settings
 from .experiment import Experiment
 from .session import AutoresearchSession, spec_key
-from .settings import MARKER_SIGNATURE, cli_type, min_delta_value, non_negative_float, parse_marker, positive_float, positive_int
+from .settings import DEFAULT_NOISE_K, MARKER_SIGNATURE, cli_type, min_delta_value, non_negative_float, parse_marker, positive_float, positive_int
 from .sources import Recorder
 from .terminal import VerdictReporter
 
@@ -84,7 +84,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_timeout", TIMEOUT_HELP, default=DEFAULT_TIMEOUT)
     parser.addini("autoresearch_mutable", MUTABLE_HELP, type="linelist", default=DEFAULT_MUTABLE)
     parser.addini("autoresearch_min_delta", MIN_DELTA_HELP, default="0")
-    parser.addini("autoresearch_noise_k", NOISE_K_HELP, default="2")
+    parser.addini("autoresearch_noise_k", NOISE_K_HELP, default=str(DEFAULT_NOISE_K))
     parser.addini("autoresearch_progress", PROGRESS_HELP, default="30")
 
 

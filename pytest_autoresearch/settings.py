@@ -41,6 +41,7 @@ def non_negative_float(text: str, where: str) -> float:
 
 
 AUTO = "auto"
+DEFAULT_NOISE_K = 2.0  # standard errors an improvement must exceed under min_delta = auto
 
 
 def min_delta_value(text: str, where: str) -> float | str:
