@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import git
@@ -85,3 +87,14 @@ def pid_alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+CLI_TIMEOUT_S = 60
+PYTHON_M = (sys.executable, "-m", "pytest_autoresearch")
+
+
+def run_cli(cwd: Path, *args: str, python: Sequence[str] = PYTHON_M) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest_autoresearch ARGS`` in ``cwd``, output captured as text."""
+    done = subprocess.run([*python, *args], cwd=cwd, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done

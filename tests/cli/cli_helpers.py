@@ -1,4 +1,4 @@
-"""Helpers for the CLI tests: a night of real plugin runs, and the command run as a subprocess.
+"""Helpers for the CLI tests: a night of real plugin runs (the command itself: ``conftest.run_cli``).
 
 A plain module, not a conftest: the root ``conftest.py`` owns the module name ``conftest``.
 """
@@ -7,25 +7,14 @@ from __future__ import annotations
 
 import atexit
 import shutil
-import subprocess
-import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import git
 
-from conftest import Project
+from conftest import PYTHON_M, Project, run_cli
 
-CLI_TIMEOUT_S = 60
-PYTHON_M = (sys.executable, "-m", "pytest_autoresearch")
-
-
-def run_cli(cwd: Path, *args: str, python: Sequence[str] = PYTHON_M) -> subprocess.CompletedProcess[str]:
-    """``python -m pytest_autoresearch ARGS`` in ``cwd``, output captured as text."""
-    done = subprocess.run([*python, *args], cwd=cwd, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
+__all__ = ["PYTHON_M", "night", "run_cli"]
 
 
 _recorded: list[tuple[Path, dict[str, str]]] = []  # the first night's repository copy and shas
