@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TypedDict
 
 import git
+from pytest import PytestWarning
 
 from .gitstate import matches_any
 from .ledger import Entry
@@ -32,6 +33,10 @@ _UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(day
 NEAR_FRACTION = 0.01  # with no noise floor: a discard within 1% of its bar is a near miss
 COST_STATUSES = ("keep", "discard", "crash", "timeout")
 _EPOCH = datetime.fromtimestamp(0, timezone.utc)
+
+
+class ArchiveWarning(PytestWarning):
+    """A judged commit could not be kept under its run ref: the verdict stands, its code may not."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,10 @@ def keep_ref(repo: git.Repo, run_id: str, sha: str) -> str:
     """
     if not _RUN_ID.fullmatch(run_id):
         raise ValueError(f"run id {run_id!r} cannot name a ref: letters, digits, '-' and '_' only")
-    full = _commit(repo, sha).hexsha
+    try:  # a fresh git process: after Ctrl-C, GitPython's long-lived helpers may be gone
+        full = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", sha + "^{commit}")
+    except git.GitCommandError:
+        raise ValueError(f"{sha!r} is not a commit in {repo.working_tree_dir or repo.git_dir}") from None
     ref = REF_PREFIX + run_id
     try:
         repo.git.update_ref(ref, full, "0" * len(full))  # create only, never move
@@ -63,6 +71,17 @@ def keep_ref(repo: git.Repo, run_id: str, sha: str) -> str:
         if held != full:
             raise ValueError(f"{ref} already holds {held[:7]}, not {full[:7]}") from exc
     return ref
+
+
+def keep_judged(repo: git.Repo, run_id: str, sha: str) -> str:
+    """:func:`keep_ref` for a run just judged: returns what went wrong ("" when kept), never raises
+    on git's account (a run interrupted with Ctrl-C, a read-only repository): the verdict stands."""
+    try:
+        keep_ref(repo, run_id, sha)
+    except (git.GitCommandError, OSError, ValueError) as exc:
+        detail = exc.stderr.strip() if isinstance(exc, git.GitCommandError) and isinstance(exc.stderr, str) else exc
+        return f"commit {sha[:7]} not kept under {REF_PREFIX}{run_id} (git reset and gc may lose it): {detail}"
+    return ""
 
 
 def judged_refs(repo: git.Repo) -> list[KeptRef]:

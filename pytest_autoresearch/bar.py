@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from . import history, noise, verdict
+from . import adaptive, history, noise, verdict
 from .context import Context
 from .settings import AUTO, Spec
 
@@ -76,3 +76,22 @@ def fresh_note(ctx: Context, test: str, metric: str) -> str:
         changed |= {k for k in ctx.identity_parts.keys() | before.keys() if before.get(k) != ctx.identity_parts.get(k)}
     what = ", ".join(sorted(changed)) or "the evaluation settings"
     return f"new leaderboard: {what} changed since the earlier results (identity {ctx.identity})"
+
+
+def repeat_step(ctx: Context, test: str, spec: Spec, current: Sequence[float]) -> adaptive.Step:
+    """Under an adaptive repeat plan, after each draw: stop now, or run the commit again.
+
+    The same bar and noise floor :func:`judge` will use (read without the lock: this only
+    decides whether another run is worth its cost; the verdict is still ``judge``'s).
+    """
+    min_delta = spec.min_delta if spec.min_delta is not None else ctx.settings.min_delta
+    best, floor = None, None
+    if ctx.head is not None and ctx.ledger is not None:
+        runs = ctx.runs(("keep", "discard"), test=test, metric=spec.metric, identity=ctx.identity)
+        best = history.best_before(runs, ctx.lineage, spec.goal)
+        floor = history.noise_floor(runs, ctx.lineage, current)
+    return adaptive.next_step(
+        current, bar=best.value if best else None, n_bar=best.n if best else 1, goal=spec.goal,
+        sigma=floor.sigma if floor else None, max_runs=ctx.settings.repeat, k=ctx.settings.noise_k,
+        min_delta=None if min_delta == AUTO else float(min_delta),
+    )

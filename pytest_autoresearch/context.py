@@ -52,8 +52,8 @@ class Context:
     def open_ledger(self, path: Path) -> None:
         self.ledger = Ledger(path, warn=self.warn)
 
-    def warn(self, message: str) -> None:
-        """Report an unreadable ledger line once, in pytest's warnings summary.
+    def warn(self, message: str, category: type[Warning] = LedgerWarning) -> None:
+        """Report an unreadable ledger line (or another ``category`` of trouble) once, in pytest's warnings summary.
 
         Recorded straight into the summary rather than raised: a damaged ledger must never stop
         a run, not even under ``filterwarnings = error``.
@@ -61,7 +61,7 @@ class Context:
         if message in self._warned:
             return
         self._warned.add(message)
-        record = warnings.WarningMessage(LedgerWarning(message), LedgerWarning, __file__, 0)
+        record = warnings.WarningMessage(category(message), category, __file__, 0)
         self.config.hook.pytest_warning_recorded.call_historic(
             kwargs={"warning_message": record, "when": "runtest", "nodeid": "", "location": None}
         )

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from . import hooks, settings
+from .adaptive import parse_repeat
 from .experiment import Experiment
 from .session import AutoresearchSession, spec_key
-from .settings import DEFAULT_NOISE_K, MARKER_SIGNATURE, cli_type, min_delta_value, non_negative_float, parse_marker, positive_float, positive_int
+from .settings import DEFAULT_NOISE_K, MARKER_SIGNATURE, cli_type, min_delta_value, non_negative_float, parse_marker, positive_float
 from .sources import Recorder
 from .terminal import VerdictReporter
 
@@ -46,7 +47,8 @@ JSON_HELP = "Write this session's verdicts as JSON to PATH (for CI)"
 PROGRESS_HELP = "Seconds between progress lines while a script runs when output is not a terminal; 0 turns them off (default: 30)"
 REPEAT_HELP = (
     "Run each benchmark N times on this commit, record every run and judge their mean; "
-    "measures the noise floor (default: 1)"
+    "measures the noise floor. 'auto' or 'auto:N' runs again only while the verdict is in "
+    "doubt, at most N times (default: 1; auto means auto:5)"
 )
 
 
@@ -77,7 +79,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=cli_type(non_negative_float, "--autoresearch-progress"), help=PROGRESS_HELP,
     )
     group.addoption(
-        "--autoresearch-repeat", metavar="N", type=cli_type(positive_int, "--autoresearch-repeat"),
+        "--autoresearch-repeat", metavar="N", type=cli_type(parse_repeat, "--autoresearch-repeat"),
         help=REPEAT_HELP,
     )
     parser.addini("autoresearch_ledger", LEDGER_HELP)
@@ -86,6 +88,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_min_delta", MIN_DELTA_HELP, default="0")
     parser.addini("autoresearch_noise_k", NOISE_K_HELP, default=str(DEFAULT_NOISE_K))
     parser.addini("autoresearch_progress", PROGRESS_HELP, default="30")
+    parser.addini("autoresearch_repeat", REPEAT_HELP, default="1")
 
 
 def pytest_configure(config: pytest.Config) -> None:

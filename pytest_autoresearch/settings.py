@@ -89,7 +89,8 @@ class Settings:
     accept_frozen: bool
     json_path: Path | None
     progress_s: float
-    repeat: int
+    repeat: int  # runs per commit: exactly this many, or at most this many when adaptive
+    adaptive_repeat: bool = False  # stop repeating once the verdict is clear (adaptive.next_step)
 
 
 @dataclass(frozen=True)
@@ -178,9 +179,12 @@ def resolve(config: pytest.Config) -> Settings:
 
     ledger = config.getoption("autoresearch_ledger") or config.getini("autoresearch_ledger")
     json_path = config.getoption("autoresearch_json")
+    from .adaptive import parse_repeat  # here, not at the top: adaptive reads DEFAULT_NOISE_K from this module
+
     mutable = tuple(p for p in config.getini("autoresearch_mutable") if p.strip())
     if not mutable:
         raise pytest.UsageError("ini autoresearch_mutable: list at least one file, e.g. train.py")
+    plan = pick("autoresearch_repeat", parse_repeat)
     return Settings(
         ledger=config.rootpath / ledger if ledger else None,
         timeout=pick("autoresearch_timeout", positive_float),
@@ -190,5 +194,6 @@ def resolve(config: pytest.Config) -> Settings:
         accept_frozen=config.getoption("autoresearch_accept_frozen"),
         json_path=Path(json_path).resolve() if json_path else None,
         progress_s=pick("autoresearch_progress", non_negative_float),
-        repeat=config.getoption("autoresearch_repeat") or 1,
+        repeat=plan.max_runs,
+        adaptive_repeat=plan.adaptive,
     )

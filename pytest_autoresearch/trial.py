@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped]
 
-from . import bar, guard, noise
+from . import archive, bar, guard, noise
 from .context import Context
 from .experiment import Experiment
 from .ledger import Entry, format_line
@@ -54,6 +54,7 @@ class Trial:
         self.recorder: Recorder | None = None
         self.draws: list[Draw] = []
         self.outcome: Outcome | None = None  # set once the ledger rows are completed
+        self.repeat_note = ""  # why adaptive repeats stopped where they did
 
     # -- what the fixtures hand to the test ------------------------------------------------
 
@@ -80,6 +81,7 @@ class Trial:
         guard.check_frozen(self.ctx, self.item.nodeid, self.spec)
         sources = sources_for(self.item, self.spec.metric, self.experiment, self.recorder)
         repeat = self.ctx.settings.repeat if (self.experiment or self.recorder) else 1
+        adaptive = self.ctx.settings.adaptive_repeat and repeat > 1
         watchdog = Watchdog(self.ctx.ledger.path if self.ctx.ledger else None, self._deadline())
         try:
             for index in range(repeat):
@@ -87,7 +89,7 @@ class Trial:
                 try:
                     if self.experiment is not None:
                         self._run_target(draw, watchdog, sources)
-                    if index == repeat - 1:
+                    if index == 0:  # pytest's own call of the body: the first draw, as the last is not known yet
                         result = yield
                     elif self.experiment is None:
                         _call_body(self.item)
@@ -97,6 +99,8 @@ class Trial:
                     raise
                 draw.value = first_value(sources)
                 draw.memory_gb = self._memory_gb()
+                if adaptive and self._settled():
+                    break
             outcome = self._judge()
             if not outcome.green:
                 pytest.fail(failure_message(outcome), pytrace=False)
@@ -154,6 +158,15 @@ class Trial:
                     return float(value) * scale
         return None
 
+    def _settled(self) -> bool:
+        """Adaptive repeats: whether the draws so far leave the verdict in no real doubt."""
+        values = [d.value for d in self.draws]
+        if any(v is None for v in values):
+            return True  # judged a crash whatever comes next
+        step = bar.repeat_step(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None])
+        self.repeat_note = step.reason
+        return step.stop
+
     def _judge(self) -> Outcome:
         """Read the bar, judge and record under one lock, so no other run judges in between."""
         values = [d.value for d in self.draws]
@@ -182,6 +195,8 @@ class Trial:
             extra["log"] = str(self.experiment.log_path)
         if len(self.draws) > 1:
             extra["repeats"] = len(self.draws)
+        if self.repeat_note:
+            extra["adaptive"] = self.repeat_note
         started = self.item.stash.get(started_key, time.time())
         self.ctx.append(*(
             d.entry.finished(status=status, value=d.value, memory_gb=d.memory_gb,
@@ -189,6 +204,10 @@ class Trial:
                              extra={"goal": self.spec.goal, **extra})
             for d in self.draws
         ))
+        if self.ctx.repo is not None and self.ctx.head is not None:  # reset and gc must not lose the idea
+            problem = archive.keep_judged(self.ctx.repo, self.run_id, self.ctx.head.sha)
+            if problem:
+                self.ctx.warn(problem, archive.ArchiveWarning)
         values = [d.value for d in self.draws if d.value is not None]
         durations = [d.duration for d in self.draws if d.duration is not None]
         memories = [d.memory_gb for d in self.draws if d.memory_gb is not None]

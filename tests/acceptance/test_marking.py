@@ -92,7 +92,9 @@ def test_bad_marker_is_a_collection_error(pytester: pytest.Pytester, marker: str
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--autoresearch-timeout", "soon"], "*--autoresearch-timeout*expected a positive number such as 600*soon*"),
-    (["--autoresearch-repeat", "0"], "*--autoresearch-repeat*must be at least 1*"),
+    (["--autoresearch-repeat", "0"], "*--autoresearch-repeat*at least 1 run*"),
+    (["--autoresearch-repeat", "auto:1"], "*--autoresearch-repeat*adaptive repeats need a maximum of 2 runs or more*"),
+    (["--autoresearch-repeat", "often"], '*--autoresearch-repeat*"auto" / "auto:5"*often*'),
 ])
 def test_bad_option_is_a_usage_error(pytester: pytest.Pytester, args: list[str], message: str) -> None:
     result = pytester.runpytest(*args)
