@@ -1,7 +1,7 @@
 """The commands of ``autoresearch``: parse the command line and run one command.
 
-``init`` makes the session branch; ``status``, ``log`` and ``plot`` read the ledger the
-plugin writes. Every expected problem (no ledger, not a git repository, bad name) ends in
+``init`` makes the session branch; ``status``, ``log``, ``show`` and ``plot`` read the ledger
+the plugin writes; ``prune`` drops the run refs that keep judged commits. Every expected problem (no ledger, not a git repository, bad name) ends in
 one ``autoresearch: ...`` line on stderr and exit code 1; corrupt ledger lines are
 warned about on stderr and skipped. Exit code 2 is a usage error, as with argparse.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import git
 
-from .. import __version__, gitstate, history
+from .. import __version__, archive, gitstate, history
 from ..ledger import STATUSES, Entry, Ledger
-from . import stats, views
+from . import night, show, stats, views
 from .views import PROG
 
 BRANCH_PREFIX = "autoresearch/"
@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="One line per branch (the ledger's branch column), best first")
     status.add_argument("--last", metavar="N", type=_count, default=5, help="How many recent runs to list (default: 5)")
     status.add_argument("--goal", choices=("min", "max"), help=GOAL_HELP)
+    status.add_argument("--json", action="store_true",
+                        help="Print one JSON object: per benchmark best, baseline, counts, noise and near misses; "
+                        "all near misses; the cost")
     status.set_defaults(func=cmd_status)
 
     log = commands.add_parser(
@@ -96,6 +99,34 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("-v", "--verbose", action="store_true", help="Add each run's test, metric and verdict reason")
     log.add_argument("--json", action="store_true", help="Print the runs as a JSON list, every ledger field")
     log.set_defaults(func=cmd_log)
+
+    shown = commands.add_parser(
+        "show", parents=[reading], help="One run: verdict, value against its bar, the idea's diff, log tail",
+        description="Show one run: its verdict and reason, its value against the bar it was judged "
+        "against, the diff of the mutable files against the commit it was tried on (kept under "
+        "refs/autoresearch/runs, so reset and gc lose nothing) and the tail of its log.",
+    )
+    shown.add_argument("target", metavar="RUN|COMMIT",
+                       help="A run id or unique prefix (autoresearch log lists them), or a commit: its latest run")
+    shown.add_argument("--mutable", metavar="GLOB", action="append",
+                       help="Files whose diff to show, relative to the current folder as autoresearch_mutable "
+                       "is to the rootdir (this command cannot read the ini); repeat for several (default: train.py)")
+    shown.add_argument("--tail", metavar="N", type=_count, default=show.DEFAULT_TAIL,
+                       help=f"Lines of the log to show (default: {show.DEFAULT_TAIL})")
+    shown.add_argument("--json", action="store_true", help="Print every field as one JSON object")
+    shown.set_defaults(func=cmd_show)
+
+    prune = commands.add_parser(
+        "prune", parents=[reading], help="Drop the refs that keep judged commits, by age or status",
+        description="Delete refs/autoresearch/runs/RUN refs chosen by --older-than, --status or both "
+        "(both: a ref must match both), and print each one deleted. A commit goes at the next git gc "
+        "once no branch or other ref holds it. Refuses to run with no selector.",
+    )
+    prune.add_argument("--older-than", metavar="AGE", type=_duration,
+                       help="Only commits made longer ago than AGE: 90m, 12h, 30d or 2w")
+    prune.add_argument("--status", metavar="STATUS", action="append", type=_status,
+                       help="Only runs with this status, e.g. discard,crash,timeout; repeat or comma-separate")
+    prune.set_defaults(func=cmd_prune)
 
     plot = commands.add_parser(
         "plot", parents=[reading], help="Draw the progress chart of this branch as a PNG",
@@ -134,6 +165,13 @@ def _size(text: str) -> tuple[int, int]:
     if width < 100 or height < 100 or width > 10000 or height > 10000:
         raise argparse.ArgumentTypeError(f"each side must be 100 to 10000 pixels, got {text!r}")
     return width, height
+
+
+def _duration(text: str) -> object:
+    try:
+        return archive.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _status(text: str) -> list[str]:
@@ -298,7 +336,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         lineage = gitstate.lineage(where.repo, where.head.sha)
         last_kept = history.last_kept(here, lineage, {r.test for r in here})
         warning = views.head_state(here, where.head.sha, where.head.short, last_kept)
-    print("\n".join(views.branch_status(here, runs, scope, where.ledger, args.goal, args.last, warning)))
+    found = night.benchmarks(here, runs, args.goal)
+    if args.json:
+        head = where.head
+        print(json.dumps(night.status_json(here, found, scope, where.ledger, head.branch if head else None,
+                                           head.sha if head else None, warning), indent=2, allow_nan=False))
+        return 0
+    more = [*night.near_miss_lines(found), *night.cost_lines(archive.night_cost(here))]
+    print("\n".join(views.branch_status(here, runs, scope, where.ledger, args.goal, args.last, warning, more)))
     return 0
 
 
@@ -326,6 +371,56 @@ def cmd_log(args: argparse.Namespace) -> int:
               else f"{PROG}: the ledger {where.ledger} has no runs yet", file=sys.stderr)
         return 0
     print("\n".join(views.log_table(runs, verbose=args.verbose)))
+    return 0
+
+
+# -- show and prune -----------------------------------------------------------------------
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    where = locate(args.ledger)
+    runs = read_runs(where.ledger)
+    try:
+        run = show.find_run(runs, args.target, where.repo)
+    except show.NotFound as exc:
+        raise CliError(str(exc)) from None
+    mutable = args.mutable or ["train.py"]
+    shown = show.gather(run, runs, where.repo, mutable, show.log_places(where.repo, where.ledger), args.tail)
+    if args.json:
+        print(json.dumps(shown.to_json(), indent=2, allow_nan=False))
+    else:
+        print("\n".join(show.lines(shown, args.tail)))
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    if args.older_than is None and not args.status:
+        raise CliError("prune needs --older-than AGE, --status STATUS, or both: it never drops every kept run unasked")
+    where = locate(args.ledger)
+    if where.repo is None:
+        raise CliError("not inside a git repository: the run refs live in one")
+    by_id: dict[str, Entry] = {}
+    run_ids = None
+    if args.status:
+        wanted = {s for group in args.status for s in group}
+        runs = read_runs(where.ledger) if where.ledger.exists() else []
+        for r in runs:
+            by_id.setdefault(r.run_id, r)
+            by_id.setdefault(r.measurement, r)
+        # a ref is named by its measurement's first run id; every run of a measurement has its status
+        run_ids = {key for r in runs if r.status in wanted for key in (r.run_id, r.measurement)}
+    elif where.ledger.exists():
+        by_id = {key: r for r in read_runs(where.ledger) for key in (r.measurement, r.run_id)}
+    deleted = archive.prune(where.repo, run_ids=run_ids, older_than=args.older_than)
+    for kept in deleted:
+        run = by_id.get(kept.run_id)
+        about = f"  {run.status}  {run.description}" if run is not None else "  (not in the ledger)"
+        print(f"deleted {kept.ref}  {kept.sha[:7]}  committed {kept.committed:%Y-%m-%d %H:%M}{about}")
+    if deleted:
+        print(f"{PROG}: deleted {views.plural(len(deleted), 'run ref')}; a commit no branch or other ref "
+              "holds goes at the next git gc")
+    else:
+        print(f"{PROG}: no run ref matches; nothing deleted")
     return 0
 
 

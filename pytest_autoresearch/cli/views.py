@@ -39,8 +39,9 @@ def head_state(here: Sequence[Entry], head_sha: str, head_short: str, last_kept:
 
 
 def branch_status(here: list[Entry], everything: list[Entry], scope: str, ledger: Path,
-                  goal: str | None, last: int, warning: Sequence[str] = ()) -> list[str]:
-    """The status of one branch: a block per test and metric, lucky draws, the last runs."""
+                  goal: str | None, last: int, warning: Sequence[str] = (), more: Sequence[str] = ()) -> list[str]:
+    """The status of one branch: a block per test and metric, lucky draws, ``more`` (near misses,
+    cost), the last runs."""
     lines = [f"{PROG} status: {scope}, {plural(len(here), 'run')}, last {stats.ago(here[-1].timestamp)}",
              f"  ledger: {ledger}", *warning]
     lucky: list[str] = []
@@ -77,6 +78,7 @@ def branch_status(here: list[Entry], everything: list[Entry], scope: str, ledger
             )
     if lucky:
         lines += ["", "suspected lucky draws (the mean no longer beats the bar they were kept over):", *lucky]
+    lines += more
     lines += ["", f"last {min(last, len(here))} runs:"]
     lines += ["  " + line for line in log_table(here[-last:], verbose=False)]
     return lines
@@ -115,7 +117,7 @@ def run_json(run: Entry) -> dict[str, Any]:
 def log_table(runs: Sequence[Entry], verbose: bool) -> list[str]:
     """Runs as aligned rows, newest last; test and metric columns only where they vary."""
     many_tests = verbose or len({(r.test, r.metric) for r in runs}) > 1
-    header = ["finished (UTC)", "commit", "branch", "value", "mem_gb", "status", "secs"]
+    header = ["finished (UTC)", "commit", "branch", "value", "mem_gb", "status", "secs", "run"]
     header += ["test", "metric"] if many_tests else []
     header += ["description"] + (["reason"] if verbose else [])
     rows: list[tuple[str, ...]] = [tuple(header)]
@@ -126,7 +128,7 @@ def log_table(runs: Sequence[Entry], verbose: bool) -> list[str]:
             r.commit or "-", r.branch or "-", fmt(r.value),
             "-" if r.memory_gb is None else f"{r.memory_gb:.1f}",
             f"{r.status} ({stats.REMEASURED})" if stats.remeasured(r) else r.status,
-            "-" if r.duration_s is None else f"{r.duration_s:.0f}",
+            "-" if r.duration_s is None else f"{r.duration_s:.0f}", r.run_id[:12],
         ]
         cells += [r.test, r.metric] if many_tests else []
         cells += [r.description or "-"] + ([str(r.extra.get("reason", "-"))] if verbose else [])

@@ -14,13 +14,15 @@ def test_table_is_aligned_newest_last(project: Project) -> None:
     done = run_cli(project.path, "log")
     assert done.returncode == 0, done.stderr
     header, *rows = done.stdout.splitlines()
-    assert header.split() == ["finished", "(UTC)", "commit", "branch", "value", "mem_gb", "status", "secs", "description"]
+    assert header.split() == ["finished", "(UTC)", "commit", "branch", "value", "mem_gb", "status", "secs", "run",
+                              "description"]
+    assert [r.split()[8] for r in rows] == [r.run_id for r in project.runs()]  # what autoresearch show takes
     assert [r.split()[2] for r in rows] == [sha[:7] for sha in shas.values()]
     assert [(r.split()[4], r.split()[6]) for r in rows] == [
         ("1.5", "keep"), ("1.2", "keep"), ("1.3", "discard"), ("-", "crash"), ("1.1", "keep"),
     ]
     assert [r.split()[5] for r in rows if "crash" not in r] == ["0.5"] * 4  # peak_vram_mb 512
-    for column in ("commit", "branch", "value", "status", "description"):
+    for column in ("commit", "branch", "value", "status", "run", "description"):
         at = header.index(column)
         assert all(r[at - 2 : at] == "  " and r[at] != " " for r in rows), f"{column} is not aligned"
 

@@ -29,7 +29,8 @@ def test_status_of_the_current_branch(project: Project) -> None:
     assert block[2] == "  improvement -0.4 (-26.7%) in 2 kept changes since the baseline"
     assert block[3] == "  runs: keep 3, discard 1, crash 1, timeout 0; keep rate 60%"
     recent = section(out, "last 5 runs:")
-    assert recent[0].split() == ["finished", "(UTC)", "commit", "branch", "value", "mem_gb", "status", "secs", "description"]
+    assert recent[0].split() == ["finished", "(UTC)", "commit", "branch", "value", "mem_gb", "status", "secs", "run",
+                                "description"]
     assert [line.split()[2] for line in recent[1:]] == [shas[d][:7] for d in shas]
     assert [line.split()[6] for line in recent[1:]] == ["keep", "keep", "discard", "crash", "keep"]
     assert done.stderr == ""
