@@ -1,0 +1,154 @@
+"""``autoresearch status``: near misses worth another try, what the night cost, and ``--json``."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_cli
+from test_status import section
+
+from conftest import Project
+from pytest_autoresearch.ledger import Entry, Ledger
+from pytest_autoresearch.outcome import fmt
+
+LISTED = """
+from pathlib import Path
+counter = Path("draws.txt")
+n = int(counter.read_text()) if counter.exists() else 0
+counter.write_text(str(n + 1))
+print("---")
+print("score:", {values}[n % 5])
+"""
+BASELINE = [1.0, 1.02, 1.01, 0.99, 1.03]  # mean 1.01; the noise floor: sigma 0.0158 over 4 dof
+SIGMA = statistics.stdev(BASELINE)
+
+
+def measured_night(project: Project) -> dict[str, str]:
+    """A baseline run five times (the noise floor), three discards and a keep."""
+    project.bench(min_delta="auto")
+    (project.path / ".gitignore").write_text("__pycache__/\ndraws.txt\n")
+    shas = {"baseline": project.train(None, "baseline", body=LISTED.format(values=BASELINE))}
+    project.run("--autoresearch-repeat", "5").assert_outcomes(passed=1)
+    for value, idea in ((1.015, "close call"), (1.2, "far off"), (1.0, "small gain")):
+        shas[idea] = project.train(value, idea)
+        project.run().assert_outcomes(failed=1)
+        project.repo.git.reset("--hard", "HEAD~1")
+    shas["real gain"] = project.train(0.95, "real gain")
+    project.run().assert_outcomes(passed=1)
+    return shas
+
+
+def test_near_misses_are_discards_within_the_noise_of_their_bar(project: Project) -> None:
+    shas = measured_night(project)
+    runs = {r.sha: r for r in project.runs()}
+    done = run_cli(project.path, "status")
+    assert done.returncode == 0, done.stderr
+    allowed = SIGMA * math.sqrt(1 / 1 + 1 / 5)  # one standard error of a 1-run mean against a 5-run bar
+    near = section(done.stdout, "near misses (discarded within the noise of their bar")
+    assert near == [  # closest first; "far off" is not near anything
+        f"  {runs[shas['close call']].run_id}  {shas['close call'][:7]}  close call: 1.015 against the bar 1.01, "
+        f"within {fmt(allowed)} (one standard error)",
+        f"  {runs[shas['small gain']].run_id}  {shas['small gain'][:7]}  small gain: 1 against the bar 1.01, "
+        f"within {fmt(allowed)} (one standard error)",
+    ]
+    assert "autoresearch show RUN gives the diff" in done.stdout
+
+
+def test_status_json_field_by_field(project: Project) -> None:
+    shas = measured_night(project)
+    runs = project.runs()
+    by_sha = {r.sha: r for r in runs}
+    done = run_cli(project.path, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert set(status) == {"scope", "branch", "head", "ledger", "runs", "warnings", "counts", "benchmarks",
+                           "near_misses", "cost"}
+    assert status["scope"] == f"branch main at {shas['real gain'][:7]}"
+    assert (status["branch"], status["head"], status["runs"], status["warnings"]) == ("main", shas["real gain"], 9, [])
+    assert status["ledger"] == str(project.path / ".git" / "autoresearch" / "ledger.tsv")
+    assert status["counts"] == {"keep": 6, "discard": 3, "crash": 0, "timeout": 0, "re-measured": 0, "running": 0}
+
+    [bench] = status["benchmarks"]
+    assert bench["test"] == "test_bench.py::test_train" and bench["metric"] == "score" and bench["goal"] == "min"
+    assert bench["identity"] == runs[0].identity
+    assert bench["best"] == {"value": 0.95, "commit": shas["real gain"][:7], "sha": shas["real gain"], "n": 1,
+                             "description": "real gain"}
+    assert bench["baseline"] == {"value": 1.0, "commit": shas["baseline"][:7], "sha": shas["baseline"], "n": 1,
+                                 "description": "baseline"}  # the first kept draw, as the text shows it
+    assert bench["counts"] == status["counts"]
+    assert bench["keep_rate"] == pytest.approx(6 / 9)
+    assert bench["noise"] == {"sigma": pytest.approx(SIGMA), "dof": 4, "groups": 1}
+    assert bench["lucky_draws"] == []
+
+    allowed = SIGMA * math.sqrt(1 + 1 / 5)
+    expected = []
+    for idea, value in (("close call", 1.015), ("small gain", 1.0)):
+        run = by_sha[shas[idea]]
+        gap = abs(value - statistics.fmean(BASELINE))
+        expected.append({
+            "run_id": run.run_id, "measurement": run.measurement, "commit": shas[idea][:7], "sha": shas[idea],
+            "description": idea, "test": "test_bench.py::test_train", "metric": "score", "value": value, "n": 1,
+            "bar": pytest.approx(1.01), "bar_commit": shas["baseline"][:7], "gap": pytest.approx(gap),
+            "allowed": pytest.approx(allowed), "closeness": pytest.approx(gap / allowed),
+            "show": f"autoresearch show {run.run_id}",
+        })
+    assert bench["near_misses"] == expected
+    assert status["near_misses"] == expected
+
+    cost = status["cost"]
+    assert set(cost) == {"runs", "hours", "runs_per_hour", "wall_s", "device_hours", "device_hours_by_device"}
+    assert cost["runs"] == 9
+    for outcome in ("keep", "discard", "crash", "timeout"):
+        spent = sum(r.duration_s or 0.0 for r in runs if r.status == outcome)
+        assert cost["wall_s"][outcome] == pytest.approx(spent)
+    assert cost["hours"] > 0 and cost["runs_per_hour"] == pytest.approx(9 / cost["hours"])
+    assert (cost["device_hours"], cost["device_hours_by_device"]) == (0, {})
+
+
+def hand_made_night(path: Path) -> None:
+    """Six runs with known times and devices: 22:00 to midnight UTC."""
+    common = {"metric": "score", "test": "test_x.py::test_x", "branch": "main", "identity": "id1"}
+    rows = [  # run id, status, value, seconds, finished, device, bar
+        ("r1", "keep", 1.5, 600, "2026-11-26T22:10:00+00:00", "cuda:0", None),
+        ("r2", "discard", 1.6, 300, "2026-11-26T22:20:00+00:00", "cuda:1", 1.5),
+        ("r3", "crash", None, 60, "2026-11-26T22:30:00+00:00", None, None),
+        ("r6", "discard", 1.51, 60, "2026-11-26T22:40:00+00:00", None, 1.5),
+        ("r4", "timeout", None, 900, "2026-11-26T23:00:00+00:00", "cuda:0", None),
+        ("r5", "keep", 1.4, 1800, "2026-11-27T00:00:00+00:00", "cuda:0", 1.5),
+    ]
+    entries = []
+    for run_id, status, value, seconds, stamp, device, bar in rows:
+        extra: dict[str, object] = {"goal": "min", **({"device": device} if device else {}),
+                                    **({"bar": bar, "bar_n": 1, "bar_commit": "aaaaaaa"} if bar else {})}
+        entries.append(Entry(run_id, status, commit=run_id * 3, sha=run_id * 20, value=value, duration_s=seconds,
+                             timestamp=stamp, measurement=run_id, description=f"idea {run_id}", extra=extra,
+                             **common))
+    Ledger(path).append(*entries)
+
+
+def test_cost_and_near_misses_without_a_noise_floor(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.tsv"
+    hand_made_night(ledger)
+    done = run_cli(tmp_path, "status", "--ledger", str(ledger))
+    assert done.returncode == 0, done.stderr
+    assert section(done.stdout, "near misses") == [
+        "  r6  r6r6r6  idea r6: 1.51 against the bar 1.5, within 1% of the bar (no noise floor yet)",
+    ]
+    assert section(done.stdout, "cost: ") == ["  device-hours 1.00 (cuda:0 0.92, cuda:1 0.08)"]
+    assert ("cost: 6 runs in 2.00 h (3.0 runs/hour); wall time keep 40m, discard 6m, crash 1m, timeout 15m"
+            in done.stdout.splitlines())
+    status = json.loads(run_cli(tmp_path, "status", "--ledger", str(ledger), "--json").stdout)
+    assert status["cost"] == {
+        "runs": 6, "hours": pytest.approx(2.0), "runs_per_hour": pytest.approx(3.0),
+        "wall_s": {"keep": 2400.0, "discard": 360.0, "crash": 60.0, "timeout": 900.0},
+        "device_hours": pytest.approx(1.0),
+        "device_hours_by_device": {"cuda:0": pytest.approx(3300 / 3600), "cuda:1": pytest.approx(300 / 3600)},
+    }
+    assert [m["run_id"] for m in status["near_misses"]] == ["r6"]
+    assert status["near_misses"][0]["allowed"] == pytest.approx(0.015)
+    assert status["benchmarks"][0]["noise"] is None
+    assert (status["branch"], status["head"], status["scope"]) == (None, None, "every run (not a git repository)")
