@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import git
@@ -167,7 +168,7 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _duration(text: str) -> object:
+def _duration(text: str) -> timedelta:
     try:
         return archive.parse_duration(text)
     except ValueError as exc:

@@ -111,7 +111,6 @@ def test_status_json_field_by_field(project: Project) -> None:
 
 def hand_made_night(path: Path) -> None:
     """Six runs with known times and devices: 22:00 to midnight UTC."""
-    common = {"metric": "score", "test": "test_x.py::test_x", "branch": "main", "identity": "id1"}
     rows = [  # run id, status, value, seconds, finished, device, bar
         ("r1", "keep", 1.5, 600, "2026-11-26T22:10:00+00:00", "cuda:0", None),
         ("r2", "discard", 1.6, 300, "2026-11-26T22:20:00+00:00", "cuda:1", 1.5),
@@ -126,7 +125,7 @@ def hand_made_night(path: Path) -> None:
                                     **({"bar": bar, "bar_n": 1, "bar_commit": "aaaaaaa"} if bar else {})}
         entries.append(Entry(run_id, status, commit=run_id * 3, sha=run_id * 20, value=value, duration_s=seconds,
                              timestamp=stamp, measurement=run_id, description=f"idea {run_id}", extra=extra,
-                             **common))
+                             metric="score", test="test_x.py::test_x", branch="main", identity="id1"))
     Ledger(path).append(*entries)
 
 
