@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from cli_helpers import night, run_cli
 
 from conftest import Project
+from pytest_autoresearch.ledger import Entry, Ledger
 
 
 def forget_everything_but_refs(project: Project) -> None:
@@ -123,10 +125,15 @@ def test_unknown_targets_say_where_to_look(project: Project) -> None:
     assert done.stderr == f"autoresearch: commit {never[:7]} has no run in the ledger (autoresearch log lists the runs)\n"
 
 
-def test_an_ambiguous_prefix_asks_for_more(project: Project) -> None:
-    night(project)
-    runs = project.runs()
-    shared = next(c for c in "0123456789abcdef" if sum(r.run_id.startswith(c) or r.sha.startswith(c) for r in runs) > 1)
-    done = run_cli(project.path, "show", shared)
-    assert done.returncode == 1
-    assert done.stderr.startswith(f"autoresearch: {shared!r} matches ") and done.stderr.endswith(": give more characters\n")
+def test_an_ambiguous_prefix_asks_for_more(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.tsv"
+    Ledger(ledger).append(*(Entry(run_id, "discard", sha=sha, commit=sha[:7], measurement=run_id, value=1.0)
+                            for run_id, sha in (("abc1", "f" * 40), ("abc2", "e" * 40), ("fed", "d" * 40))))
+    done = run_cli(tmp_path, "show", "abc", "--ledger", str(ledger))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "autoresearch: 'abc' matches run abc1, run abc2: give more characters\n"
+    done = run_cli(tmp_path, "show", "f", "--ledger", str(ledger))
+    assert done.stderr == "autoresearch: 'f' matches run fed, commit ffffffffffff: give more characters\n"
+    shown = json.loads(run_cli(tmp_path, "show", "abc2", "--ledger", str(ledger), "--json").stdout)
+    assert (shown["run_id"], shown["diff"], shown["diff_error"]) == ("abc2", None, "not inside a git repository")
+    assert (shown["log"], shown["log_tail"], shown["ref"]) == (None, None, None)
