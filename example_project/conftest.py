@@ -11,7 +11,14 @@ import pytest
 
 
 def pytest_autoresearch_identity(config: pytest.Config) -> dict[str, str]:
+    from pytest_autoresearch.lm import profiles
     from pytest_autoresearch.lm.dataset import prepare
+
+    try:  # a bad AUTORESEARCH_PROFILE or AUTORESEARCH_TIME_BUDGET: the fix, not a traceback
+        profiles.active_profile()
+        profiles.time_budget()
+    except ValueError as exc:
+        raise pytest.UsageError(f"autoresearch: {exc}") from None
 
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     say = reporter.write_line if reporter is not None else print
