@@ -10,15 +10,19 @@ from __future__ import annotations
 import pytest
 
 
-def pytest_autoresearch_identity(config: pytest.Config) -> dict[str, str]:
+def pytest_configure(config: pytest.Config) -> None:
+    """Before collection: a bad AUTORESEARCH_PROFILE or AUTORESEARCH_TIME_BUDGET gets the fix, not a traceback."""
     from pytest_autoresearch.lm import profiles
-    from pytest_autoresearch.lm.dataset import prepare
 
-    try:  # a bad AUTORESEARCH_PROFILE or AUTORESEARCH_TIME_BUDGET: the fix, not a traceback
+    try:
         profiles.active_profile()
         profiles.time_budget()
     except ValueError as exc:
         raise pytest.UsageError(f"autoresearch: {exc}") from None
+
+
+def pytest_autoresearch_identity(config: pytest.Config) -> dict[str, str]:
+    from pytest_autoresearch.lm.dataset import prepare
 
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     say = reporter.write_line if reporter is not None else print

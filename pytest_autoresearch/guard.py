@@ -13,7 +13,7 @@ import uuid
 import git
 import pytest
 
-from . import gitstate
+from . import gitstate, identity
 from .context import Context
 from .settings import Spec
 
@@ -41,6 +41,19 @@ def frozen_changes(ctx: Context) -> tuple[str, ...]:
     assert ctx.reference is not None
     changed = gitstate.changed_files(ctx.repo, ctx.reference, ctx.head.sha, ctx.scope)
     return tuple(gitstate.frozen(changed, ctx.settings.mutable, ctx.scope))
+
+
+def surface_changes(ctx: Context, tests: list[str]) -> tuple[str, ...]:
+    """The parts of the pytest surface (conftests, ini, plugins, -p/-o options) that differ from
+    the ones the last kept result was judged under: as frozen as prepare.py."""
+    if ctx.ledger is None or ctx.reference is None:
+        return ()
+    kept = [r for r in ctx.runs(("keep", "accepted")) if r.sha == ctx.reference and r.test in tests]
+    if not kept:
+        return ()
+    before = ctx.ledger.identity_parts(kept[-1].identity)
+    return tuple(f"{part} ({before[part]} -> {ctx.identity_parts.get(part)})" for part in identity.SURFACE
+                 if part in before and before[part] != ctx.identity_parts.get(part))
 
 
 def check_frozen(ctx: Context, test: str, spec: Spec) -> None:

@@ -7,8 +7,11 @@ frozen-file reference are settled once after collection, outside every test's ti
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Generator
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -60,7 +63,7 @@ class AutoresearchSession:
         if not benchmarks:
             return
         ctx = self.ctx
-        parts = {"device": identity.device()}
+        parts = {"device": identity.device(), **_pytest_surface(ctx.config)}
         if ctx.repo is not None and ctx.head is not None:
             blobs = gitstate.tracked_blobs(ctx.repo, ctx.head.sha, ctx.scope)
             kept = set(gitstate.frozen([p for p, _ in blobs], ctx.settings.mutable, ctx.scope))
@@ -76,7 +79,7 @@ class AutoresearchSession:
         marked = ctx.runs(("keep", "accepted"))
         ctx.reference = history.last_kept(marked, ctx.lineage, benchmarks)
         ctx.revert_to = history.last_kept(marked, ctx.lineage[1:], benchmarks)
-        ctx.frozen_changes = guard.frozen_changes(ctx)
+        ctx.frozen_changes = guard.frozen_changes(ctx) + guard.surface_changes(ctx, benchmarks)
         if ctx.ledger is not None:
             ctx.ledger.register_identity(ctx.identity, parts)
 
@@ -102,3 +105,12 @@ class AutoresearchSession:
     def close(self) -> None:
         if self.ctx.repo is not None:
             self.ctx.repo.close()  # GitPython's git helper processes: an in-process run must not leave them
+
+
+def _pytest_surface(config: pytest.Config) -> dict[str, str]:
+    """What of pytest itself judges this run: conftests, ini file, plugins, -p and -o options."""
+    conftests = [Path(p.__file__) for p in config.pluginmanager.get_plugins()
+                 if isinstance(p, ModuleType) and p.__file__ and Path(p.__file__).name == "conftest.py"]
+    plugins = [f"{dist.project_name}=={dist.version}" for _, dist in config.pluginmanager.list_plugin_distinfo()]
+    return identity.surface(config.rootpath, conftests, config.inipath, plugins,
+                            config.invocation_params.args, os.environ.get("PYTEST_ADDOPTS", ""))

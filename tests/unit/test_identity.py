@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pytest_autoresearch import identity
 
 
@@ -22,3 +24,19 @@ def test_files_digest_sees_paths_and_contents() -> None:
 def test_device_names_the_hardware() -> None:
     assert identity.device().startswith(("cpu: ", "gpu: "))
     assert identity.device() == identity.device()
+
+
+def test_pytest_surface(tmp_path: Path) -> None:
+    conftest, ini = tmp_path / "conftest.py", tmp_path / "pytest.ini"
+    conftest.write_text("")
+    ini.write_text("[pytest]\n")
+    base = identity.surface(tmp_path, [conftest], ini, ["pytest-timeout==2.4.0"], ["--autoresearch", "-q"], "")
+    assert base == {"pytest conftests": f"conftest.py:{base['pytest conftests'][-12:]}",
+                    "pytest ini": f"pytest.ini:{base['pytest ini'][-12:]}",
+                    "pytest plugins": "pytest-timeout==2.4.0", "pytest options": "none"}
+    same = identity.surface(tmp_path, [conftest], ini, ["pytest-timeout==2.4.0"], ["-x", "-p", "no:cacheprovider"], "")
+    assert same == base, "printing and caching options judge nothing"
+    loaded = identity.surface(tmp_path, [conftest], ini, ["pytest-timeout==2.4.0"], ["-pevil"], "-o timeout=0")
+    assert loaded["pytest options"] == "-o timeout=0 -p evil"
+    conftest.write_text("def pytest_runtest_makereport(): ...\n")
+    assert identity.surface(tmp_path, [conftest], ini, [], [], "")["pytest conftests"] != base["pytest conftests"]
