@@ -40,6 +40,7 @@ class Context:
     reference: str | None = None  # the last kept commit, HEAD included: frozen files are compared with it
     frozen_changes: tuple[str, ...] = ()  # frozen files changed since the reference
     revert_to: str | None = None  # the last kept commit HEAD builds on: where a red run goes back
+    mutable_files: tuple[Path, ...] = ()  # what a frozen scorer must never import
     _warned: set[str] = field(default_factory=set)
 
     @property

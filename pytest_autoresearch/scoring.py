@@ -9,6 +9,7 @@ this process opened (the scorer's stdout is only a log, so printing cannot forge
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import json
 import math
 import os
@@ -155,13 +156,36 @@ _BOOTSTRAP = (
 )
 
 
+class _RefuseMutable(importlib.abc.MetaPathFinder):
+    """First on the child's meta path: a module whose file is mutable is never executed."""
+
+    def __init__(self, forbidden: list[str]) -> None:
+        self.banned = set(forbidden)
+        self.hit: str | None = None
+
+    def find_spec(self, name: str, path: Sequence[str] | None, target: Any = None) -> None:
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is None:
+                continue
+            if spec.origin and str(Path(spec.origin).resolve()) in self.banned:
+                self.hit = str(Path(spec.origin).resolve())
+                raise ImportError(f"{self.hit} is a mutable file: a frozen scorer may not import it")
+            return None  # not ours to load: the usual finders go on
+        return None
+
+
 def _child_main() -> None:
     """Entry point of the isolated interpreter: argv = [write fd, request JSON]."""
     fd, request = int(sys.argv[1]), json.loads(sys.argv[2])
     channel = os.fdopen(fd, "w")
     sys.path[0:0] = request["search_path"]
+    guard = _RefuseMutable(request["forbidden"])
+    sys.meta_path.insert(0, guard)
     reply = _child_call(request["target"], Path(request["artifact"]))
-    loaded = _forbidden_loaded(request["forbidden"])
+    loaded = guard.hit or _forbidden_loaded(request["forbidden"])
     if loaded is not None:
         reply = {"forbidden": loaded}
     channel.write(json.dumps(reply))

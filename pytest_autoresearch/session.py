@@ -73,6 +73,7 @@ class AutoresearchSession:
                 parts.update({str(k): str(v) for k, v in extra.items()})
         ctx.identity_parts = parts
         ctx.identity = identity.digest(parts)
+        ctx.mutable_files = _mutable_files(ctx)
         if ctx.repo is None or ctx.head is None:
             return
         ctx.lineage = tuple(gitstate.lineage(ctx.repo, ctx.head.sha))
@@ -114,3 +115,13 @@ def _pytest_surface(config: pytest.Config) -> dict[str, str]:
     plugins = [f"{dist.project_name}=={dist.version}" for _, dist in config.pluginmanager.list_plugin_distinfo()]
     return identity.surface(config.rootpath, conftests, config.inipath, plugins,
                             config.invocation_params.args, os.environ.get("PYTEST_ADDOPTS", ""))
+
+
+def _mutable_files(ctx: Context) -> tuple[Path, ...]:
+    """The files the agent may change, as they are on disk (tracked ones at HEAD, else by glob)."""
+    if ctx.repo is not None and ctx.head is not None and ctx.repo.working_tree_dir:
+        top = Path(ctx.repo.working_tree_dir)
+        paths = [p for p, _ in gitstate.tracked_blobs(ctx.repo, ctx.head.sha, ctx.scope)]
+        return tuple(top / p for p in paths if gitstate.matches_any(p, ctx.settings.mutable, ctx.scope))
+    root = ctx.config.rootpath
+    return tuple(sorted({p for pattern in ctx.settings.mutable for p in root.rglob(pattern) if p.is_file()}))
