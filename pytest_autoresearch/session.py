@@ -17,10 +17,12 @@ import pytest
 
 from . import gitstate, guard, history, identity
 from .context import Context
+from .leases import Leases, detect_devices
 from .ledger import Ledger
 from .runner.local import LocalRunner
 from .settings import Settings, Spec
-from .trial import Trial, started_key
+from .terminal import waiting
+from .trial import Trial, lease_key, started_key
 
 spec_key = pytest.StashKey[Spec]()
 trial_key = pytest.StashKey[Trial]()
@@ -52,6 +54,10 @@ class AutoresearchSession:
             ctx.logs_dir = folder / "runs"
             if ctx.head.branch is None:
                 ctx.note = "detached HEAD: results are recorded under the branch name '(detached)'"
+        devices = detect_devices(ctx.settings.devices, os.environ)
+        if devices:
+            folder = gitstate.run_folder(ctx.repo) if ctx.repo is not None else root / ".autoresearch"
+            ctx.leases = Leases(folder / "devices", devices)
         if ledger_path is not None:
             ctx.open_ledger(ledger_path)
         elif ctx.repo is None:
@@ -86,9 +92,17 @@ class AutoresearchSession:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
-        """Before pytest-timeout starts its clock: the moment the test's time limit counts from."""
+        """Before pytest-timeout starts its clock: lease a device (waiting does not count against
+        the time limit), and the moment the limit counts from."""
+        spec = item.stash.get(spec_key, None)
+        if self.ctx.leases is not None and spec is not None and spec.script is not None:
+            item.stash[lease_key] = self.ctx.leases.acquire(waiting(self.ctx.config, item.name, self.ctx.settings.progress_s))
         item.stash[started_key] = time.time()
-        return (yield)
+        try:
+            return (yield)
+        finally:
+            if lease_key in item.stash:
+                item.stash[lease_key].release()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Generator[None, object, object]:

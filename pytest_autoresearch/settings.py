@@ -90,6 +90,7 @@ class Settings:
     json_path: Path | None
     progress_s: float
     repeat: int
+    devices: str | None = None  # ini autoresearch_devices, as written: leases.detect_devices reads it
 
 
 @dataclass(frozen=True)
@@ -209,4 +210,5 @@ def resolve(config: pytest.Config) -> Settings:
         json_path=Path(json_path).resolve() if json_path else None,
         progress_s=pick("autoresearch_progress", non_negative_float),
         repeat=config.getoption("autoresearch_repeat") or 1,
+        devices=str(config.getini("autoresearch_devices")).strip() or None,
     )

@@ -24,6 +24,7 @@ from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped
 from . import bar, guard, noise
 from .context import Context
 from .experiment import Experiment
+from .leases import Lease
 from .ledger import Entry, format_line
 from .outcome import PROPERTY, Outcome, failure_message
 from .runner.watchdog import Watchdog
@@ -33,6 +34,7 @@ from .sources import FrozenScorer, Recorder, Refused, Source, disagrees, first_v
 from .terminal import progress_line
 
 started_key = pytest.StashKey[float]()
+lease_key = pytest.StashKey[Lease]()
 
 
 @dataclass
@@ -70,9 +72,10 @@ class Trial:
         script = (self.item.path.parent / spec.script).resolve()
         if not script.is_file():
             pytest.fail(f"autoresearch: script {spec.script!r} not found (looked for {script})", pytrace=False)
+        lease = self.item.stash.get(lease_key, None)
         self.experiment = Experiment(script=script, log_path=self.ctx.logs_dir / f"{self.run_id}.log",
-                                     args=spec.args, env=dict(spec.env or {}), metric=spec.metric,
-                                     scored=spec.scorer is not None)
+                                     args=spec.args, env={**(spec.env or {}), **(lease.env if lease else {})},
+                                     metric=spec.metric, scored=spec.scorer is not None)
         if spec.scorer is not None:
             self.scorer = FrozenScorer(spec, search_path=[self.item.path.parent], forbidden=self.ctx.mutable_files)
         return self.experiment
@@ -214,6 +217,9 @@ class Trial:
             extra["scoring_s"] = round(self.scorer.seconds, 2)
         if len(self.draws) > 1:
             extra["repeats"] = len(self.draws)
+        lease = self.item.stash.get(lease_key, None)
+        if lease is not None:
+            extra["device"] = lease.device
         started = self.item.stash.get(started_key, time.time())
         self.ctx.append(*(
             d.entry.finished(status=status, value=d.value, memory_gb=d.memory_gb,
