@@ -43,17 +43,32 @@ def frozen_changes(ctx: Context) -> tuple[str, ...]:
     return tuple(gitstate.frozen(changed, ctx.settings.mutable, ctx.scope))
 
 
-def surface_changes(ctx: Context, tests: list[str]) -> tuple[str, ...]:
-    """The parts of the pytest surface (conftests, ini, plugins, -p/-o options) that differ from
-    the ones the last kept result was judged under: as frozen as prepare.py."""
+def require_same_surface(ctx: Context, tests: list[str]) -> None:
+    """Refuse the whole session, before any test runs, when the pytest surface (conftests, ini,
+    plugins, -p/-o options) differs from the one the last kept result was judged under.
+
+    A usage error rather than a failed test: code loaded into pytest could rewrite a test's
+    report, but not an error raised before the first test; accepted like a frozen change.
+    """
     if ctx.ledger is None or ctx.reference is None:
-        return ()
+        return
     kept = [r for r in ctx.runs(("keep", "accepted")) if r.sha == ctx.reference and r.test in tests]
     if not kept:
-        return ()
+        return
     before = ctx.ledger.identity_parts(kept[-1].identity)
-    return tuple(f"{part} ({before[part]} -> {ctx.identity_parts.get(part)})" for part in identity.SURFACE
-                 if part in before and before[part] != ctx.identity_parts.get(part))
+    changed = tuple(f"{part} ({before[part]} -> {ctx.identity_parts.get(part)})" for part in identity.SURFACE
+                    if part in before and before[part] != ctx.identity_parts.get(part))
+    if not changed:
+        return
+    if ctx.settings.accept_frozen:
+        ctx.frozen_changes += changed
+        return
+    raise pytest.UsageError(
+        f"autoresearch: the pytest surface changed since {ctx.reference[:7]} (the last kept result on this "
+        f"branch): {'; '.join(changed)}; code loaded into pytest judges the run, so it is as frozen as "
+        "prepare.py: undo the change, or a person who meant it accepts it with "
+        "pytest --autoresearch --autoresearch-accept-frozen"
+    )
 
 
 def check_frozen(ctx: Context, test: str, spec: Spec) -> None:

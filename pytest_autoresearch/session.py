@@ -86,7 +86,8 @@ class AutoresearchSession:
         marked = ctx.runs(("keep", "accepted"))
         ctx.reference = history.last_kept(marked, ctx.lineage, benchmarks)
         ctx.revert_to = history.last_kept(marked, ctx.lineage[1:], benchmarks)
-        ctx.frozen_changes = guard.frozen_changes(ctx) + guard.surface_changes(ctx, benchmarks)
+        ctx.frozen_changes = guard.frozen_changes(ctx)
+        guard.require_same_surface(ctx, benchmarks)
         if ctx.ledger is not None:
             ctx.ledger.register_identity(ctx.identity, parts)
 
