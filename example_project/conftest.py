@@ -10,6 +10,17 @@ from __future__ import annotations
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Before collection: a bad AUTORESEARCH_PROFILE or AUTORESEARCH_TIME_BUDGET gets the fix, not a traceback."""
+    from pytest_autoresearch.lm import profiles
+
+    try:
+        profiles.active_profile()
+        profiles.time_budget()
+    except ValueError as exc:
+        raise pytest.UsageError(f"autoresearch: {exc}") from None
+
+
 def pytest_autoresearch_identity(config: pytest.Config) -> dict[str, str]:
     from pytest_autoresearch.lm.dataset import prepare
 

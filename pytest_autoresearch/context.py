@@ -18,6 +18,7 @@ import git
 import pytest
 
 from . import gitstate
+from .leases import Leases
 from .ledger import Entry, Ledger, LedgerWarning
 from .runner import Runner
 from .settings import Settings, Spec
@@ -40,6 +41,8 @@ class Context:
     reference: str | None = None  # the last kept commit, HEAD included: frozen files are compared with it
     frozen_changes: tuple[str, ...] = ()  # frozen files changed since the reference
     revert_to: str | None = None  # the last kept commit HEAD builds on: where a red run goes back
+    mutable_files: tuple[Path, ...] = ()  # what a frozen scorer must never import
+    leases: Leases | None = None  # this machine's devices, one per script run; None without any
     _warned: set[str] = field(default_factory=set)
 
     @property

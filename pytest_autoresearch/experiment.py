@@ -91,6 +91,7 @@ class Experiment:
     args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     metric: str = ""
+    scored: bool = False  # a frozen scorer gives the value: the script need not print it
     metrics: dict[str, float] = field(default_factory=dict)
     returncode: int | None = None
     duration: float | None = None
@@ -99,8 +100,8 @@ class Experiment:
 
     @property
     def crashed(self) -> bool:
-        """Ran, and either exited non-zero or printed no line with the metric."""
-        return self.returncode is not None and (self.returncode != 0 or self.metric not in self.metrics)
+        """Ran, and either exited non-zero or printed no line with the metric (when it must print one)."""
+        return self.returncode is not None and (self.returncode != 0 or not self.scored and self.metric not in self.metrics)
 
     def tail(self, n: int = TAIL_LINES) -> str:
         return tail(self.log_path, n)

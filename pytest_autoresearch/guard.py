@@ -13,7 +13,7 @@ import uuid
 import git
 import pytest
 
-from . import gitstate
+from . import gitstate, identity
 from .context import Context
 from .settings import Spec
 
@@ -41,6 +41,34 @@ def frozen_changes(ctx: Context) -> tuple[str, ...]:
     assert ctx.reference is not None
     changed = gitstate.changed_files(ctx.repo, ctx.reference, ctx.head.sha, ctx.scope)
     return tuple(gitstate.frozen(changed, ctx.settings.mutable, ctx.scope))
+
+
+def require_same_surface(ctx: Context, tests: list[str]) -> None:
+    """Refuse the whole session, before any test runs, when the pytest surface (conftests, ini,
+    plugins, -p/-o options) differs from the one the last kept result was judged under.
+
+    A usage error rather than a failed test: code loaded into pytest could rewrite a test's
+    report, but not an error raised before the first test; accepted like a frozen change.
+    """
+    if ctx.ledger is None or ctx.reference is None:
+        return
+    kept = [r for r in ctx.runs(("keep", "accepted")) if r.sha == ctx.reference and r.test in tests]
+    if not kept:
+        return
+    before = ctx.ledger.identity_parts(kept[-1].identity)
+    changed = tuple(f"{part} ({before[part]} -> {ctx.identity_parts.get(part)})" for part in identity.SURFACE
+                    if part in before and before[part] != ctx.identity_parts.get(part))
+    if not changed:
+        return
+    if ctx.settings.accept_frozen:
+        ctx.frozen_changes += changed
+        return
+    raise pytest.UsageError(
+        f"autoresearch: the pytest surface changed since {ctx.reference[:7]} (the last kept result on this "
+        f"branch): {'; '.join(changed)}; code loaded into pytest judges the run, so it is as frozen as "
+        "prepare.py: undo the change, or a person who meant it accepts it with "
+        "pytest --autoresearch --autoresearch-accept-frozen"
+    )
 
 
 def check_frozen(ctx: Context, test: str, spec: Spec) -> None:

@@ -41,6 +41,7 @@ class Outcome:
     note: str = ""
     revert: str = ""  # the command that discards this commit (shown on red)
     hint: str = ""  # the next step worth taking, e.g. how to measure the noise
+    self_report: float | None = None  # what the target printed, where it disagrees with the scored value
 
     @property
     def green(self) -> bool:
@@ -113,6 +114,11 @@ def bar_text(o: Outcome) -> str:
     return ", ".join(parts) or "none"
 
 
+def self_report_text(o: Outcome) -> str:
+    """The target's own number beside the frozen scorer's: 'self-reported 0.01, scored 0.9431'."""
+    return f"self-reported {fmt(o.self_report)}, scored {fmt(o.value)}"
+
+
 def failure_message(o: Outcome, tail: str = "") -> str:
     """The whole red message: what, the bar and where it came from, and how to undo.
 
@@ -123,6 +129,8 @@ def failure_message(o: Outcome, tail: str = "") -> str:
         lines.append(f"  bar:    {bar_text(o)}; delta {delta_text(o)}")
     if o.earlier:
         lines.append(f"  draws:  {draws_text(o)} (a re-measurement: every draw of {o.commit} counts)")
+    if o.self_report is not None:
+        lines.append(f"  self:   {self_report_text(o)}")
     if o.note:
         lines.append(f"  note:   {o.note}")
     if o.hint:
@@ -150,6 +158,8 @@ def verdict_line(o: Outcome) -> str:
     commit = f" commit={o.commit}" if o.commit else ""
     line = f"autoresearch: {o.status} {o.test} {o.metric}={fmt(o.value)}{n}{again}{bar}{thr}{delta}{sigmas}{commit}"
     tail = [] if o.green else [o.reason]
+    if o.self_report is not None:
+        tail.append(self_report_text(o))
     if not o.green and o.status in ("crash", "timeout") and o.log:
         tail.append(f"log: {o.log}")
     if not o.green and o.revert:

@@ -45,6 +45,11 @@ NOISE_K_HELP = "How many standard errors of noise an improvement must exceed und
 ACCEPT_HELP = "Accept changes to frozen files since the last kept result: write a baseline row and start a fresh leaderboard"
 JSON_HELP = "Write this session's verdicts as JSON to PATH (for CI)"
 PROGRESS_HELP = "Seconds between progress lines while a script runs when output is not a terminal; 0 turns them off (default: 30)"
+DEVICES_HELP = (
+    "Devices a script benchmark leases one at a time, e.g. 0,1,2,3 (its run sees only that one as "
+    "CUDA_VISIBLE_DEVICES); 'none' turns leasing off (default: CUDA_VISIBLE_DEVICES, else nvidia-smi -L, "
+    "else none)"
+)
 REPEAT_HELP = (
     "Run each benchmark N times on this commit, record every run and judge their mean; "
     "measures the noise floor. 'auto' or 'auto:N' runs again only while the verdict is in "
@@ -89,6 +94,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_noise_k", NOISE_K_HELP, default=str(DEFAULT_NOISE_K))
     parser.addini("autoresearch_progress", PROGRESS_HELP, default="30")
     parser.addini("autoresearch_repeat", REPEAT_HELP, default="1")
+    parser.addini("autoresearch_devices", DEVICES_HELP)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -7,17 +7,22 @@ frozen-file reference are settled once after collection, outside every test's ti
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Generator
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from . import gitstate, guard, history, identity
 from .context import Context
+from .leases import Leases, detect_devices
 from .ledger import Ledger
 from .runner.local import LocalRunner
 from .settings import Settings, Spec
-from .trial import Trial, started_key
+from .terminal import waiting
+from .trial import Trial, lease_key, started_key
 
 spec_key = pytest.StashKey[Spec]()
 trial_key = pytest.StashKey[Trial]()
@@ -49,6 +54,10 @@ class AutoresearchSession:
             ctx.logs_dir = folder / "runs"
             if ctx.head.branch is None:
                 ctx.note = "detached HEAD: results are recorded under the branch name '(detached)'"
+        devices = detect_devices(ctx.settings.devices, os.environ)
+        if devices:
+            folder = gitstate.run_folder(ctx.repo) if ctx.repo is not None else root / ".autoresearch"
+            ctx.leases = Leases(folder / "devices", devices)
         if ledger_path is not None:
             ctx.open_ledger(ledger_path)
         elif ctx.repo is None:
@@ -60,7 +69,7 @@ class AutoresearchSession:
         if not benchmarks:
             return
         ctx = self.ctx
-        parts = {"device": identity.device()}
+        parts = {"device": identity.device(), **_pytest_surface(ctx.config)}
         if ctx.repo is not None and ctx.head is not None:
             blobs = gitstate.tracked_blobs(ctx.repo, ctx.head.sha, ctx.scope)
             kept = set(gitstate.frozen([p for p, _ in blobs], ctx.settings.mutable, ctx.scope))
@@ -70,6 +79,7 @@ class AutoresearchSession:
                 parts.update({str(k): str(v) for k, v in extra.items()})
         ctx.identity_parts = parts
         ctx.identity = identity.digest(parts)
+        ctx.mutable_files = _mutable_files(ctx)
         if ctx.repo is None or ctx.head is None:
             return
         ctx.lineage = tuple(gitstate.lineage(ctx.repo, ctx.head.sha))
@@ -77,14 +87,23 @@ class AutoresearchSession:
         ctx.reference = history.last_kept(marked, ctx.lineage, benchmarks)
         ctx.revert_to = history.last_kept(marked, ctx.lineage[1:], benchmarks)
         ctx.frozen_changes = guard.frozen_changes(ctx)
+        guard.require_same_surface(ctx, benchmarks)
         if ctx.ledger is not None:
             ctx.ledger.register_identity(ctx.identity, parts)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
-        """Before pytest-timeout starts its clock: the moment the test's time limit counts from."""
+        """Before pytest-timeout starts its clock: lease a device (waiting does not count against
+        the time limit), and the moment the limit counts from."""
+        spec = item.stash.get(spec_key, None)
+        if self.ctx.leases is not None and spec is not None and spec.script is not None:
+            item.stash[lease_key] = self.ctx.leases.acquire(waiting(self.ctx.config, item.name, self.ctx.settings.progress_s))
         item.stash[started_key] = time.time()
-        return (yield)
+        try:
+            return (yield)
+        finally:
+            if lease_key in item.stash:
+                item.stash[lease_key].release()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Generator[None, object, object]:
@@ -102,3 +121,22 @@ class AutoresearchSession:
     def close(self) -> None:
         if self.ctx.repo is not None:
             self.ctx.repo.close()  # GitPython's git helper processes: an in-process run must not leave them
+
+
+def _pytest_surface(config: pytest.Config) -> dict[str, str]:
+    """What of pytest itself judges this run: conftests, ini file, plugins, -p and -o options."""
+    conftests = [Path(p.__file__) for p in config.pluginmanager.get_plugins()
+                 if isinstance(p, ModuleType) and p.__file__ and Path(p.__file__).name == "conftest.py"]
+    plugins = [f"{dist.project_name}=={dist.version}" for _, dist in config.pluginmanager.list_plugin_distinfo()]
+    return identity.surface(config.rootpath, conftests, config.inipath, plugins,
+                            config.invocation_params.args, os.environ.get("PYTEST_ADDOPTS", ""))
+
+
+def _mutable_files(ctx: Context) -> tuple[Path, ...]:
+    """The files the agent may change, as they are on disk (tracked ones at HEAD, else by glob)."""
+    if ctx.repo is not None and ctx.head is not None and ctx.repo.working_tree_dir:
+        top = Path(ctx.repo.working_tree_dir)
+        paths = [p for p, _ in gitstate.tracked_blobs(ctx.repo, ctx.head.sha, ctx.scope)]
+        return tuple(top / p for p in paths if gitstate.matches_any(p, ctx.settings.mutable, ctx.scope))
+    root = ctx.config.rootpath
+    return tuple(sorted({p for pattern in ctx.settings.mutable for p in root.rglob(pattern) if p.is_file()}))

@@ -90,6 +90,7 @@ class Settings:
     json_path: Path | None
     progress_s: float
     repeat: int  # runs per commit: exactly this many, or at most this many when adaptive
+    devices: str | None = None  # ini autoresearch_devices, as written: leases.detect_devices reads it
     adaptive_repeat: bool = False  # stop repeating once the verdict is clear (adaptive.next_step)
 
 
@@ -104,12 +105,17 @@ class Spec:
     script: str | None = None
     args: tuple[str, ...] = ()
     env: Mapping[str, str] | None = None
+    scorer: str | None = None  # "module:function": frozen code that scores the artifact
+    artifact: str | None = None  # the file name the target writes its artifact to
+    max_seconds: float | None = None  # the target's wall time allowed, measured from outside
 
 
 MARKER_SIGNATURE = (
     'autoresearch(metric, goal="min", *, threshold=None, min_delta=None|"auto", script=None, '
-    "args=(), env=None)"
+    'args=(), env=None, scorer=None, artifact=None, max_seconds=None)'
 )
+ARGUMENTS = frozenset({"metric", "goal", "threshold", "min_delta", "script", "args", "env", "scorer",
+                       "artifact", "max_seconds"})
 
 
 def _number(value: Any, name: str, where: str) -> float:
@@ -128,7 +134,7 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
     for key in given.keys() & kwargs.keys():
         raise ValueError(f"{where}: {key} given twice; {hint}")
     given.update(kwargs)
-    unknown = sorted(set(given) - {"metric", "goal", "threshold", "min_delta", "script", "args", "env"})
+    unknown = sorted(set(given) - ARGUMENTS)
     if unknown:
         raise ValueError(f"{where}: unknown argument(s) {', '.join(unknown)}; {hint}")
     metric = given.get("metric")
@@ -150,6 +156,16 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
         isinstance(env, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
     ):
         raise ValueError(f'{where}: env must map strings to strings, e.g. env={{"SEED": "1"}}')
+    scorer, artifact, max_seconds = given.get("scorer"), given.get("artifact"), given.get("max_seconds")
+    if scorer is not None and (not isinstance(scorer, str) or not all(scorer.partition(":")[::2])):
+        raise ValueError(f'{where}: scorer must be "module:function", e.g. scorer="pytest_autoresearch.lm.scorer:score"')
+    if artifact is not None and (not isinstance(artifact, str) or not artifact or "/" in artifact or artifact in (".", "..")):
+        raise ValueError(f'{where}: artifact must be a file name such as artifact="model.pt2"')
+    if (scorer is None) != (artifact is None) or (scorer is not None and script is None):
+        raise ValueError(f'{where}: a scorer reads the artifact a script writes: give script=, scorer= and '
+                         'artifact= together, e.g. script="train.py", scorer="mymod:score", artifact="model.pt2"')
+    if max_seconds is not None and (_number(max_seconds, "max_seconds", where) <= 0 or script is None):
+        raise ValueError(f"{where}: max_seconds limits a script's wall time: a positive number with script=")
     spec = Spec(
         metric=metric,
         goal=goal,
@@ -159,6 +175,9 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
         script=script,
         args=tuple(args_),
         env=env,
+        scorer=scorer,
+        artifact=artifact,
+        max_seconds=None if max_seconds is None else float(max_seconds),
     )
     if isinstance(spec.min_delta, float) and spec.min_delta < 0:
         raise ValueError(f"{where}: min_delta must be >= 0, not {min_delta!r}")
@@ -196,4 +215,5 @@ def resolve(config: pytest.Config) -> Settings:
         progress_s=pick("autoresearch_progress", non_negative_float),
         repeat=plan.max_runs,
         adaptive_repeat=plan.adaptive,
+        devices=str(config.getini("autoresearch_devices")).strip() or None,
     )

@@ -1,17 +1,28 @@
 """Where a benchmark's value comes from: the value sources, asked in order for each draw.
 
-A value recorded in-process, the target script's printed output, a fixture named like the
-metric. Adding a source (a frozen scorer reading an artifact) is one class here and one line
-in :func:`sources_for`; the bar, the ledger and the reports never see which source spoke.
+A frozen scorer reading the target's artifact, a value recorded in-process, the target
+script's printed output, a fixture named like the metric. Adding a source is one class here
+and one line in :func:`sources_for`; the bar, the ledger and the reports never see which
+source spoke.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
 from .experiment import Experiment
+from .scoring import ScoringError, run_scorer
+from .settings import Spec
+
+
+class Refused(Exception):
+    """The frozen scorer rejected the artifact: the reason makes the run red."""
 
 
 class Recorder:
@@ -69,9 +80,53 @@ class MetricFixture:
         return None
 
 
+class FrozenScorer:
+    """The value frozen code computes from the artifact the target wrote, in a fresh isolated
+    interpreter that may import nothing from the mutable files: the one trusted source.
+
+    :meth:`score` runs once per draw, right after the target; :meth:`value` reads the result.
+    """
+
+    def __init__(self, spec: Spec, search_path: Sequence[Path], forbidden: Sequence[Path]) -> None:
+        assert spec.scorer is not None
+        self.target, self.metric, self.env = spec.scorer, spec.metric, dict(spec.env or {})
+        self.search_path, self.forbidden = tuple(search_path), tuple(forbidden)
+        self.last: float | None = None
+        self.seconds: float | None = None
+
+    def score(self, artifact: Path, timeout: float) -> float:
+        """Score one artifact; raises Refused (the artifact cheats) or ScoringError (no score)."""
+        self.last = None
+        scored = run_scorer(self.target, artifact, timeout=timeout, search_path=self.search_path,
+                            forbidden=self.forbidden, env={**os.environ, **self.env})
+        self.seconds = scored.seconds
+        if scored.rejected is not None:
+            raise Refused(scored.rejected)
+        value = scored.values.get(self.metric, scored.values.get("value"))
+        if value is None:
+            raise ScoringError(f"scorer {self.target} returned no {self.metric} "
+                               f"(it returned {', '.join(sorted(scored.values)) or 'nothing'})", scored.log)
+        self.last = value
+        return value
+
+    def value(self) -> float | None:
+        value, self.last = self.last, None
+        return value
+
+
+def disagrees(self_report: float | None, scored: float | None, tolerance: float = 0.01) -> bool:
+    """Whether a target's printed value differs from the scored one by more than ``tolerance``
+    of the scored value (1%: bf16 against fp32 evaluation differs far less)."""
+    if self_report is None or scored is None or not (math.isfinite(scored) and math.isfinite(self_report)):
+        return self_report is not None and scored is not None and self_report != scored
+    return abs(self_report - scored) > tolerance * max(abs(scored), 1e-12)
+
+
 def sources_for(item: pytest.Function, metric: str, experiment: Experiment | None,
-                recorder: Recorder | None) -> list[Source]:
-    """The sources of one benchmark, the most direct first."""
+                recorder: Recorder | None, scorer: FrozenScorer | None = None) -> list[Source]:
+    """The sources of one benchmark, the most trusted first; with a scorer, only the scorer."""
+    if scorer is not None:
+        return [scorer]
     sources: list[Source] = []
     if recorder is not None:
         sources.append(Recorded(recorder))

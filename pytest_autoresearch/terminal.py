@@ -7,6 +7,7 @@ plain run and on the xdist controller, which runs no test itself.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,6 +89,23 @@ def progress_line(
                 reporter.write_line(line)
 
     return tick, (1.0 if tty else every_s)
+
+
+def waiting(config: pytest.Config, name: str, every_s: float) -> Callable[[int, int], None] | None:
+    """What a run says while every device is leased: 'waiting for a device: 4 of 4 in use'."""
+    tick, every = progress_line(config, name, None, every_s)
+    if tick is None:
+        return None
+    start = time.monotonic()
+    last = [float("-inf")]
+
+    def on_wait(in_use: int, devices: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            tick(now - start, f"waiting for a device: {in_use} of {devices} in use")
+
+    return on_wait
 
 
 @contextmanager

@@ -9,6 +9,7 @@ reads FAILED with the reason and the command that discards the commit.
 from __future__ import annotations
 
 import inspect
+import shutil
 import statistics
 import time
 import uuid
@@ -23,14 +24,17 @@ from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped
 from . import archive, bar, guard, noise
 from .context import Context
 from .experiment import Experiment
+from .leases import Lease
 from .ledger import Entry, format_line
 from .outcome import PROPERTY, Outcome, failure_message
 from .runner.watchdog import Watchdog
+from .scoring import ScoringError
 from .settings import Spec
-from .sources import Recorder, Source, first_value, sources_for
+from .sources import FrozenScorer, Recorder, Refused, Source, disagrees, first_value, sources_for
 from .terminal import progress_line
 
 started_key = pytest.StashKey[float]()
+lease_key = pytest.StashKey[Lease]()
 
 
 @dataclass
@@ -42,6 +46,8 @@ class Draw:
     memory_gb: float | None = None
     duration: float | None = None
     log: str = ""
+    artifact: Path | None = None  # where the target writes its artifact for the frozen scorer
+    self_report: float | None = None  # the metric as the target printed it, when a scorer gives the value
 
 
 class Trial:
@@ -52,6 +58,7 @@ class Trial:
         self.run_id = uuid.uuid4().hex[:12]
         self.experiment: Experiment | None = None
         self.recorder: Recorder | None = None
+        self.scorer: FrozenScorer | None = None
         self.draws: list[Draw] = []
         self.outcome: Outcome | None = None  # set once the ledger rows are completed
         self.repeat_note = ""  # why adaptive repeats stopped where they did
@@ -66,8 +73,12 @@ class Trial:
         script = (self.item.path.parent / spec.script).resolve()
         if not script.is_file():
             pytest.fail(f"autoresearch: script {spec.script!r} not found (looked for {script})", pytrace=False)
+        lease = self.item.stash.get(lease_key, None)
         self.experiment = Experiment(script=script, log_path=self.ctx.logs_dir / f"{self.run_id}.log",
-                                     args=spec.args, env=dict(spec.env or {}), metric=spec.metric)
+                                     args=spec.args, env={**(spec.env or {}), **(lease.env if lease else {})},
+                                     metric=spec.metric, scored=spec.scorer is not None)
+        if spec.scorer is not None:
+            self.scorer = FrozenScorer(spec, search_path=[self.item.path.parent], forbidden=self.ctx.mutable_files)
         return self.experiment
 
     def make_recorder(self) -> Recorder:
@@ -79,7 +90,7 @@ class Trial:
     def run(self) -> Generator[None, object, object]:
         """The body of ``pytest_pyfunc_call``: each draw, then the verdict; yields once for the test body."""
         guard.check_frozen(self.ctx, self.item.nodeid, self.spec)
-        sources = sources_for(self.item, self.spec.metric, self.experiment, self.recorder)
+        sources = sources_for(self.item, self.spec.metric, self.experiment, self.recorder, self.scorer)
         repeat = self.ctx.settings.repeat if (self.experiment or self.recorder) else 1
         adaptive = self.ctx.settings.adaptive_repeat and repeat > 1
         watchdog = Watchdog(self.ctx.ledger.path if self.ctx.ledger else None, self._deadline())
@@ -119,6 +130,8 @@ class Trial:
         if self.experiment is not None:
             self.experiment.log_path = self.ctx.logs_dir / f"{run_id}.log"
             draw.log = str(self.experiment.log_path)
+        if self.spec.artifact is not None:
+            draw.artifact = self.ctx.logs_dir / f"{run_id}.artifact" / self.spec.artifact
         self.draws.append(draw)
         return draw
 
@@ -128,16 +141,33 @@ class Trial:
         ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)
         tree = self.ctx.repo.working_tree_dir if self.ctx.repo is not None else None
         exp.run(self.ctx.runner, watchdog, ticker, every, worktree=Path(tree) if tree else None,
-                commit=self.ctx.head.sha if self.ctx.head else None)
+                commit=self.ctx.head.sha if self.ctx.head else None, artifact=draw.artifact)
         draw.duration = exp.duration
+        draw.self_report = exp.metrics.get(self.spec.metric)
         if exp.crashed:
             name = exp.script.name
             why = (f"{name} exited with code {exp.returncode}" if exp.returncode
                    else f"{name} printed no {self.spec.metric} line")
             error = exp.error()
-            draw.value = first_value(sources)
-            outcome = self._finish("crash", f"{why}: {error}" if error and exp.returncode else why)
-            pytest.fail(failure_message(outcome, exp.tail()), pytrace=False)
+            draw.value = None if self.scorer else first_value(sources)
+            self._fail("crash", f"{why}: {error}" if error and exp.returncode else why, exp.tail())
+        limit = self.spec.max_seconds
+        if limit is not None and exp.duration is not None and exp.duration > limit:
+            self._fail("timeout", f"over budget: {exp.duration:.0f} s, limit {limit:g} s "
+                                  "(the wall time the plugin measured, whatever the script printed)", exp.tail())
+        if self.scorer is not None:
+            assert draw.artifact is not None
+            try:
+                self.scorer.score(draw.artifact, self._remaining())
+            except Refused as exc:
+                self._fail("discard", str(exc))
+            except ScoringError as exc:
+                self._fail("crash", str(exc), exc.log.strip())
+
+    def _fail(self, status: str, reason: str, tail: str = "") -> None:
+        """End the trial red, in the call phase, with this status and reason."""
+        outcome = self._finish(status, reason)
+        pytest.fail(failure_message(outcome, tail), pytrace=False)
 
     def _ended_by(self, exc: BaseException, draw: Draw, sources: list[Source]) -> None:
         """The test body or a signal ended the draw: timeout, interrupted, crash, or the body's own failure."""
@@ -193,10 +223,18 @@ class Trial:
             extra["remeasure"] = True
         if self.experiment is not None and status == "crash":
             extra["log"] = str(self.experiment.log_path)
+        reports = [d.self_report for d in self.draws if d.self_report is not None]
+        if self.scorer is not None and reports:
+            extra["self_report"] = statistics.fmean(reports)
+        if self.scorer is not None and self.scorer.seconds is not None:
+            extra["scoring_s"] = round(self.scorer.seconds, 2)
         if len(self.draws) > 1:
             extra["repeats"] = len(self.draws)
         if self.repeat_note:
             extra["adaptive"] = self.repeat_note
+        lease = self.item.stash.get(lease_key, None)
+        if lease is not None:
+            extra["device"] = lease.device
         started = self.item.stash.get(started_key, time.time())
         self.ctx.append(*(
             d.entry.finished(status=status, value=d.value, memory_gb=d.memory_gb,
@@ -212,6 +250,11 @@ class Trial:
         durations = [d.duration for d in self.draws if d.duration is not None]
         memories = [d.memory_gb for d in self.draws if d.memory_gb is not None]
         earlier = judged.earlier if judged else ()
+        self_report = extra.get("self_report")
+        if status != "keep":
+            for d in self.draws:  # only kept artifacts are worth their disk space
+                if d.artifact is not None:
+                    shutil.rmtree(d.artifact.parent, ignore_errors=True)
         outcome = Outcome(
             test=self.item.nodeid, metric=self.spec.metric, goal=self.spec.goal, status=status,
             value=judged.value if judged else statistics.fmean(values) if values else None, reason=reason,
@@ -224,6 +267,7 @@ class Trial:
             memory_gb=max(memories) if memories else None,
             log=self.draws[-1].log if self.draws else "", note=judged.note if judged else self.ctx.note,
             revert=(self.ctx.revert or "") if status != "keep" else "", hint=judged.hint if judged else "",
+            self_report=self_report if disagrees(self_report, statistics.fmean(values) if values else None) else None,
         )
         self.item.user_properties.append((PROPERTY, outcome.to_json()))
         self.item.user_properties.append((self.spec.metric, "" if outcome.value is None else outcome.value))
@@ -241,6 +285,11 @@ class Trial:
         if not isinstance(seconds, (int, float)) or seconds <= 0:
             return None
         return self.item.stash.get(started_key, time.time()) + float(seconds)
+
+    def _remaining(self) -> float:
+        """Seconds left before the test's time limit (the scorer may use them), else the session's."""
+        deadline = self._deadline()
+        return max(1.0, deadline - time.time()) if deadline else self.ctx.settings.timeout
 
     def _limit(self) -> float | None:
         deadline = self._deadline()

@@ -117,7 +117,9 @@ def run_json(run: Entry) -> dict[str, Any]:
 def log_table(runs: Sequence[Entry], verbose: bool) -> list[str]:
     """Runs as aligned rows, newest last; test and metric columns only where they vary."""
     many_tests = verbose or len({(r.test, r.metric) for r in runs}) > 1
+    devices = any(r.extra.get("device") for r in runs)
     header = ["finished (UTC)", "commit", "branch", "value", "mem_gb", "status", "secs", "run"]
+    header += ["device"] if devices else []
     header += ["test", "metric"] if many_tests else []
     header += ["description"] + (["reason"] if verbose else [])
     rows: list[tuple[str, ...]] = [tuple(header)]
@@ -130,6 +132,7 @@ def log_table(runs: Sequence[Entry], verbose: bool) -> list[str]:
             f"{r.status} ({stats.REMEASURED})" if stats.remeasured(r) else r.status,
             "-" if r.duration_s is None else f"{r.duration_s:.0f}", r.run_id[:12],
         ]
+        cells += [str(r.extra.get("device") or "-")] if devices else []
         cells += [r.test, r.metric] if many_tests else []
         cells += [r.description or "-"] + ([str(r.extra.get("reason", "-"))] if verbose else [])
         rows.append(tuple(cells))

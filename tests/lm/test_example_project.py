@@ -41,4 +41,4 @@ def test_marker_judges_green_then_red(pytester: pytest.Pytester, tiny_project: P
         commit(repo, "try: no learning at all")
         second = pytester.runpytest_subprocess("--autoresearch", "-p", "no:cacheprovider", timeout=300)
         second.assert_outcomes(failed=1)
-        second.stdout.fnmatch_lines(["*DISCARD val_bpb*", "*git reset --hard HEAD~1*", "*test_train*val_bpb*discard*"])
+        second.stdout.fnmatch_lines(["*DISCARD val_bpb*", "*revert: git reset --hard *", "*test_train*val_bpb*discard*"])

@@ -1,0 +1,65 @@
+"""Settings and marker arguments: each bad value names where it came from and what to write."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from pytest_autoresearch.settings import (
+    AUTO,
+    Spec,
+    min_delta_value,
+    non_negative_float,
+    parse_marker,
+    positive_float,
+    positive_int,
+)
+
+
+@pytest.mark.parametrize(("validator", "text", "value"), [
+    (positive_float, "600", 600.0), (positive_float, " 1.5", 1.5),
+    (non_negative_float, "0", 0.0), (positive_int, "3", 3),
+    (min_delta_value, "auto", AUTO), (min_delta_value, " AUTO ", AUTO), (min_delta_value, "0.01", 0.01),
+])
+def test_good_values(validator: Any, text: str, value: object) -> None:
+    assert validator(text, "ini x") == value
+
+
+@pytest.mark.parametrize(("validator", "text", "message"), [
+    (positive_float, "ten", "ini x: expected a positive number such as 600, got 'ten'"),
+    (positive_float, "0", "ini x: must be a positive number, got '0'"),
+    (positive_float, "inf", "ini x: must be a positive number, got 'inf'"),
+    (non_negative_float, "-1", "ini x: must be a finite number >= 0, got '-1'"),
+    (positive_int, "2.5", "ini x: expected a whole number such as 5, got '2.5'"),
+    (positive_int, "0", "ini x: must be at least 1, got '0'"),
+    (min_delta_value, "lots", 'ini x: expected a number such as 0.001 or "auto", got \'lots\''),
+])
+def test_bad_values_name_the_place_and_the_fix(validator: Any, text: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        validator(text, "ini x")
+    assert str(info.value) == message
+
+
+def test_marker_positional_and_keyword() -> None:
+    spec = parse_marker(("val_bpb", "max"), {"threshold": 2, "script": "train.py", "args": ["--fast"],
+                                             "env": {"SEED": "1"}, "min_delta": "auto"}, "marker on t")
+    assert spec == Spec("val_bpb", "max", 2.0, AUTO, "train.py", ("--fast",), {"SEED": "1"})
+
+
+@pytest.mark.parametrize(("args", "kwargs", "fragment"), [
+    ((), {}, "a metric name is required"),
+    (("m", "min", "x"), {}, "too many positional arguments"),
+    (("m",), {"metric": "m"}, "metric given twice"),
+    (("m",), {"goal": "lower"}, 'goal must be "min" or "max"'),
+    (("m",), {"treshold": 1}, "unknown argument(s) treshold"),
+    (("m",), {"threshold": math.nan}, "threshold must be a finite number"),
+    (("m",), {"min_delta": -1}, "min_delta must be >= 0"),
+    (("m",), {"args": "--fast"}, "args must be a list of strings"),
+    (("m",), {"env": {"SEED": 1}}, "env must map strings to strings"),
+])
+def test_bad_marker_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_marker(args, kwargs, "marker on test_train")
+    assert str(info.value).startswith("marker on test_train: ") and fragment in str(info.value)
