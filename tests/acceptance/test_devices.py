@@ -41,7 +41,7 @@ def test_four_parallel_runs_on_two_devices_never_overlap(project: Project) -> No
             assert float(e1) <= float(s2) or float(e2) <= float(s1), "two runs shared a device"
     assert sorted(r.extra["device"] for r in project.runs()) == ["0", "0", "1", "1"]
     log = run_cli(project.path, "log").stdout.splitlines()
-    assert log[0].split()[8] == "device"  # "finished (UTC)" is two words
+    assert log[0].split()[8:10] == ["run", "device"]  # "finished (UTC)" is two words
 
 
 def test_no_devices_means_no_lease(project: Project) -> None:
