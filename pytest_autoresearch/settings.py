@@ -54,16 +54,6 @@ def min_delta_value(text: str, where: str) -> float | str:
         raise ValueError(f'{where}: expected a number such as 0.001 or "auto", got {text!r}') from None
 
 
-def positive_int(text: str, where: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{where}: expected a whole number such as 5, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"{where}: must be at least 1, got {text!r}")
-    return value
-
-
 def cli_type(validator: Callable[[str, str], T], option: str) -> Callable[[str], T]:
     """An argparse ``type=`` that reports a bad command-line value as a usage error."""
 
