@@ -314,17 +314,14 @@ class RayHandle:
     def poll(self) -> Exit | None:
         if self._exit is not None:
             return self._exit
-        if self._where is None and ray.wait([self._started], timeout=0)[0]:
-            try:
-                self._where = ray.get(self._started)
-            except ray.exceptions.RayActorError:
-                return self._lost()
-            self._where["ip"] = _node_ip(self._where["node"])
-            self.last_output = ""
-        if not ray.wait([self._pending], timeout=0)[0]:
-            return None
         try:
+            if self._where is None and ray.wait([self._started], timeout=0)[0]:
+                self._started_where()
+            if not ray.wait([self._pending], timeout=0)[0]:
+                return None
             chunk, result = ray.get(self._pending)
+            if self._where is None:  # the actor answers in order: start has returned
+                self._started_where()
         except ray.exceptions.RayActorError:
             return self._lost()
         self._write(chunk)
@@ -352,6 +349,12 @@ class RayHandle:
                 pass  # the actor is gone already: its guard saw the pipe close
         # Not started yet (waiting for a GPU): killing the actor is all there is to do.
         self._end(result or {"returncode": -15, "maxrss_kb": 0, "duration": None})
+
+    def _started_where(self) -> None:
+        where: dict[str, str] = ray.get(self._started)  # a failed start raises here, with its traceback
+        where["ip"] = _node_ip(where["node"])
+        self._where = where
+        self.last_output = ""
 
     def orphan_token(self) -> dict[str, Any]:
         return {"runner": "ray", "address": self._gcs, "namespace": NAMESPACE, "actor": self._name}

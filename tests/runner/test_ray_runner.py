@@ -245,14 +245,23 @@ def test_reap_from_another_process_ends_a_running_run(runner: RayRunner, repo: R
     pids = _printed_pids(launch.log_path, handle)
     token = handle.orphan_token()
     assert token["runner"] == "ray"
-    subprocess.run(
-        [sys.executable, "-c", "import json, sys\nfrom pytest_autoresearch.runner.ray import reap\n"
-         "reap(json.loads(sys.argv[1]))", json.dumps(token)],
-        env=RAY_ENV, check=True, timeout=60,
-    )
+    reap = [sys.executable, "-c", "import json, sys\nfrom pytest_autoresearch.runner.ray import reap\n"
+            "reap(json.loads(sys.argv[1]))", json.dumps(token)]
+    subprocess.run(reap, env=RAY_ENV, check=True, timeout=60)
     assert _gone(pids, timeout=1)
     end = _until(handle)
     assert end.returncode != 0
+    subprocess.run(reap, env=RAY_ENV, check=True, timeout=60)  # nothing left to reap: a no-op
+
+
+def test_a_run_waiting_for_resources_can_be_cancelled(ray_address: str, repo: Repo) -> None:
+    handle = RayRunner(ray_address, num_cpus=3).start(repo.launch(repo.commit("print(1)\n")))  # the cluster has 2
+    time.sleep(0.5)
+    assert handle.poll() is None
+    assert handle.last_output == "waiting for a Ray node with 3 CPU free"
+    handle.cancel()
+    end = handle.poll()
+    assert end is not None and end.returncode == -signal.SIGTERM and end.where == {}
 
 
 DRIVER = """
