@@ -268,6 +268,7 @@ def snapshot(worktree: Path, commit: str, script: Path) -> tuple[bytes, str]:
         relative = script.resolve().relative_to(worktree.resolve()).as_posix()
     except ValueError:
         raise ValueError(f"the script {script} is not inside the work tree {worktree}") from None
+
     def git(*args: str) -> bytes:
         return subprocess.run(["git", *args], cwd=worktree, capture_output=True, check=True).stdout
     try:
