@@ -392,8 +392,9 @@ class RayRunner:
     """Runs each launch as a Ray actor asking for ``num_gpus`` GPUs and ``num_cpus`` CPUs.
 
     ``address`` is the cluster's (``"auto"``, ``"ray://host:10001"``, ``"127.0.0.1:6379"``);
-    None means ``RAY_ADDRESS`` or else a local cluster for this process. ``num_gpus`` None means
-    1 when the cluster has GPUs, else 0.
+    None means ``RAY_ADDRESS`` or else a local cluster for this process; a process already
+    connected to Ray keeps that connection. ``num_gpus`` None means 1 when the cluster has
+    GPUs, else 0.
     """
 
     name = "ray"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -62,18 +63,23 @@ def _session_pids(sid: int) -> list[int]:
     return pids
 
 
-@pytest.fixture(scope="session")
-def ray_address() -> Iterator[str]:
-    """A head node started for this session in a session of its own, ended with everything in it.
+@contextlib.contextmanager
+def _cluster(num_gpus: int) -> Iterator[str]:
+    """A head node in a session of its own, ended with everything in it; yields its address.
 
     ``ray start --block`` stays in the foreground and stops the cluster on SIGTERM; the
     cluster's processes share its session id, which is how teardown checks none is left.
+    Every port is a free one, so two clusters (or another user's) never collide.
     """
-    port = _free_port()
+    import ray
+
+    ray.shutdown()  # this process drives one cluster at a time
     temp = tempfile.mkdtemp(prefix="ar-ray-")  # short: Ray's socket paths must fit in 107 bytes
+    port = _free_port()
     head = subprocess.Popen(
         [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-         "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+         f"--num-gpus={num_gpus}", "--include-dashboard=false", f"--dashboard-port={_free_port()}",
+         f"--dashboard-agent-listen-port={_free_port()}", "--disable-usage-stats", f"--temp-dir={temp}"],
         env=RAY_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     address = f"127.0.0.1:{port}"
@@ -81,8 +87,6 @@ def ray_address() -> Iterator[str]:
         _wait_ready(address, head)
         yield address
     finally:
-        import ray
-
         ray.shutdown()
         head.send_signal(signal.SIGTERM)
         try:
@@ -98,6 +102,13 @@ def ray_address() -> Iterator[str]:
         head.wait(timeout=10)
         subprocess.run(["rm", "-rf", temp], check=False)
         assert not left, f"Ray processes outlived the cluster: {left}"
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """The suite's cluster: 2 CPUs, no GPU, on 127.0.0.1."""
+    with _cluster(num_gpus=0) as address:
+        yield address
 
 
 def _wait_ready(address: str, head: subprocess.Popen[bytes]) -> None:
@@ -131,9 +142,10 @@ class Repo:
         self.git("commit", "-qm", "target")
         return self.git("rev-parse", "HEAD")
 
-    def launch(self, commit: str, artifact: Path | None = None, env: dict[str, str] | None = None) -> Launch:
+    def launch(self, commit: str, artifact: Path | None = None, env: dict[str, str] | None = None,
+               log: str = "run.log") -> Launch:
         return Launch(
-            script=self.path / "train.py", args=("--flag",), env=env or {}, log_path=self.path.parent / "logs" / "run.log",
+            script=self.path / "train.py", args=("--flag",), env=env or {}, log_path=self.path.parent / "logs" / log,
             worktree=self.path, commit=commit, artifact=artifact,
         )
 
@@ -288,6 +300,20 @@ def test_a_killed_driver_takes_its_run_with_it(repo: Repo, ray_address: str, tmp
         driver.send_signal(signal.SIGKILL)  # as pytest-timeout's os._exit or the OOM killer would
         driver.wait()
     assert _gone(pids, timeout=30), "the target outlived its Ray driver"
+
+
+def test_each_run_sees_only_the_gpu_ray_assigned(repo: Repo, ray_address: str) -> None:
+    # Ray only counts the GPUs a node declares: this cluster's two are never touched.
+    commit = repo.commit("import os, time\nprint(os.environ['CUDA_VISIBLE_DEVICES'])\ntime.sleep(1)\n")
+    with _cluster(num_gpus=2) as address:
+        runner = RayRunner(address)
+        assert runner.num_gpus == 1  # the default on a cluster with GPUs
+        launches = [repo.launch(commit, env={"CUDA_VISIBLE_DEVICES": "7"}, log=f"gpu{i}.log") for i in range(2)]
+        handles = [runner.start(launch) for launch in launches]  # both at once: one GPU each
+        ends = [_until(handle) for handle in handles]
+    assert sorted(end.where["device"] for end in ends) == ["0", "1"]
+    for launch, end in zip(launches, ends):
+        assert launch.log_path.read_text() == end.where["device"] + "\n"  # Ray's assignment wins
 
 
 def test_start_refuses_what_it_cannot_ship(repo: Repo) -> None:
