@@ -40,7 +40,8 @@ CANCEL_TIMEOUT_S = 4 * GRACE_S + 10
 # Then it starts the target in a new session (its own process group), prints "guard_pid
 # target_pid", and either waits for the target to exit or, when stdin reaches EOF (the actor
 # closed the pipe or died) or SIGTERM comes, ends the group: SIGTERM, a grace period, SIGKILL.
-# Once the leader exits it kills what is left of the group too, then writes the result file.
+# Once the leader exits it kills what is left of the group too, then writes the result file;
+# if the actor vanished without saying "cancel", it removes the run's folder as well.
 # Its stdout closes only when it exits: that is how the actor knows it is gone.
 GUARD = r"""
 import ctypes, json, os, signal, subprocess, sys, threading, time
@@ -88,11 +89,15 @@ def end_group(wait_for):
         if not wait_for():
             return
 
+orphaned = threading.Event()
+
 def on_eof():
     try:
-        sys.stdin.buffer.read()
+        said = sys.stdin.buffer.read()
     except Exception:
-        pass
+        said = b""
+    if said.strip() != b"cancel":  # the actor died: nobody will read this run's folder
+        orphaned.set()
     end_group(lambda: not finished.is_set())  # the main thread reaps the leader
 
 threading.Thread(target=on_eof, daemon=True).start()
@@ -112,6 +117,9 @@ result = {"returncode": os.waitstatus_to_exitcode(status), "maxrss_kb": rusage.r
 with open(result_path + ".tmp", "w") as f:
     json.dump(result, f)
 os.replace(result_path + ".tmp", result_path)
+if orphaned.is_set():
+    import shutil
+    shutil.rmtree(os.path.dirname(result_path), ignore_errors=True)
 """
 
 
@@ -204,7 +212,11 @@ class _RemoteRun:
     def cancel(self, offset: int) -> tuple[bytes, dict[str, Any] | None]:
         """End the target's group (close the guard's pipe), wait for it, return the rest of the log."""
         if self.guard is not None and self.guard.stdin is not None and not self.guard.stdin.closed:
-            self.guard.stdin.close()
+            try:
+                self.guard.stdin.write(b"cancel\n")  # not orphaned: keep the log for us to read
+                self.guard.stdin.close()
+            except BrokenPipeError:
+                pass  # the guard is gone already
             deadline = time.monotonic() + 3 * GRACE_S
             while not self._guard_gone() and time.monotonic() < deadline:
                 time.sleep(0.02)

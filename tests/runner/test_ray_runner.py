@@ -300,6 +300,22 @@ def test_a_killed_driver_takes_its_run_with_it(repo: Repo, ray_address: str, tmp
         driver.send_signal(signal.SIGKILL)  # as pytest-timeout's os._exit or the OOM killer would
         driver.wait()
     assert _gone(pids, timeout=30), "the target outlived its Ray driver"
+    deadline = time.monotonic() + 10
+    while _run_folders(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _run_folders(pids), "the orphaned run's folder was left on the node"
+
+
+def _run_folders(pids: list[int]) -> list[Path]:
+    """The node's folders of the run that printed these pids (the node is this machine)."""
+    found = []
+    for folder in Path(tempfile.gettempdir()).glob("autoresearch-run-*"):
+        try:
+            if f"pids {pids[0]} {pids[1]}" in (folder / "log").read_text(errors="replace"):
+                found.append(folder)
+        except FileNotFoundError:
+            pass
+    return found
 
 
 def test_each_run_sees_only_the_gpu_ray_assigned(repo: Repo, ray_address: str) -> None:
