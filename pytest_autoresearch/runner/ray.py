@@ -364,7 +364,12 @@ class RayHandle:
         self._end(result or {"returncode": -15, "maxrss_kb": 0, "duration": None})
 
     def _started_where(self) -> None:
-        where: dict[str, str] = ray.get(self._started)  # a failed start raises here, with its traceback
+        try:
+            where: dict[str, str] = ray.get(self._started)
+        except ray.exceptions.RayTaskError:  # a failed start is our bug: raise it, with its traceback
+            ray.kill(self._actor, no_restart=True)
+            self._log.close()
+            raise
         where["ip"] = _node_ip(where["node"])
         self._where = where
         self.last_output = ""
