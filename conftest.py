@@ -1,11 +1,23 @@
-"""Shared test setup: pytester, and throwaway git repositories holding a benchmark project."""
+"""Shared test setup: pytester, throwaway git repositories holding a benchmark project, a Ray cluster."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+# Ray reads these once, at import: keep every address on the loopback (on Linux it otherwise
+# swaps 127.0.0.1 for the address of the default route) and report nothing anywhere. Set
+# here, so that every pytest this suite starts inherits them too.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 import git
 import pytest
@@ -30,6 +42,10 @@ print("peak_vram_mb: 512.0")
 """
 
 
+# pytester's subprocess runs leave their output files beside the project: never part of a commit
+IGNORED = "__pycache__/\n.pytest_cache/\nrunpytest-*\nstdout\nstderr\n"
+
+
 class Project:
     """A benchmark project in a real git repository: train.py prints the score it is given."""
 
@@ -40,7 +56,7 @@ class Project:
         with self.repo.config_writer() as cw:
             cw.set_value("user", "name", "Test Agent")
             cw.set_value("user", "email", "agent@example.com")
-        (self.path / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n")
+        (self.path / ".gitignore").write_text(IGNORED)
 
     def bench(self, goal: str = "min", **marker: object) -> None:
         extra = "".join(f", {k}={v!r}" for k, v in marker.items())
@@ -98,3 +114,85 @@ def run_cli(cwd: Path, *args: str, python: Sequence[str] = PYTHON_M) -> subproce
     done = subprocess.run([*python, *args], cwd=cwd, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+RAY_ENV = dict(os.environ)
+RAY = str(Path(sys.executable).parent / "ray")  # the CLI next to this interpreter, venv activated or not
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _session_pids(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid and pid_alive(int(entry.name)):
+                    pids.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                pass
+    return pids
+
+
+@contextlib.contextmanager
+def ray_cluster(num_gpus: int) -> Iterator[str]:
+    """A head node in a session of its own, ended with everything in it; yields its address.
+
+    ``ray start --block`` stays in the foreground and stops the cluster on SIGTERM; the
+    cluster's processes share its session id, which is how teardown checks none is left.
+    Every port is a free one, so two clusters (or another user's) never collide.
+    """
+    import ray
+
+    ray.shutdown()  # this process drives one cluster at a time
+    temp = tempfile.mkdtemp(prefix="ar-ray-")  # short: Ray's socket paths must fit in 107 bytes
+    port = _free_port()
+    head = subprocess.Popen(
+        [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         f"--num-gpus={num_gpus}", "--include-dashboard=false", f"--dashboard-port={_free_port()}",
+         f"--dashboard-agent-listen-port={_free_port()}", "--disable-usage-stats", f"--temp-dir={temp}"],
+        env=RAY_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        _wait_ready(address, head)
+        yield address
+    finally:
+        ray.shutdown()
+        head.send_signal(signal.SIGTERM)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + 15
+        while _session_pids(head.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _session_pids(head.pid)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        head.wait(timeout=10)
+        subprocess.run(["rm", "-rf", temp], check=False)
+        assert not left, f"Ray processes outlived the cluster: {left}"
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """The suite's Ray cluster, started once for every test that asks: 2 CPUs, no GPU, on 127.0.0.1."""
+    with ray_cluster(num_gpus=0) as address:
+        yield address
+
+
+def _wait_ready(address: str, head: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            raise RuntimeError(f"ray start exited with {head.returncode}")
+        status = subprocess.run([RAY, "status", f"--address={address}"], env=RAY_ENV, capture_output=True, text=True)
+        if status.returncode == 0 and "CPU" in status.stdout:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the Ray head did not come up within 60 s")

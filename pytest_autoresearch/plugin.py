@@ -18,7 +18,7 @@ from . import hooks, settings
 from .adaptive import parse_repeat
 from .experiment import Experiment
 from .session import AutoresearchSession, spec_key
-from .settings import DEFAULT_NOISE_K, MARKER_SIGNATURE, cli_type, min_delta_value, non_negative_float, parse_marker, positive_float
+from .settings import DEFAULT_NOISE_K, MARKER_SIGNATURE, RUNNERS, cli_type, min_delta_value, non_negative_float, parse_marker, positive_float
 from .sources import Recorder
 from .terminal import VerdictReporter
 
@@ -45,6 +45,12 @@ NOISE_K_HELP = "How many standard errors of noise an improvement must exceed und
 ACCEPT_HELP = "Accept changes to frozen files since the last kept result: write a baseline row and start a fresh leaderboard"
 JSON_HELP = "Write this session's verdicts as JSON to PATH (for CI)"
 PROGRESS_HELP = "Seconds between progress lines while a script runs when output is not a terminal; 0 turns them off (default: 30)"
+RUNNER_HELP = (
+    "Where each script run executes: local (a process group here) or ray (a Ray task with one GPU, "
+    "or one CPU on a cluster without GPUs, running the committed tree; needs pytest-autoresearch[ray]) "
+    "(default: local)"
+)
+RAY_ADDRESS_HELP = "The Ray cluster to run on with --autoresearch-runner ray (default: RAY_ADDRESS, else a local cluster)"
 DEVICES_HELP = (
     "Devices a script benchmark leases one at a time, e.g. 0,1,2,3 (its run sees only that one as "
     "CUDA_VISIBLE_DEVICES); 'none' turns leasing off (default: CUDA_VISIBLE_DEVICES, else nvidia-smi -L, "
@@ -87,6 +93,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--autoresearch-repeat", metavar="N", type=cli_type(parse_repeat, "--autoresearch-repeat"),
         help=REPEAT_HELP,
     )
+    group.addoption("--autoresearch-runner", metavar="NAME", choices=RUNNERS, help=RUNNER_HELP)
+    group.addoption("--autoresearch-ray-address", metavar="ADDRESS", help=RAY_ADDRESS_HELP)
     parser.addini("autoresearch_ledger", LEDGER_HELP)
     parser.addini("autoresearch_timeout", TIMEOUT_HELP, default=DEFAULT_TIMEOUT)
     parser.addini("autoresearch_mutable", MUTABLE_HELP, type="linelist", default=DEFAULT_MUTABLE)
@@ -95,6 +103,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_progress", PROGRESS_HELP, default="30")
     parser.addini("autoresearch_repeat", REPEAT_HELP, default="1")
     parser.addini("autoresearch_devices", DEVICES_HELP)
+    parser.addini("autoresearch_runner", RUNNER_HELP, default="local")
+    parser.addini("autoresearch_ray_address", RAY_ADDRESS_HELP)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -19,6 +19,7 @@ from . import gitstate, guard, history, identity
 from .context import Context
 from .leases import Leases, detect_devices
 from .ledger import Ledger
+from .runner import Runner
 from .runner.local import LocalRunner
 from .settings import Settings, Spec
 from .terminal import waiting
@@ -32,7 +33,7 @@ class AutoresearchSession:
     """The session plugin, kept in ``config.stash``; its state is :attr:`ctx`."""
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
-        self.ctx = Context(config, settings, LocalRunner(), logs_dir=config.rootpath / ".autoresearch" / "runs")
+        self.ctx = Context(config, settings, _runner(settings), logs_dir=config.rootpath / ".autoresearch" / "runs")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -54,7 +55,10 @@ class AutoresearchSession:
             ctx.logs_dir = folder / "runs"
             if ctx.head.branch is None:
                 ctx.note = "detached HEAD: results are recorded under the branch name '(detached)'"
-        devices = detect_devices(ctx.settings.devices, os.environ)
+        if ctx.runner.name != "local" and ctx.repo is None:
+            raise pytest.UsageError(f"autoresearch: the {ctx.runner.name} runner ships a commit's tree: "
+                                    "run inside a git repository, or use --autoresearch-runner local")
+        devices = detect_devices(ctx.settings.devices, os.environ) if ctx.runner.name == "local" else ()
         if devices:
             folder = gitstate.run_folder(ctx.repo) if ctx.repo is not None else root / ".autoresearch"
             ctx.leases = Leases(folder / "devices", devices)
@@ -130,6 +134,18 @@ def _pytest_surface(config: pytest.Config) -> dict[str, str]:
     plugins = [f"{dist.project_name}=={dist.version}" for _, dist in config.pluginmanager.list_plugin_distinfo()]
     return identity.surface(config.rootpath, conftests, config.inipath, plugins,
                             config.invocation_params.args, os.environ.get("PYTEST_ADDOPTS", ""))
+
+
+def _runner(settings: Settings) -> Runner:
+    """The place runs execute; Ray is imported only when asked for."""
+    if settings.runner == "local":
+        return LocalRunner()
+    try:
+        from .runner.ray import RayRunner
+    except ImportError:
+        raise pytest.UsageError("autoresearch: --autoresearch-runner ray needs Ray: "
+                                "pip install 'pytest-autoresearch[ray]'") from None
+    return RayRunner(settings.ray_address)
 
 
 def _mutable_files(ctx: Context) -> tuple[Path, ...]:

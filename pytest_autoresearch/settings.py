@@ -41,6 +41,7 @@ def non_negative_float(text: str, where: str) -> float:
 
 
 AUTO = "auto"
+RUNNERS = ("local", "ray")
 DEFAULT_NOISE_K = 2.0  # standard errors an improvement must exceed under min_delta = auto
 
 
@@ -81,6 +82,8 @@ class Settings:
     progress_s: float
     repeat: int  # runs per commit: exactly this many, or at most this many when adaptive
     devices: str | None = None  # ini autoresearch_devices, as written: leases.detect_devices reads it
+    runner: str = "local"
+    ray_address: str | None = None
     adaptive_repeat: bool = False  # stop repeating once the verdict is clear (adaptive.next_step)
 
 
@@ -206,4 +209,13 @@ def resolve(config: pytest.Config) -> Settings:
         repeat=plan.max_runs,
         adaptive_repeat=plan.adaptive,
         devices=str(config.getini("autoresearch_devices")).strip() or None,
+        runner=_runner(config),
+        ray_address=config.getoption("autoresearch_ray_address") or str(config.getini("autoresearch_ray_address")).strip() or None,
     )
+
+
+def _runner(config: pytest.Config) -> str:
+    runner = config.getoption("autoresearch_runner") or str(config.getini("autoresearch_runner")).strip() or "local"
+    if runner not in RUNNERS:
+        raise pytest.UsageError(f"ini autoresearch_runner: expected one of {', '.join(RUNNERS)}, got {runner!r}")
+    return str(runner)

@@ -233,8 +233,13 @@ class Trial:
         if self.repeat_note:
             extra["adaptive"] = self.repeat_note
         lease = self.item.stash.get(lease_key, None)
+        where = dict(self.experiment.where) if self.experiment is not None else {}
         if lease is not None:
             extra["device"] = lease.device
+        elif where.get("device"):
+            extra["device"] = where["device"]
+        if self.ctx.runner.name != "local":
+            extra.update(runner=self.ctx.runner.name, node=where.get("node") or where.get("host", ""))
         started = self.item.stash.get(started_key, time.time())
         self.ctx.append(*(
             d.entry.finished(status=status, value=d.value, memory_gb=d.memory_gb,

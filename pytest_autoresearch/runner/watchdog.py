@@ -15,6 +15,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -58,9 +59,15 @@ class Watchdog:
         self._proc.wait()
 
 
+REAP_TIMEOUT_S = 60.0
+
+
 def _reap(token: dict[str, Any]) -> None:
+    """End one run through its runner; a cluster that does not answer cannot hold up the ledger row."""
     module = importlib.import_module(f"pytest_autoresearch.runner.{token['runner']}")
-    module.reap(token)
+    worker = threading.Thread(target=module.reap, args=(token,), daemon=True)
+    worker.start()
+    worker.join(REAP_TIMEOUT_S)
 
 
 def watch(stream: IO[str]) -> None:

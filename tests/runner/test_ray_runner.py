@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Ray reads these once, at import: keep every address on the loopback (on Linux it otherwise
-# swaps 127.0.0.1 for the address of the default route) and report nothing anywhere.
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+from conftest import RAY_ENV, pid_alive, ray_cluster
+from pytest_autoresearch.runner import Exit, Launch
+from pytest_autoresearch.runner.ray import RayHandle, RayRunner
 
-from conftest import pid_alive  # noqa: E402
-from pytest_autoresearch.runner import Exit, Launch  # noqa: E402
-from pytest_autoresearch.runner.ray import RayHandle, RayRunner  # noqa: E402
-
-RAY_ENV = dict(os.environ)
-RAY = str(Path(sys.executable).parent / "ray")  # the CLI next to this interpreter, venv activated or not
 STREAMING = """
 import sys, time
 for i in range(3):
@@ -43,84 +33,6 @@ child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
 print(f"pids {os.getpid()} {child.pid}")
 time.sleep(120)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _session_pids(sid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getsid(int(entry.name)) == sid and pid_alive(int(entry.name)):
-                    pids.append(int(entry.name))
-            except (ProcessLookupError, PermissionError):
-                pass
-    return pids
-
-
-@contextlib.contextmanager
-def _cluster(num_gpus: int) -> Iterator[str]:
-    """A head node in a session of its own, ended with everything in it; yields its address.
-
-    ``ray start --block`` stays in the foreground and stops the cluster on SIGTERM; the
-    cluster's processes share its session id, which is how teardown checks none is left.
-    Every port is a free one, so two clusters (or another user's) never collide.
-    """
-    import ray
-
-    ray.shutdown()  # this process drives one cluster at a time
-    temp = tempfile.mkdtemp(prefix="ar-ray-")  # short: Ray's socket paths must fit in 107 bytes
-    port = _free_port()
-    head = subprocess.Popen(
-        [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-         f"--num-gpus={num_gpus}", "--include-dashboard=false", f"--dashboard-port={_free_port()}",
-         f"--dashboard-agent-listen-port={_free_port()}", "--disable-usage-stats", f"--temp-dir={temp}"],
-        env=RAY_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    address = f"127.0.0.1:{port}"
-    try:
-        _wait_ready(address, head)
-        yield address
-    finally:
-        ray.shutdown()
-        head.send_signal(signal.SIGTERM)
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        deadline = time.monotonic() + 15
-        while _session_pids(head.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        left = _session_pids(head.pid)
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
-        head.wait(timeout=10)
-        subprocess.run(["rm", "-rf", temp], check=False)
-        assert not left, f"Ray processes outlived the cluster: {left}"
-
-
-@pytest.fixture(scope="session")
-def ray_address() -> Iterator[str]:
-    """The suite's cluster: 2 CPUs, no GPU, on 127.0.0.1."""
-    with _cluster(num_gpus=0) as address:
-        yield address
-
-
-def _wait_ready(address: str, head: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if head.poll() is not None:
-            raise RuntimeError(f"ray start exited with {head.returncode}")
-        status = subprocess.run([RAY, "status", f"--address={address}"], env=RAY_ENV, capture_output=True, text=True)
-        if status.returncode == 0 and "CPU" in status.stdout:
-            return
-        time.sleep(0.5)
-    raise RuntimeError("the Ray head did not come up within 60 s")
 
 
 class Repo:
@@ -321,7 +233,7 @@ def _run_folders(pids: list[int]) -> list[Path]:
 def test_each_run_sees_only_the_gpu_ray_assigned(repo: Repo, ray_address: str) -> None:
     # Ray only counts the GPUs a node declares: this cluster's two are never touched.
     commit = repo.commit("import os, time\nprint(os.environ['CUDA_VISIBLE_DEVICES'])\ntime.sleep(1)\n")
-    with _cluster(num_gpus=2) as address:
+    with ray_cluster(num_gpus=2) as address:
         runner = RayRunner(address)
         assert runner.num_gpus == 1  # the default on a cluster with GPUs
         launches = [repo.launch(commit, env={"CUDA_VISIBLE_DEVICES": "7"}, log=f"gpu{i}.log") for i in range(2)]

@@ -1,0 +1,135 @@
+"""pytest --autoresearch --autoresearch-runner ray, end to end on a real local Ray cluster.
+
+The pytest process stays the controller (repository, ledger, verdict); each run executes as a
+Ray actor on the committed tree, its output streamed back into the local log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import IGNORED, Project, pid_alive
+
+# Writes its pid and a grandchild's where the test can read them, then hangs.
+HANGER = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+open(os.environ["PIDS"], "w").write(f"{os.getpid()} {child.pid}")
+print("hanging", flush=True)
+time.sleep(300)
+"""
+
+# Reads an ignored file if it is there: it is in the work tree, never in the commit.
+PEEK = """
+import os
+print("---")
+print("score:", open("secret.txt").read() if os.path.exists("secret.txt") else 1.0)
+"""
+
+
+def ray_args(address: str) -> tuple[str, ...]:
+    return ("--autoresearch-runner", "ray", "--autoresearch-ray-address", address, "-p", "no:cacheprovider")
+
+
+def pids_of(path: Path) -> list[int]:
+    for _ in range(600):
+        if path.exists() and path.read_text():
+            return [int(p) for p in path.read_text().split()]
+        time.sleep(0.1)
+    raise AssertionError("the target never wrote its pids")
+
+
+def gone(pids: list[int], within: float = 20.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(pid_alive(p) for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_keep_discard_and_where_it_ran(project: Project, ray_address: str) -> None:
+    project.bench()
+    project.train(1.5, "baseline")
+    project.run_subprocess(*ray_args(ray_address)).assert_outcomes(passed=1)
+    project.train(1.7, "worse")
+    result = project.run_subprocess(*ray_args(ray_address))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["DISCARD score = 1.7 (min)*"])
+    runs = project.runs()
+    assert [r.status for r in runs] == ["keep", "discard"]
+    assert {r.extra["runner"] for r in runs} == {"ray"} and all(r.extra["node"] for r in runs)
+    assert {r.extra["device"] for r in runs} == {"cpu"}
+
+
+def test_a_crash_shows_the_remote_log_tail(project: Project, ray_address: str) -> None:
+    project.bench()
+    project.train(None, "typo", body="print('about to fail')\nprint(UNDEFINED)\n")
+    result = project.run_subprocess(*ray_args(ray_address))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["CRASH score = - (min) — train.py exited with code 1: NameError: *UNDEFINED*",
+                                 "*last lines of the log*", "about to fail"])
+    [run] = project.runs()
+    assert "about to fail" in Path(run.extra["log"]).read_text(), "the log came back while it ran"
+
+
+def test_the_dirty_work_tree_is_never_shipped(project: Project, ray_address: str) -> None:
+    project.bench()
+    (project.path / ".gitignore").write_text(IGNORED + "secret.txt\n")
+    (project.path / "secret.txt").write_text("0.001")
+    project.train(None, "peek", body=PEEK)
+    assert project.run().outlines, "locally the ignored file is read"
+    assert project.runs()[-1].value == 0.001
+    project.repo.git.commit("--allow-empty", "-m", "the same code, run remotely")
+    project.run_subprocess(*ray_args(ray_address))
+    assert project.runs()[-1].value == 1.0, "only the committed tree reached the node"
+
+
+def test_a_timeout_ends_the_remote_run(project: Project, ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    pids = tmp_path_factory.mktemp("pids") / "pids.txt"
+    project.bench(env={"PIDS": str(pids)})
+    project.train(None, "hangs", body=HANGER)
+    result = project.run_subprocess(*ray_args(ray_address), "--autoresearch-timeout", "8", timeout=120)
+    result.assert_outcomes(failed=1)
+    assert gone(pids_of(pids)), "the remote target and its child outlived the timeout"
+    assert project.statuses() == ["timeout"]
+
+
+def test_ctrl_c_ends_the_remote_run(project: Project, ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    pids = tmp_path_factory.mktemp("pids") / "pids.txt"
+    project.bench(env={"PIDS": str(pids)})
+    project.train(None, "hangs", body=HANGER)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--autoresearch", *ray_args(ray_address)], cwd=project.path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    running = pids_of(pids)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 2, out.decode()
+    assert gone(running)
+    [run] = project.runs()
+    assert run.status == "crash" and run.extra["reason"] == "interrupted"
+
+
+def test_two_sessions_share_the_cluster_and_the_ledger(project: Project, ray_address: str) -> None:
+    project.bench()
+    project.train(1.5, "baseline")
+    other = project.path.parent / f"{project.path.name}-other"
+    project.repo.git.worktree("add", "-b", "autoresearch/other", str(other))
+    command = [sys.executable, "-m", "pytest", "--autoresearch", *ray_args(ray_address)]
+    both = [subprocess.Popen(command, cwd=where, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for where in (project.path, other)]
+    outputs = [p.communicate(timeout=120)[0].decode() for p in both]
+    assert [p.returncode for p in both] == [0, 0], outputs
+    runs = project.runs()
+    assert sorted(r.branch for r in runs) == ["autoresearch/other", "main"]
+    assert {r.status for r in runs} == {"keep"}
