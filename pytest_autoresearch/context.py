@@ -50,7 +50,7 @@ class Context:
         return "git reset --hard HEAD~1" if len(self.lineage) > 1 else None
 
     def open_ledger(self, path: Path) -> None:
-        self.ledger = Ledger(path, warn=self.warn)
+        self.ledger = Ledger(path, warn=self.warn, logs=self.logs_dir)
 
     def warn(self, message: str) -> None:
         """Report an unreadable ledger line once, in pytest's warnings summary.

@@ -80,7 +80,7 @@ class Trial:
         guard.check_frozen(self.ctx, self.item.nodeid, self.spec)
         sources = sources_for(self.item, self.spec.metric, self.experiment, self.recorder)
         repeat = self.ctx.settings.repeat if (self.experiment or self.recorder) else 1
-        watchdog = Watchdog(self.ctx.ledger.path if self.ctx.ledger else None, self._deadline())
+        watchdog = Watchdog(self.ctx.ledger.path if self.ctx.ledger else None, self._deadline(), self.ctx.logs_dir)
         try:
             for index in range(repeat):
                 draw = self._start_draw(watchdog)
