@@ -62,9 +62,9 @@ def file_digest(path: Path) -> str | None:
 def log_name(log: Path, ledger_folder: Path) -> str:
     """A run log as a seal names it: relative to the ledger's folder, so a moved repository still verifies."""
     try:
-        return Path(os.path.relpath(log.resolve(), ledger_folder.resolve())).as_posix()
+        return Path(os.path.relpath(log, ledger_folder)).as_posix()
     except ValueError:  # another drive
-        return str(log.resolve())
+        return str(log.absolute())
 
 
 OPEN = f'"{KEY}": {{'  # how the seal starts in an extra cell written with sorted keys
