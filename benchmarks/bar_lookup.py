@@ -23,8 +23,8 @@ from pathlib import Path
 
 from _repo import git, init
 
-from pytest_autoresearch import gitstate, history
-from pytest_autoresearch.ledger import COLUMNS, Entry, Ledger, format_line
+from pytest_autoresearch import chain, gitstate, history
+from pytest_autoresearch.ledger import COLUMNS, Entry, Ledger, sealed_line
 from pytest_autoresearch.verdict import Best
 
 
@@ -46,17 +46,19 @@ def make_history(repo: Path, commits: int) -> list[str]:
 def write_ledger(path: Path, rows: int, shas: list[str], worst: bool, rng: random.Random) -> None:
     with open(path, "w") as fh:
         fh.write("\t".join(COLUMNS) + "\n")
+        prev = ""  # each row sealed into the hash chain, as Ledger.append writes it
         for i in range(rows):
             if worst or i < len(shas):
                 sha = rng.choice(shas) if worst else shas[i]
                 status = rng.choice(["keep", "discard", "crash"]) if worst else "keep"
             else:  # a discarded or crashed commit, reset away
                 sha, status = rng.randbytes(20).hex(), rng.choice(["discard", "discard", "crash"])
-            fh.write(format_line(Entry(
+            line, prev = sealed_line(Entry(
                 run_id=f"r{i}", status=status, sha=sha, commit=sha[:7],
                 value=rng.uniform(0.9, 1.1), metric="val_bpb", test="test_train.py::test_train",
                 identity="id", measurement=f"r{i}", description="an idea", pid=None,
-            )))
+            ), prev)
+            fh.write(line)
 
 
 def lookup(ledger: Ledger, repo: Path, head: str, repeats: int) -> tuple[list[float], list[float], Best | None]:
@@ -95,6 +97,10 @@ def main() -> None:
             assert best is not None
             print(f"{name:>10}: median {statistics.median(times):.3f} s wall, min {min(times):.3f} s, "
                   f"median {statistics.median(cpu):.3f} s CPU (best {best.value:.4f} at {best.commit})")
+        start = time.perf_counter()
+        report = chain.verify(path, check_logs=False)
+        assert report.intact and report.rows == args.rows
+        print(f"chain.verify (autoresearch status checks it): {time.perf_counter() - start:.3f} s")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ class Context:
         return "git reset --hard HEAD~1" if len(self.lineage) > 1 else None
 
     def open_ledger(self, path: Path) -> None:
-        self.ledger = Ledger(path, warn=self.warn)
+        self.ledger = Ledger(path, warn=self.warn, logs=self.logs_dir)
 
     def warn(self, message: str, category: type[Warning] = LedgerWarning) -> None:
         """Report an unreadable ledger line (or another ``category`` of trouble) once, in pytest's warnings summary.

@@ -4,7 +4,9 @@ Karpathy's five columns come first (commit, value, memory_gb, status, descriptio
 file reads like his results.tsv. A run is written ahead as ``running`` and completed by a
 second line with the same run id; readers fold lines by run id, so a run that never
 completed still shows up (as ``crash`` once its process is gone). Appends happen under a
-file lock and never rewrite earlier lines; a corrupt line is skipped with a warning.
+file lock and never rewrite earlier lines; a corrupt line is skipped with a warning. Each line
+is sealed into a hash chain with the line before it and with its run log (:mod:`.chain`), so an
+edit made by anything but the ledger shows.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from filelock import FileLock
 from pytest import PytestWarning
+
+from . import chain
 
 COLUMNS: tuple[str, ...] = (
     "commit",
@@ -48,6 +52,8 @@ STATUSES = frozenset({"running", "keep", "discard", "crash", "timeout", "accepte
 # "accepted" (a person accepted a change to frozen files) was written "baseline" before 0.2
 LEGACY_STATUSES = {"baseline": "accepted"}
 LOCK_TIMEOUT_S = 120.0
+EXTRA_AT = COLUMNS.index("extra")
+TAIL_BYTES = 4096  # read back from the end for the last line: a row is a few hundred bytes
 
 
 class LedgerWarning(PytestWarning):
@@ -159,6 +165,7 @@ class _Parser:
         extra_obj = json.loads(extra) if extra else {}
         if not isinstance(extra_obj, dict):
             raise ValueError("extra is not a JSON object")
+        extra_obj.pop(chain.KEY, None)  # the seal belongs to the line, not to the run: chain.verify reads it
         return Entry(
             run_id, status, commit, sha, float(value) if value else None,
             float(memory_gb) if memory_gb else None, description, metric, test, branch, identity,
@@ -197,8 +204,9 @@ class Ledger:
         """The ledger every run of a repository shares, in its run folder."""
         return run_folder / "ledger.tsv"
 
-    def __init__(self, path: Path, warn: Callable[[str], None] = _warn) -> None:
+    def __init__(self, path: Path, warn: Callable[[str], None] = _warn, logs: Path | None = None) -> None:
         self.path = path
+        self.logs = logs  # the run logs, <run_id>.log: a final row's log is sealed into its hash
         self._warn = warn
         self._lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
 
@@ -210,21 +218,45 @@ class Ledger:
             yield
 
     def append(self, *entries: Entry) -> None:
-        """Append whole lines under the lock, after mending a torn last line if there is one."""
+        """Append whole lines under the lock, after mending a torn last line if there is one.
+
+        Each line is sealed to the one before it: only the file's last line is read for its hash.
+        Run logs are hashed before the lock is taken (they are final once their row is).
+        """
+        logs = [self._log(e) for e in entries]
         with self.locked():
             with open(self.path, "a+b") as fh:
                 size = fh.seek(0, os.SEEK_END)
-                prefix = b""
+                prefix, prev = b"", ""
                 if size == 0:
                     prefix = ("\t".join(COLUMNS) + "\n").encode()
                 else:
-                    fh.seek(size - 1)
-                    if fh.read(1) != b"\n":
+                    last = _last_line(fh, size)
+                    if last is None:
                         prefix = b"\n"
-                body = "".join(format_line(e) for e in entries).encode()
-                fh.write(prefix + body)
+                    else:
+                        cells = last.decode("utf-8", errors="replace").split("\t")
+                        prev = chain.hash_of(cells[EXTRA_AT]) if len(cells) == len(COLUMNS) else ""
+                lines = []
+                for entry, (log, log_sha256) in zip(entries, logs):
+                    line, prev = sealed_line(entry, prev, log, log_sha256)
+                    lines.append(line)
+                fh.write(prefix + "".join(lines).encode())
                 fh.flush()
                 os.fsync(fh.fileno())
+
+    def _log(self, entry: Entry) -> tuple[str, str]:
+        """A final row's run log, as its seal names it, and its digest; empty when it has none on disk."""
+        if entry.status == "running":
+            return "", ""
+        named = entry.extra.get("log")
+        candidates = [self.logs / f"{entry.run_id}.log"] if self.logs is not None else []
+        candidates += [Path(named)] if isinstance(named, str) and named else []
+        for path in candidates:
+            digest = chain.file_digest(path)
+            if digest is not None:
+                return chain.log_name(path, self.path.parent), digest
+        return "", ""
 
     def _read(self) -> tuple[_Parser, int, list[str]]:
         """The header's parser, the line number of the first data line, and the data lines.
@@ -329,6 +361,32 @@ class Ledger:
             line = json.dumps({"identity": digest, "parts": dict(parts)}, sort_keys=True)
             with open(self.identities_path, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
+
+
+def sealed_line(entry: Entry, prev: str, log: str = "", log_sha256: str = "") -> tuple[str, str]:
+    """The line of ``entry`` sealed after a row hashed ``prev``, and its own hash (the next row's ``prev``)."""
+    if chain.KEY in entry.extra:
+        entry = replace(entry, extra={k: v for k, v in entry.extra.items() if k != chain.KEY})
+    seal = chain.seal(prev, format_line(entry)[:-1], log, log_sha256)
+    return format_line(replace(entry, extra={**entry.extra, chain.KEY: seal})), seal["sha256"]
+
+
+def _last_line(fh: IO[bytes], size: int) -> bytes | None:
+    """The file's last line, without its newline; None when it is torn (no newline at the end)."""
+    fh.seek(size - 1)
+    if fh.read(1) != b"\n":
+        return None
+    block = TAIL_BYTES
+    while True:
+        start = max(0, size - 1 - block)
+        fh.seek(start)
+        data = fh.read(size - 1 - start)
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            return data[cut + 1:]
+        if start == 0:
+            return data
+        block *= 4
 
 
 def resolve_orphan(entry: Entry) -> Entry:

@@ -93,7 +93,7 @@ class Trial:
         sources = sources_for(self.item, self.spec.metric, self.experiment, self.recorder, self.scorer)
         repeat = self.ctx.settings.repeat if (self.experiment or self.recorder) else 1
         adaptive = self.ctx.settings.adaptive_repeat and repeat > 1
-        watchdog = Watchdog(self.ctx.ledger.path if self.ctx.ledger else None, self._deadline())
+        watchdog = Watchdog(self.ctx.ledger.path if self.ctx.ledger else None, self._deadline(), self.ctx.logs_dir)
         try:
             for index in range(repeat):
                 draw = self._start_draw(watchdog)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import git
 
-from .. import __version__, archive, gitstate, history
+from .. import __version__, archive, chain, gitstate, history
 from ..ledger import STATUSES, Entry, Ledger
 from . import night, show, stats, views
 from .views import PROG
@@ -145,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--metric", metavar="NAME", help="Only this metric (default: every metric)")
     plot.add_argument("--goal", choices=("min", "max"), help=GOAL_HELP)
     plot.set_defaults(func=cmd_plot)
+
+    verify = commands.add_parser(
+        "verify", parents=[reading], help="Check the ledger's hash chain: rows edited, deleted or inserted",
+        description="Walk the ledger's hash chain and report each row edited, deleted or inserted by "
+        "anything but the plugin, and each run log changed since its row was written. Rows written "
+        "before the chain existed are unchained history, not an error. Exit code 1 when the chain is broken.",
+    )
+    verify.add_argument("--json", action="store_true", help="Print the report as JSON")
+    verify.set_defaults(func=cmd_verify)
     return parser
 
 
@@ -324,19 +333,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     runs = read_runs(where.ledger)
     if not runs:
         raise _empty(where.ledger)
+    alarm = chain_alarm(where.ledger)
     if args.all_branches:
-        print("\n".join(views.all_branches(runs, args.goal, where.ledger)))
+        lines = views.all_branches(runs, args.goal, where.ledger)
+        print("\n".join(lines[:2] + alarm + lines[2:]))
         return 0
     here, scope = on_head(where, runs)
     if not here:
         others = views.plural(len({r.branch for r in runs}), "other branch", "es")
         raise CliError(f"no runs on {scope} yet ({views.plural(len(runs), 'run')} on {others}: "
                        "autoresearch status --all-branches)")
-    warning: list[str] = []
+    warning = alarm
     if where.repo is not None and where.head is not None:
         lineage = gitstate.lineage(where.repo, where.head.sha)
         last_kept = history.last_kept(here, lineage, {r.test for r in here})
-        warning = views.head_state(here, where.head.sha, where.head.short, last_kept)
+        warning = alarm + views.head_state(here, where.head.sha, where.head.short, last_kept)
     found = night.benchmarks(here, runs, args.goal)
     if args.json:
         head = where.head
@@ -457,3 +468,36 @@ def cmd_plot(args: argparse.Namespace) -> int:
     judged = sum(stats.judged(p.series.runs) for p in panels)
     print(f"{PROG}: wrote {args.output} ({width}x{height}, {views.plural(judged, 'run')} of {scope})")
     return 0
+
+
+# -- verify -------------------------------------------------------------------------------
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    where = locate(args.ledger)
+    if not where.ledger.is_file():
+        read_runs(where.ledger)  # says why there is nothing to verify
+    try:
+        report = chain.verify(where.ledger)
+    except OSError as exc:
+        raise CliError(f"cannot read {where.ledger}: {exc.strerror or exc}") from None
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(f"{PROG} verify: {report.summary()}")
+        for line in report.details():
+            print(f"  {line}")
+    return 0 if report.intact else 1
+
+
+def chain_alarm(path: Path) -> list[str]:
+    """The status line saying the ledger's chain is broken, if it is (run logs are left to verify)."""
+    try:
+        report = chain.verify(path, check_logs=False)
+    except OSError:
+        return []
+    if report.intact:
+        return []
+    first, more = report.problems[0], len(report.problems) - 1
+    also = f" and {views.plural(more, 'other place')}" if more else ""
+    return [f"warning: the ledger's hash chain is broken at line {first.line} ({first.kind}){also}: {PROG} verify"]

@@ -24,14 +24,15 @@ from typing import IO, Any
 class Watchdog:
     """The pytest side of the pipe: one watchdog per judged test, covering all its runs."""
 
-    def __init__(self, ledger: Path | None, deadline: float | None) -> None:
+    def __init__(self, ledger: Path | None, deadline: float | None, logs: Path | None = None) -> None:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "pytest_autoresearch.runner.watchdog"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, text=True,
         )
         self.pid = self._proc.pid
-        spec = {"ledger": str(ledger) if ledger else None, "deadline": deadline, "start": time.time()}
+        spec = {"ledger": str(ledger) if ledger else None, "deadline": deadline, "start": time.time(),
+                "logs": str(logs) if logs else None}
         self._send(json.dumps(spec))
 
     def _send(self, line: str) -> None:
@@ -92,7 +93,8 @@ def watch(stream: IO[str]) -> None:
     status = "timeout" if timed_out else "crash"
     reason = "pytest-timeout ended pytest" if timed_out else "pytest ended before the run completed"
     runs = [parse_line(COLUMNS, line) for line in lines]
-    Ledger(Path(spec["ledger"])).append(*(
+    logs = spec.get("logs")
+    Ledger(Path(spec["ledger"]), logs=Path(logs) if logs else None).append(*(
         run.finished(status=status, duration_s=now - spec["start"], extra={**run.extra, "reason": reason})
         for run in runs
     ))

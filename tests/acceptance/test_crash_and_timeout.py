@@ -11,6 +11,8 @@ import time
 import pytest
 from pathlib import Path
 
+from pytest_autoresearch import chain
+
 from conftest import Project, pid_alive
 
 CRASHER = """
@@ -111,6 +113,7 @@ def test_timeout_kills_the_whole_process_group(project: Project, method: str) ->
         time.sleep(0.1)
     [run] = project.runs()
     assert run.status == "timeout"
+    assert chain.verify(project.ledger.path).details() == []  # the watchdog's row, too, is sealed with its log
 
 
 def _start_pytest(project: Project) -> subprocess.Popen[bytes]:
