@@ -20,6 +20,7 @@ from typing import Any
 KEY = "chain"
 LINK = 16  # hex digits of the previous hash a seal keeps: enough to find which row it followed
 KINDS = ("edited", "deleted", "inserted", "log changed", "unchained", "corrupt")
+FORGED = ("edited", "inserted", "unchained")  # the row itself did not come from the plugin as it stands
 
 
 # -- sealing a row (under the ledger lock, once per appended line) --------------------------
@@ -247,6 +248,14 @@ class _Walk:
         base: str | None = self.prev
         if link == self.prev[:LINK]:
             self.report.problems += self.pending
+        elif link in self.seen and seal(self.seen[link][1], plain, log, log_sha)["sha256"] != digest:
+            # It claims to follow an earlier row, but was not sealed there: this row is the forgery,
+            # not the rows between (an honest row verifies against the row it links to).
+            self.report.problems += self.pending
+            self.report.problems.append(Problem(
+                number, "inserted", f"line {number} was not written by the plugin: it claims to follow "
+                f"line {self.seen[link][0]}, but its cells do not match its seal"))
+            base = None
         elif link in self.seen:
             after, base = self.seen[link]
             self.report.problems.append(Problem(

@@ -43,6 +43,7 @@ class Context:
     revert_to: str | None = None  # the last kept commit HEAD builds on: where a red run goes back
     mutable_files: tuple[Path, ...] = ()  # what a frozen scorer must never import
     leases: Leases | None = None  # this machine's devices, one per script run; None without any
+    distrusted: frozenset[str] = frozenset()  # run ids of rows the hash chain says the plugin did not write
     _warned: set[str] = field(default_factory=set)
 
     @property
@@ -73,7 +74,8 @@ class Context:
         """The runs of HEAD and the commits it builds on: the only ones a verdict looks at."""
         if self.ledger is None:
             return []
-        return self.ledger.runs(statuses, shas=frozenset(self.lineage), **equal)
+        runs = self.ledger.runs(statuses, shas=frozenset(self.lineage), **equal)
+        return [r for r in runs if r.run_id not in self.distrusted] if self.distrusted else runs
 
     def append(self, *entries: Entry) -> None:
         if self.ledger is not None:

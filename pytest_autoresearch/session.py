@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from . import gitstate, guard, history, identity
+from . import chain, gitstate, guard, history, identity
 from .context import Context
 from .leases import Leases, detect_devices
 from .ledger import Ledger
@@ -84,6 +84,8 @@ class AutoresearchSession:
         ctx.identity_parts = parts
         ctx.identity = identity.digest(parts)
         ctx.mutable_files = _mutable_files(ctx)
+        if ctx.ledger is not None and ctx.ledger.path.is_file():
+            ctx.distrusted = _distrusted(ctx)
         if ctx.repo is None or ctx.head is None:
             return
         ctx.lineage = tuple(gitstate.lineage(ctx.repo, ctx.head.sha))
@@ -134,6 +136,22 @@ def _pytest_surface(config: pytest.Config) -> dict[str, str]:
     plugins = [f"{dist.project_name}=={dist.version}" for _, dist in config.pluginmanager.list_plugin_distinfo()]
     return identity.surface(config.rootpath, conftests, config.inipath, plugins,
                             config.invocation_params.args, os.environ.get("PYTEST_ADDOPTS", ""))
+
+
+def _distrusted(ctx: Context) -> frozenset[str]:
+    """Rows the hash chain says were edited or written by hand: left out of every verdict, said once."""
+    assert ctx.ledger is not None
+    report = chain.verify(ctx.ledger.path, check_logs=False)
+    forged = [p for p in report.problems if p.kind in chain.FORGED]
+    if not forged:
+        return frozenset()
+    lines = ctx.ledger.path.read_text(encoding="utf-8", errors="replace").split("\n")
+    header = lines[0].split("\t")
+    at = header.index("run_id") if "run_id" in header else -1
+    ids = {cells[at] for p in forged if 0 < p.line <= len(lines) and len(cells := lines[p.line - 1].split("\t")) > at >= 0}
+    ctx.warn(f"{ctx.ledger.path}: rows not written by the plugin ({', '.join(f'line {p.line}: {p.kind}' for p in forged[:3])}"
+             f"{', ...' if len(forged) > 3 else ''}) are left out of every verdict; autoresearch verify lists them")
+    return frozenset(ids)
 
 
 def _runner(settings: Settings) -> Runner:
