@@ -12,7 +12,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,12 +19,10 @@ import git
 
 from .. import __version__, archive, chain, gitstate, history
 from ..ledger import STATUSES, Entry, Ledger
-from . import night, show, stats, views
+from . import night, show, start, stats, views
 from .views import PROG
+from .where import CliError, Where, empty, locate, on_head, read_runs
 
-BRANCH_PREFIX = "autoresearch/"
-IGNORED = (".autoresearch/", "results.tsv", "run.log", "progress.png")
-NEXT = 'pytest --autoresearch -q > run.log 2>&1; echo "exit $?"; grep "^autoresearch: " run.log'
 DEFAULT_SIZE = "1200x600"
 
 LEDGER_HELP = (
@@ -33,19 +30,6 @@ LEDGER_HELP = (
     "(default: autoresearch/ledger.tsv under the repository's git common dir)"
 )
 GOAL_HELP = "Whether lower (min) or higher (max) is better, for ledgers written before rows recorded it (default: as recorded, else min)"
-
-
-class CliError(Exception):
-    """An expected problem: printed as one line, exit code 1."""
-
-
-@dataclass(frozen=True)
-class Where:
-    """What the command reads: the repository (if any) and the ledger in it or given."""
-
-    repo: git.Repo | None
-    ledger: Path
-    head: gitstate.Head | None
 
 
 # -- the parser ---------------------------------------------------------------------------
@@ -70,7 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
         "plugin's run folder and results.tsv out of git (.git/info/exclude), print the next step.",
     )
     init.add_argument("tag", metavar="TAG", help="Session name, e.g. nov25: the branch is autoresearch/TAG")
-    init.set_defaults(func=cmd_init)
+    init.set_defaults(func=start.cmd_init)
+
+    worktrees = commands.add_parser(
+        "worktrees", help="Start a round of K parallel experiments: K worktrees on K branches from one commit",
+        description="Create K git worktrees beside the repository, on branches autoresearch/TAG-1..K, all at "
+        "the same commit (default HEAD: the current best), for one idea each; print the recipe.",
+    )
+    worktrees.add_argument("count", metavar="K", type=_count, help="How many worktrees (parallel experiments)")
+    worktrees.add_argument("--from", dest="base", metavar="REV", help="The commit they start from (default: HEAD)")
+    worktrees.add_argument("--tag", metavar="TAG",
+                           help="Branch names autoresearch/TAG-N (default: the session's tag, else round)")
+    worktrees.set_defaults(func=start.cmd_worktrees)
 
     status = commands.add_parser(
         "status", parents=[reading], help="Best result, baseline, counts and last runs of this branch",
@@ -216,115 +211,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-# -- finding and reading the ledger -------------------------------------------------------
-
-
-def locate(ledger: Path | None) -> Where:
-    """The repository around the working directory and the ledger to read."""
-    repo = gitstate.open_repo(Path.cwd())
-    head = gitstate.head(repo) if repo is not None else None
-    if ledger is not None:
-        return Where(repo, ledger, head)
-    if repo is None:
-        raise CliError(
-            "not inside a git repository, so there is no default ledger; "
-            "pass --ledger PATH (the file given to pytest --autoresearch-ledger)"
-        )
-    return Where(repo, Ledger.default_path(gitstate.run_folder(repo)), head)
-
-
-def read_runs(path: Path) -> list[Entry]:
-    """The ledger's runs; corrupt lines are reported on stderr and skipped, never fatal."""
-    if not path.exists():
-        hint = " (pass --ledger results.tsv to read the one here)" if Path("results.tsv").is_file() else ""
-        raise CliError(f"no ledger at {path}: nothing recorded yet, run pytest --autoresearch first{hint}")
-    if not path.is_file():
-        raise CliError(f"{path} is not a file; pass --ledger with the ledger's path")
-    try:
-        return Ledger(path, warn=lambda message: print(f"{PROG}: warning: {message}", file=sys.stderr)).runs()
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def on_head(where: Where, runs: list[Entry]) -> tuple[list[Entry], str]:
-    """This branch's runs, and what that is.
-
-    The commits HEAD builds on hold its kept results, whatever the branch was called then;
-    discarded and crashed commits were reset away, so those are found by branch name.
-    """
-    if where.repo is None:
-        return runs, "every run (not a git repository)"
-    if where.head is None:
-        raise CliError("the repository has no commit yet: commit, then run pytest --autoresearch")
-    lineage = set(gitstate.lineage(where.repo, where.head.sha))
-    branch = where.head.branch
-    here = [r for r in runs if r.sha in lineage or (branch is not None and r.branch == branch)]
-    if branch is None:
-        return here, f"detached HEAD at {where.head.short} (only runs of commits it builds on)"
-    return here, f"branch {branch} at {where.head.short}"
-
-
-def _empty(path: Path) -> CliError:
-    return CliError(f"the ledger {path} has no runs yet: run pytest --autoresearch first")
-
-
-# -- init ---------------------------------------------------------------------------------
-
-
-def cmd_init(args: argparse.Namespace) -> int:
-    """Start a session: a fresh branch from HEAD, the run files kept out of git."""
-    repo = gitstate.open_repo(Path.cwd())
-    if repo is None:
-        raise CliError("not inside a git repository: run git init and commit your project first")
-    head = gitstate.head(repo)
-    if head is None:
-        raise CliError("the repository has no commit yet: commit your project first")
-    name = BRANCH_PREFIX + args.tag
-    try:
-        repo.git.check_ref_format("--branch", name)
-    except git.GitCommandError:
-        raise CliError(f"{args.tag!r} does not make a valid branch name ({name}); try a tag like nov25") from None
-    if name in {h.name for h in repo.heads}:
-        raise CliError(f"branch {name} already exists: pick another tag, or resume it with git checkout {name}")
-    dirty = gitstate.dirty_files(repo, ".")
-    if dirty:
-        raise CliError(
-            "uncommitted changes to " + ", ".join(dirty)
-            + ": a session starts from a commit; commit or stash them first"
-        )
-    repo.git.checkout("-b", name)
-    repo.git.commit("--allow-empty", "--no-verify", "-m", f"baseline: {args.tag}")
-    exclude = gitstate.common_dir(repo) / "info" / "exclude"
-    added = ensure_excluded(exclude, IGNORED)
-    print(f"{PROG}: on new branch {name} from {head.short} ({head.subject})")
-    print(f"  first commit: baseline: {args.tag} (empty; the first result is recorded under this name)")
-    print(f"  git ignores {', '.join(IGNORED)} via {exclude}" + ("" if added else " (already there)"))
-    print(f"  ledger: {Ledger.default_path(gitstate.run_folder(repo))} (shared by every branch and worktree)")
-    untracked = gitstate.untracked_python(repo, ".")
-    if untracked:
-        print(f"  note: untracked {', '.join(untracked)} would stop pytest --autoresearch: commit or ignore them")
-    print(f"next: {NEXT}")
-    print("  (records the baseline; then edit train.py, git commit -am 'try: ...' and run it again:"
-          " exit 0 keeps the commit, exit 1 prints the revert command to run)")
-    return 0
-
-
-def ensure_excluded(exclude: Path, patterns: Sequence[str]) -> list[str]:
-    """Add missing patterns to a git exclude file (never a tracked file); returns those added."""
-    try:
-        text = exclude.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    present = {line.strip() for line in text.splitlines()}
-    missing = [p for p in patterns if p not in present]
-    if missing:
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        lead = "" if not text or text.endswith("\n") else "\n"
-        block = "# pytest-autoresearch: run logs and results files\n" + "".join(p + "\n" for p in missing)
-        exclude.write_text(text + lead + block, encoding="utf-8")
-    return missing
-
-
 # -- status -------------------------------------------------------------------------------
 
 
@@ -332,7 +218,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     where = locate(args.ledger)
     runs = read_runs(where.ledger)
     if not runs:
-        raise _empty(where.ledger)
+        raise empty(where.ledger)
     alarm = chain_alarm(where.ledger)
     if args.all_branches:
         lines = views.all_branches(runs, args.goal, where.ledger)
@@ -449,7 +335,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     where = locate(args.ledger)
     runs = read_runs(where.ledger)
     if not runs:
-        raise _empty(where.ledger)
+        raise empty(where.ledger)
     if args.branch is not None:
         chosen, scope = [r for r in runs if r.branch == args.branch], f"branch {args.branch}"
     else:
