@@ -1,0 +1,133 @@
+"""run_scorer with real isolated interpreters: values, rejections, crashes, timeouts, forbidden imports."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_autoresearch.scoring import Scored, ScoringError, run_scorer
+
+
+@pytest.fixture
+def frozen(tmp_path: Path) -> Path:
+    """A folder holding the scorer module `myscorer` (a project's frozen side)."""
+    folder = tmp_path / "frozen"
+    folder.mkdir()
+    (folder / "myscorer.py").write_text(textwrap.dedent(
+        """
+        import json, math, os, sys, time
+        from pathlib import Path
+        from pytest_autoresearch.scoring import Rejected
+
+        def score(artifact):
+            return {"size": float(len(artifact.read_bytes())), "cwd_is_empty": float(not os.listdir("."))}
+
+        def bare(artifact):
+            return 1.5
+
+        def nan(artifact):
+            return {"loss": math.nan, "other": math.inf}
+
+        def reject(artifact):
+            raise Rejected("the model's predictions depend on later tokens")
+
+        def crash(artifact):
+            print("some progress")
+            raise ValueError("cannot read tensor 7")
+
+        def hang(artifact):
+            time.sleep(60)
+
+        def liar(artifact):
+            print(json.dumps({"values": {"size": 0.0}}))
+            sys.stdout.flush()
+            return {"size": 99.0}
+
+        def sneaky(artifact):
+            import train  # the mutable file
+            return {"size": train.VALUE}
+
+        def environment(artifact):
+            return {"has_marker": float(os.environ.get("MARKER") == "1"), "paths": float("" in sys.path)}
+        """
+    ))
+    return folder
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    path = tmp_path / "model.pt2"
+    path.write_bytes(b"x" * 42)
+    return path
+
+
+def score(target: str, artifact: Path, frozen: Path, **kwargs: object) -> Scored:
+    return run_scorer(f"myscorer:{target}", artifact, timeout=30, search_path=[frozen], **kwargs)  # type: ignore[arg-type]
+
+
+def test_values_come_back(artifact: Path, frozen: Path) -> None:
+    result = score("score", artifact, frozen)
+    assert result.values == {"size": 42.0, "cwd_is_empty": 1.0}
+    assert result.rejected is None and result.seconds > 0
+
+
+def test_a_bare_number_is_value(artifact: Path, frozen: Path) -> None:
+    assert score("bare", artifact, frozen).values == {"value": 1.5}
+
+
+def test_non_finite_values_pass_through(artifact: Path, frozen: Path) -> None:
+    values = score("nan", artifact, frozen).values
+    assert math.isnan(values["loss"]) and values["other"] == math.inf
+
+
+def test_rejected_gives_the_reason(artifact: Path, frozen: Path) -> None:
+    result = score("reject", artifact, frozen)
+    assert result.rejected == "the model's predictions depend on later tokens" and result.values == {}
+
+
+def test_a_crash_names_its_last_line(artifact: Path, frozen: Path) -> None:
+    with pytest.raises(ScoringError, match="ValueError: cannot read tensor 7") as info:
+        score("crash", artifact, frozen)
+    assert "some progress" in info.value.log and "Traceback" in info.value.log
+
+
+def test_a_missing_artifact(tmp_path: Path, frozen: Path) -> None:
+    with pytest.raises(ScoringError, match=r"artifact .*model\.pt2 was not written"):
+        score("score", tmp_path / "model.pt2", frozen)
+
+
+def test_a_timeout_kills_the_scorer(artifact: Path, frozen: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(ScoringError, match="timed out after 2s"):
+        run_scorer("myscorer:hang", artifact, timeout=2, search_path=[frozen])
+    assert time.monotonic() - started < 10
+
+
+def test_printing_json_cannot_forge_the_result(artifact: Path, frozen: Path) -> None:
+    result = score("liar", artifact, frozen)
+    assert result.values == {"size": 99.0}
+    assert '"size": 0.0' in result.log
+
+
+def test_importing_a_forbidden_file_is_an_error(artifact: Path, frozen: Path) -> None:
+    (frozen / "train.py").write_text("VALUE = 0.0\n")
+    with pytest.raises(ScoringError, match=r"imported the mutable file .*train\.py"):
+        score("sneaky", artifact, frozen, forbidden=[frozen / "train.py"])
+
+
+def test_isolated_from_the_environment_and_cwd(artifact: Path, frozen: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(frozen)
+    monkeypatch.setenv("PYTHONPATH", str(frozen))
+    with pytest.raises(ScoringError, match="No module named 'myscorer'"):
+        run_scorer("myscorer:score", artifact, timeout=30)  # neither cwd nor PYTHONPATH reach the child
+    result = score("environment", artifact, frozen, env={"MARKER": "1"})
+    assert result.values == {"has_marker": 1.0, "paths": 0.0}
+
+
+def test_a_bad_target_is_a_value_error(artifact: Path) -> None:
+    with pytest.raises(ValueError, match="module:function"):
+        run_scorer("myscorer", artifact, timeout=5)
