@@ -5,7 +5,7 @@ For each budget (default 5) it runs train.py in a temporary copy of the example 
 AUTORESEARCH_ARTIFACT set, reads train.py's own export line, then scores the artifact through
 run_scorer (a fresh isolated interpreter: its time includes importing torch and loading data).
 --leakage also runs a copy whose loader reads the "val" split (the cheat the held-out split
-exists for) and prints heldout_bpb - val_bpb for both, against the scorer's margin.
+exists for) and prints heldout_bpb - val_bpb for both, relative and in standard errors.
 Profile, source and cache come from the AUTORESEARCH_* environment; run prepare.py first.
 """
 
@@ -43,21 +43,20 @@ def run_once(folder: Path, budget: str, cheat: bool) -> dict[str, float | str]:
     printed = re.search(r"^val_bpb:\s+([0-9.]+)", run.stdout, re.M)
     result = run_scorer("pytest_autoresearch.lm.scorer:score", artifact, timeout=600,
                         search_path=[folder], forbidden=[folder / "train.py"])
-    if result.rejected is None:
-        val, held = result.values["val_bpb"], result.values["heldout_bpb"]
-    else:  # the leakage check fired: score the same artifact directly to show the numbers
-        import torch
+    import torch
 
-        from pytest_autoresearch.lm.dataset import prepare
+    from pytest_autoresearch.lm.dataset import prepare
 
-        data, device = prepare(), torch.device("cpu")
-        model = scorer.load(artifact, device)
-        val = scorer.bits_per_byte(model, data.val_rows, data, device).bpb
-        held = scorer.bits_per_byte(model, data.heldout_rows, data, device).bpb
+    # the standard errors are not among the scorer's values: score the same artifact here to show them
+    data, device = prepare(), torch.device("cpu")
+    model = scorer.load(artifact, device)
+    val = scorer.bits_per_byte(model, data.val_rows, data, device)
+    held = scorer.bits_per_byte(model, data.heldout_rows, data, device)
+    se = (val.standard_error() ** 2 + held.standard_error() ** 2) ** 0.5
     return {"export_s": float(export.group(1)) if export else float("nan"), "score_s": result.seconds,
-            "printed": float(printed.group(1)) if printed else float("nan"), "val": val, "heldout": held,
-            "gap": held - val, "margin": scorer.LEAK_ABSOLUTE + scorer.LEAK_RELATIVE * held,
-            "verdict": "rejected" if result.rejected else "scored"}
+            "printed": float(printed.group(1)) if printed else float("nan"), "val": val.bpb, "heldout": held.bpb,
+            "gap": held.bpb - val.bpb, "rel": (held.bpb - val.bpb) / held.bpb, "z": (held.bpb - val.bpb) / se,
+            "verdict": f"rejected: {result.rejected}" if result.rejected else "scored"}
 
 
 def main() -> None:
@@ -66,7 +65,7 @@ def main() -> None:
     budgets = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] != "--repeats")]
     kinds = [False, True] if "--leakage" in args else [False]
     print(f"{'budget':>6} {'trained on':>10} {'export s':>8} {'score s':>7} {'printed':>8} {'val_bpb':>8} "
-          f"{'heldout':>8} {'gap':>7} {'margin':>6}  verdict")
+          f"{'heldout':>8} {'gap':>7} {'rel':>6} {'z':>6}  verdict")
     with tempfile.TemporaryDirectory() as tmp:
         for budget in budgets or ["5"]:
             for cheat in kinds:
@@ -74,7 +73,7 @@ def main() -> None:
                     r = run_once(Path(tmp), budget, cheat)
                     print(f"{budget:>6} {'val' if cheat else 'train':>10} {r['export_s']:8.2f} {r['score_s']:7.2f} "
                           f"{r['printed']:8.4f} {r['val']:8.4f} {r['heldout']:8.4f} {r['gap']:+7.3f} "
-                          f"{r['margin']:6.3f}  {r['verdict']}", flush=True)
+                          f"{r['rel']:+6.1%} {r['z']:+6.2f}  {r['verdict']}", flush=True)
 
 
 if __name__ == "__main__":

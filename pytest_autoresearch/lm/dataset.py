@@ -3,8 +3,8 @@
 Everything lands in one cache folder named by source, profile and content, written to a
 temporary folder and renamed when complete, so a killed preparation never looks finished
 and a second call costs only the load. The fingerprint hashes the validation rows, the
-tokenizer and the constants: it names what a val_bpb was measured on. A second held-out split
-(every HELDOUT_EVERY-th document of the source's train split) is tokenized into its own rows
+tokenizer and the constants: it names what a val_bpb was measured on. A held-out split
+about the size of val (every k-th document of the source's train split) is tokenized into rows
 that no training path serves: the scorer compares val_bpb with it to detect training on val.
 """
 
@@ -30,7 +30,6 @@ from pytest_autoresearch.lm.sources import Source, get_source
 from pytest_autoresearch.lm.tokenizer import SPLIT_PATTERN, Tokenizer
 
 FORMAT_VERSION = 2  # bump when the cache layout or the preparation changes meaning (2: held-out split)
-HELDOUT_EVERY = 20  # every 20th document of the source's train split is held out, never trained on
 SPLITS = ("train", "val", "heldout")
 Progress = Callable[[str], None]
 _MEMO: dict[tuple[str, Profile, Path], PreparedData] = {}  # per-process: train.py asks three times
@@ -130,12 +129,13 @@ def _build(src: Source, profile: Profile, directory: Path, progress: Progress) -
     tmp.mkdir(parents=True)
     progress(f"preparing {src.name} for profile {profile.name} in {directory} (first use only)")
     progress(f"training a {profile.vocab_size}-token BPE tokenizer ...")
-    tokenizer = Tokenizer.train(split_documents(src, "train"), profile.vocab_size)
+    every = heldout_every(src)
+    tokenizer = Tokenizer.train(split_documents(src, "train", every), profile.vocab_size)
     tokenizer.save(tmp)
     token_bytes = tokenizer.token_bytes()
     np.save(tmp / "token_bytes.npy", token_bytes)
     for split in SPLITS:
-        tokens, offsets = _tokenize(split_documents(src, split), split, tokenizer, progress)
+        tokens, offsets = _tokenize(split_documents(src, split, every), split, tokenizer, progress)
         np.save(tmp / f"{split}_tokens.npy", tokens)
         np.save(tmp / f"{split}_offsets.npy", offsets)
     rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -150,7 +150,7 @@ def _build(src: Source, profile: Profile, directory: Path, progress: Progress) -
     fingerprint.update(repr(sorted(tokenizer.enc._mergeable_ranks.items())).encode())
     fingerprint.update(json.dumps({"source": src.name, **asdict(profile)}, sort_keys=True).encode())
     meta = {"fingerprint": fingerprint.hexdigest()[:16], "source": src.name, "profile": asdict(profile),
-            "val_scored_tokens": int((targets >= 0).sum()), "seconds": round(time.monotonic() - started, 1)}
+            "val_scored_tokens": int((targets >= 0).sum()), "heldout_every": every, "seconds": round(time.monotonic() - started, 1)}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     try:
         os.replace(tmp, directory)
@@ -159,14 +159,21 @@ def _build(src: Source, profile: Profile, directory: Path, progress: Progress) -
     progress(f"prepared in {time.monotonic() - started:.0f}s: {meta['val_scored_tokens']:,} val tokens scored")
 
 
-def split_documents(src: Source, split: str) -> Iterator[str]:
-    """The documents of a prepared split: "heldout" takes every HELDOUT_EVERY-th of the source's train split."""
+def heldout_every(src: Source) -> int:
+    """k such that every k-th train document makes a held-out split with about as many documents as val."""
+    train, val = (sum(1 for _ in src.documents(split)) for split in ("train", "val"))
+    return max(2, round((train + val) / max(val, 1)))
+
+
+def split_documents(src: Source, split: str, every: int | None = None) -> Iterator[str]:
+    """The documents of a prepared split: "heldout" takes every `every`-th of the source's train split."""
     if split == "val":
         return src.documents("val")
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    every = every or heldout_every(src)
     held = split == "heldout"
-    return (text for i, text in enumerate(src.documents("train")) if (i % HELDOUT_EVERY == HELDOUT_EVERY - 1) == held)
+    return (text for i, text in enumerate(src.documents("train")) if (i % every == every - 1) == held)
 
 
 def _tokenize(documents: Iterator[str], split: str, tokenizer: Tokenizer, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
