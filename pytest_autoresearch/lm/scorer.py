@@ -39,6 +39,7 @@ from pytest_autoresearch.scoring import Rejected
 
 CAUSAL_ROWS = 4  # validation rows the causality probe perturbs
 CAUSAL_TOLERANCE = 1e-3  # nats: float32 noise is ~1e-6, a peek at a later token moves predictions by far more
+SCORE_TOKENS = 2**17  # tokens per forward pass at most: bounds the (B, H, T, T) attention scores at T = 2048
 LEAK_RELATIVE = 0.05  # val_bpb may beat heldout_bpb by this share of it ...
 LEAK_Z = 2.5  # ... or by this many standard errors of the difference, whichever is more
 
@@ -67,7 +68,9 @@ def score(artifact: Path) -> dict[str, float]:
     data = prepare(progress=lambda message: print(f"autoresearch: {message}", file=sys.stderr, flush=True))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     logits_of = load(artifact, device)
+    torch.set_float32_matmul_precision("highest")  # the causality probe compares exact float32 numbers
     check_causality(logits_of, data, device)
+    torch.set_float32_matmul_precision("high")  # TF32 on a GPU for the scores (no effect on a CPU)
     val = bits_per_byte(logits_of, data.val_rows, data, device)
     heldout = bits_per_byte(logits_of, data.heldout_rows, data, device)
     check_leakage(val, heldout)
@@ -85,10 +88,9 @@ def load(artifact: Path, device: torch.device) -> torch.nn.Module:
     return module
 
 
-def _logits(logits_of: torch.nn.Module, x: torch.Tensor, vocab: int, exact: bool = False) -> torch.Tensor:
-    """Float32 logits (B, T, vocab); computed in bf16 on a GPU (as train.py evaluates) unless `exact`."""
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda and not exact)
-    with torch.no_grad(), autocast:
+def _logits(logits_of: torch.nn.Module, x: torch.Tensor, vocab: int) -> torch.Tensor:
+    """Float32 logits (B, T, vocab). No autocast: the exported graph fixes its own dtypes."""
+    with torch.no_grad():
         logits: torch.Tensor = logits_of(x)
     if tuple(logits.shape) != (*x.shape, vocab):
         raise ValueError(f"the artifact returned logits of shape {tuple(logits.shape)} for input "
@@ -99,7 +101,7 @@ def _logits(logits_of: torch.nn.Module, x: torch.Tensor, vocab: int, exact: bool
 def bits_per_byte(logits_of: torch.nn.Module, rows: tuple[np.ndarray, np.ndarray], data: PreparedData,
                   device: torch.device, batch_size: int | None = None) -> Bpb:
     """evaluate_bpb's definition from logits: nats of scored targets / their bytes / ln 2."""
-    batch_size = batch_size or data.profile.eval_batch_size
+    batch_size = batch_size or min(data.profile.eval_batch_size, max(1, SCORE_TOKENS // data.profile.max_seq_len))
     vocab = len(data.token_bytes)
     inputs, targets = (torch.from_numpy(a.astype(np.int64)) for a in rows)
     token_bytes = torch.from_numpy(data.token_bytes.astype(np.int64)).to(device)
@@ -124,16 +126,16 @@ def check_causality(logits_of: torch.nn.Module, data: PreparedData, device: torc
     x = torch.from_numpy(inputs[picks].astype(np.int64)).to(device)
     T = x.size(1)
     generator = torch.Generator().manual_seed(0)
-    base = torch.log_softmax(_logits(logits_of, x, vocab, exact=True), dim=-1)
+    base = torch.log_softmax(_logits(logits_of, x, vocab), dim=-1)
     for cut in sorted({0, T // 3, 2 * T // 3, T - 2}):
         changed = x.clone()
         changed[:, cut + 1 :] = torch.randint(0, vocab, (x.size(0), T - cut - 1), generator=generator).to(device)
-        moved = torch.log_softmax(_logits(logits_of, changed, vocab, exact=True), dim=-1)
+        moved = torch.log_softmax(_logits(logits_of, changed, vocab), dim=-1)
         delta = float((moved[:, : cut + 1] - base[:, : cut + 1]).abs().max())
         if delta > CAUSAL_TOLERANCE:
             raise Rejected(f"the model's predictions depend on later tokens (changing the tokens after "
                            f"position {cut} moved earlier log-probabilities by {delta:.3g} nats)")
-    alone = torch.log_softmax(_logits(logits_of, x[:1], vocab, exact=True), dim=-1)
+    alone = torch.log_softmax(_logits(logits_of, x[:1], vocab), dim=-1)
     delta = float((alone - base[:1]).abs().max())
     if delta > CAUSAL_TOLERANCE:
         raise Rejected(f"the model's predictions depend on the other rows of its batch ({delta:.3g} nats)")
