@@ -65,10 +65,10 @@ def scorer_env(tiny_corpus: Path, lm_cache: Path) -> dict[str, str]:
             "AUTORESEARCH_PROFILE": "cpu"}
 
 
-def train(data: PreparedData, split: str, steps: int, causal: bool = True) -> TinyLM:
+def train(data: PreparedData, split: str, steps: int, causal: bool = True, lr: float = 3e-3) -> TinyLM:
     torch.manual_seed(0)
     model = TinyLM(len(data.token_bytes), causal=causal)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
     loader = make_dataloader(None, 8, data.profile.max_seq_len, split, data=data)
     for _ in range(steps):
         x, y, _ = next(loader)
@@ -109,7 +109,7 @@ def test_a_model_without_its_causal_mask_is_rejected(cpu_data: PreparedData,
 
 def test_a_model_trained_on_validation_rows_is_rejected(cpu_data: PreparedData,
                                                         score: Callable[[nn.Module], Scored]) -> None:
-    result = score(train(cpu_data, "val", 300))
+    result = score(train(cpu_data, "val", 150, lr=1e-2))  # val 19 % and 4 standard errors below held-out
     assert result.rejected is not None and result.rejected.startswith("validation leakage suspected: val_bpb")
 
 
