@@ -8,11 +8,11 @@ can reject the artifact (pytest_autoresearch.scoring.Rejected):
 
 - causality: on CAUSAL_ROWS validation rows, the tokens after a position are replaced by random
   ones; the log-probabilities at and before it must not move by more than CAUSAL_TOLERANCE nats
-  (evaluated in float32, where a causal model moves them by ~1e-6). A row scored alone must
-  also get the predictions it gets inside a batch.
+  (evaluated in float32 at full matmul precision, where a causal model moves them by rounding
+  at most). A row scored alone must also get the predictions it gets inside a batch.
 - leakage: the same model is scored on a held-out split (documents of the source's train split,
   as many as val has, which no training path serves). With gap = heldout_bpb - val_bpb and its
-  standard error se (from blocks of 8 consecutive rows, so rows of one document count once):
+  standard error se (over blocks of 8 consecutive rows, since rows of one document are alike):
       Rejected when gap > LEAK_RELATIVE * heldout_bpb  and  gap > LEAK_Z * se.
   Calibration (benchmarks/lm_scorer.py --leakage, cpu profile, pystdlib, train.py's 4x256 GPT):
   baseline gaps +0.00 at 5-20 s budgets and +0.03 (2 %) at 120 s, the held-out documents
