@@ -14,14 +14,15 @@ can reject the artifact (pytest_autoresearch.scoring.Rejected):
   as many as val has, which no training path serves). With gap = heldout_bpb - val_bpb and its
   standard error se (over blocks of 8 consecutive rows, since rows of one document are alike):
       Rejected when gap > LEAK_RELATIVE * heldout_bpb  and  gap > LEAK_Z * se.
-  Calibration (benchmarks/lm_scorer.py --leakage, cpu profile, pystdlib, train.py's 4x256 GPT):
-  baseline gaps +0.00 at 5-20 s budgets and +0.03 (2 %) at 120 s, the held-out documents
-  growing a little harder as training goes; trained on the val rows instead, +0.25 (10.5 %) at
-  120 s. The tiny test corpus (11 held-out files): baseline -0.30 (z -2.7, its held-out files
-  are easier), val-trained for 200 steps +0.32 (13 %, z 2.9). LEAK_RELATIVE = 5 % sits above
-  the baseline drift, LEAK_Z = 2.5 keeps small held-out sets from rejecting on noise. A run
-  that mixes a few validation rows into its training data is not caught; one that trains on
-  them enough to gain from it is. Untested at the gpu profile (climbmix): recalibrate there.
+  Calibration (benchmarks/lm_scorer.py --leakage; cpu profile, pystdlib, train.py's 4x256 GPT,
+  2 shared cores): the unchanged baseline's gap grows as it trains, the held-out files being a
+  little harder: +0.075 (2.8 %, z 1.4) at a 5 s budget, +0.099 (6.3 %, z 1.9) at 60 s. The same
+  train.py reading the "val" split instead: +0.06 (2.0 %, z 0.7) at 5 s, too early to gain
+  from it, and +1.97 (84 %, z 33) at 60 s. On the tiny test corpus (tests/lm) the baseline is
+  at -0.30 (-15 %: its 11 held-out files are easy) and a model trained 150 steps on val rows at
+  +0.47 (19 %, z 4.1). LEAK_RELATIVE = 15 % leaves room above the baseline's drift and LEAK_Z = 3
+  keeps small held-out sets from rejecting on noise. A run that gains less than that from the
+  validation rows is not caught; memorising them is. Uncalibrated at the gpu profile (climbmix).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from pytest_autoresearch.scoring import Rejected
 CAUSAL_ROWS = 4  # validation rows the causality probe perturbs
 CAUSAL_TOLERANCE = 1e-3  # nats: float32 noise is ~1e-6, a peek at a later token moves predictions by far more
 SCORE_TOKENS = 2**17  # tokens per forward pass at most: bounds the (B, H, T, T) attention scores at T = 2048
-LEAK_RELATIVE = 0.05  # val_bpb may beat heldout_bpb by this share of it ...
-LEAK_Z = 2.5  # ... or by this many standard errors of the difference, whichever is more
+LEAK_RELATIVE = 0.15  # val_bpb may beat heldout_bpb by this share of it ...
+LEAK_Z = 3.0  # ... or by this many standard errors of the difference, whichever is more
 
 
 @dataclass(frozen=True)
