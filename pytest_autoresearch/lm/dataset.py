@@ -150,7 +150,8 @@ def _build(src: Source, profile: Profile, directory: Path, progress: Progress) -
     fingerprint.update(repr(sorted(tokenizer.enc._mergeable_ranks.items())).encode())
     fingerprint.update(json.dumps({"source": src.name, **asdict(profile)}, sort_keys=True).encode())
     meta = {"fingerprint": fingerprint.hexdigest()[:16], "source": src.name, "profile": asdict(profile),
-            "val_scored_tokens": int((targets >= 0).sum()), "heldout_every": every, "seconds": round(time.monotonic() - started, 1)}
+            "val_scored_tokens": int((targets >= 0).sum()), "heldout_every": every,
+            "seconds": round(time.monotonic() - started, 1)}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     try:
         os.replace(tmp, directory)
@@ -176,7 +177,8 @@ def split_documents(src: Source, split: str, every: int | None = None) -> Iterat
     return (text for i, text in enumerate(src.documents("train")) if (i % every == every - 1) == held)
 
 
-def _tokenize(documents: Iterator[str], split: str, tokenizer: Tokenizer, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+def _tokenize(documents: Iterator[str], split: str, tokenizer: Tokenizer,
+              progress: Progress) -> tuple[np.ndarray, np.ndarray]:
     """Encode every document of `split` with a leading BOS, concatenated, plus its offsets."""
     dtype = np.uint16 if tokenizer.get_vocab_size() <= 1 << 16 else np.uint32
     chunks: list[np.ndarray] = []
