@@ -17,11 +17,10 @@ can reject the artifact (pytest_autoresearch.scoring.Rejected):
   Calibration (benchmarks/lm_scorer.py --leakage; cpu profile, pystdlib, train.py's 4x256 GPT,
   2 shared cores): the unchanged baseline's held-out files are a little harder, a gap of
   +0.075 (2.8 %, z 1.4) at a 5 s budget, +0.099 (6.3 %, z 1.9) at 60 s, +0.054 (5.3 %, z 1.2)
-  at the full 300 s (val_bpb 0.975). The same
-  train.py reading the "val" split instead: +0.06 (2.0 %, z 0.7) at 5 s, too early to gain
-  from it, and +1.97 (84 %, z 33) at 60 s. On the tiny test corpus (tests/lm) the baseline is
-  at -0.30 (-15 %: its 11 held-out files are easy) and a model trained 150 steps on val rows at
-  +0.47 (19 %, z 4.1). LEAK_RELATIVE = 15 % leaves room above the baseline's drift and LEAK_Z = 3
+  at the full 300 s (val_bpb 0.975). The same train.py reading the "val" split instead:
+  +0.06 (2.0 %, z 0.7) at 5 s, too early to gain from it, and +1.97 (84 %, z 33) at 60 s. On
+  the tiny test corpus (tests/lm) the baseline sits at -0.30 (-15 %: its 11 held-out files are
+  easy) and a model trained 150 steps on val rows at +0.47 (19 %, z 4.1). LEAK_RELATIVE = 15 % leaves room above the baseline's drift and LEAK_Z = 3
   keeps small held-out sets from rejecting on noise. A run that gains less than that from the
   validation rows is not caught; memorising them is. Uncalibrated at the gpu profile (climbmix).
 """
