@@ -10,6 +10,13 @@ Environment (each is part of the evaluation identity):
     AUTORESEARCH_DATA         pystdlib (default, offline), tinystories, climbmix, or a folder path
     AUTORESEARCH_TIME_BUDGET  override the 300 s training budget (tests, smoke runs)
     AUTORESEARCH_CACHE        where prepared data lives (default ~/.cache/autoresearch)
+    AUTORESEARCH_ARTIFACT     where save_model writes the trained model (set by the plugin)
+
+The score is not what train.py prints. train.py ends with save_model(model), which exports
+`model(idx)` (token ids (B, T) int64 -> logits (B, T, vocab)) as a graph of tensor operations;
+frozen code (pytest_autoresearch.lm.scorer) computes val_bpb from that graph on the pinned
+validation rows in a separate interpreter, checks that predictions never depend on later
+tokens, and compares with a held-out split that no training path serves.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from pytest_autoresearch.lm import profiles
 from pytest_autoresearch.lm.dataloader import make_dataloader
 from pytest_autoresearch.lm.dataset import prepare
 from pytest_autoresearch.lm.evaluate import evaluate_bpb
+from pytest_autoresearch.lm.export import save_model
 from pytest_autoresearch.lm.tokenizer import Tokenizer
 
 # ---------------------------------------------------------------------------
@@ -34,7 +42,7 @@ VOCAB_SIZE = PROFILE.vocab_size  # BPE vocabulary, special tokens included
 # Data and tokenizer: prepare() builds them once per source and profile, then loads the cache
 # ---------------------------------------------------------------------------
 
-# Tokenizer.from_directory() -> the prepared BPE tokenizer (tiktoken inside, BOS = <|reserved_0|>)
+# prepare() -> the prepared data: .tokenizer (tiktoken inside, BOS = <|reserved_0|>), .fingerprint
 
 # ---------------------------------------------------------------------------
 # Runtime utilities (imported by train.py)
@@ -47,10 +55,11 @@ VOCAB_SIZE = PROFILE.vocab_size  # BPE vocabulary, special tokens included
 # Evaluation (DO NOT CHANGE: this is the fixed metric)
 # ---------------------------------------------------------------------------
 
-# evaluate_bpb(model, batch_size) -> bits per byte on the pinned validation rows
+# evaluate_bpb(model, batch_size) -> bits per byte on the pinned validation rows (train.py's self-report)
+# save_model(model) -> exports model(idx) -> logits to AUTORESEARCH_ARTIFACT: the scored artifact
 
 __all__ = ["PROFILE", "MAX_SEQ_LEN", "TIME_BUDGET", "EVAL_TOKENS", "VOCAB_SIZE",
-           "Tokenizer", "make_dataloader", "evaluate_bpb", "prepare"]
+           "Tokenizer", "make_dataloader", "evaluate_bpb", "prepare", "save_model"]
 
 if __name__ == "__main__":
     data = prepare()

@@ -1,10 +1,21 @@
-"""The benchmark: train.py's val_bpb, lower is better, judged against this branch's best."""
+"""The benchmark: val_bpb of the model train.py hands over, lower is better, judged against this branch's best.
+
+The value is not what train.py prints: frozen code (pytest_autoresearch.lm.scorer) computes it
+from the exported model on the pinned validation rows, in an interpreter train.py never touches.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+from pytest_autoresearch.lm.profiles import time_budget
 
-@pytest.mark.autoresearch(metric="val_bpb", goal="min", script="train.py")
+# Around the training budget: start-up, compilation, train.py's own evaluation and the export.
+ALLOWANCE_S = 180
+
+
+@pytest.mark.autoresearch(metric="val_bpb", goal="min", script="train.py",
+                          scorer="pytest_autoresearch.lm.scorer:score", artifact="model.pt2",
+                          max_seconds=time_budget() + ALLOWANCE_S)
 def test_train(experiment) -> None:  # type: ignore[no-untyped-def]
-    assert experiment.metrics["val_bpb"] > 0
+    assert experiment.returncode == 0

@@ -3,6 +3,8 @@ Autoresearch pretraining script: one file, one device, a fixed time budget.
 The GPT of the nanochat line (RoPE, QK-norm, RMSNorm, ReLU² MLP, value embeddings,
 logit soft-capping) trained with Muon for matrices and AdamW for the rest.
 This is the file the agent edits. Usage: python train.py
+The score is computed from the model it saves, not from what it prints: keep `model(idx)`
+returning logits (B, T, vocab) from token ids alone, and keep the save_model call at the end.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prepare import MAX_SEQ_LEN, PROFILE, TIME_BUDGET, Tokenizer, evaluate_bpb, make_dataloader
+from prepare import MAX_SEQ_LEN, PROFILE, TIME_BUDGET, evaluate_bpb, make_dataloader, prepare, save_model
 
 # ---------------------------------------------------------------------------
 # GPT model
@@ -185,6 +187,7 @@ class GPT(nn.Module):
         return 6 * matmul_params + attn
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
+        """Logits (B, T, vocab) for token ids (B, T); with targets, the cross-entropy instead."""
         B, T = idx.size()
         cos_sin = self.cos[:, :T], self.sin[:, :T]
         x = norm(self.wte(idx))  # (B, T, C)
@@ -371,7 +374,7 @@ use_bf16 = bf16_helps(device)
 autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
 peak_flops = GPU_PEAK_FLOPS if device.type == "cuda" else CPU_PEAK_FLOPS
 
-tokenizer = Tokenizer.from_directory()
+tokenizer = prepare().tokenizer
 vocab_size = tokenizer.get_vocab_size()
 model_dim = -(-DEPTH * ASPECT_RATIO // HEAD_DIM) * HEAD_DIM
 config = GPTConfig(sequence_len=MAX_SEQ_LEN, vocab_size=vocab_size, n_layer=DEPTH, n_head=model_dim // HEAD_DIM,
@@ -393,7 +396,7 @@ x, y, epoch = next(train_loader)
 print(f"device: {device} ({'bf16 autocast' if use_bf16 else 'fp32'}, {torch.get_num_threads()} threads, "
       f"{'compiled' if train_model is not model else 'eager'})")
 print(f"model: {num_params / 1e6:.2f}M parameters, depth {DEPTH}, width {model_dim}, vocab {vocab_size}")
-print(f"budget: {TIME_BUDGET:g}s, {TOTAL_BATCH_SIZE:,} tokens per step, {grad_accum_steps} micro-batches per step")
+print(f"budget: {TIME_BUDGET:g}s, {TOTAL_BATCH_SIZE:,} tokens per step, {grad_accum_steps} micro-batch{'' if grad_accum_steps == 1 else 'es'} per step")
 print(f"setup: {time.time() - t_start:.1f}s", flush=True)
 
 # ---------------------------------------------------------------------------
@@ -454,6 +457,7 @@ model.eval()
 with autocast:
     val_bpb = evaluate_bpb(model, EVAL_BATCH_SIZE)
 print(f"evaluation: {time.time() - t_eval:.1f}s")
+save_model(model)  # the artifact the frozen scorer evaluates (to AUTORESEARCH_ARTIFACT when set)
 counted_steps = step - WARMUP_STEPS
 mfu = 100 * flops_per_token * TOTAL_BATCH_SIZE * counted_steps / training_seconds / peak_flops
 print("---")

@@ -1,9 +1,11 @@
-"""Prepare a source for one profile, once: tokenizer, token arrays, pinned validation rows, fingerprint.
+"""Prepare a source for one profile, once: tokenizer, token arrays, pinned evaluation rows, fingerprint.
 
 Everything lands in one cache folder named by source, profile and content, written to a
 temporary folder and renamed when complete, so a killed preparation never looks finished
 and a second call costs only the load. The fingerprint hashes the validation rows, the
-tokenizer and the constants: it names what a val_bpb was measured on.
+tokenizer and the constants: it names what a val_bpb was measured on. A held-out split
+about the size of val (every k-th document of the source's train split) is tokenized into rows
+that no training path serves: the scorer compares val_bpb with it to detect training on val.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,12 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from pytest_autoresearch.lm import profiles
-from pytest_autoresearch.lm.dataloader import validation_rows
+from pytest_autoresearch.lm.packing import validation_rows
 from pytest_autoresearch.lm.profiles import Profile
 from pytest_autoresearch.lm.sources import Source, get_source
 from pytest_autoresearch.lm.tokenizer import SPLIT_PATTERN, Tokenizer
 
-FORMAT_VERSION = 1  # bump when the cache layout or the preparation changes meaning
+FORMAT_VERSION = 2  # bump when the cache layout or the preparation changes meaning (2: held-out split)
+SPLITS = ("train", "val", "heldout")
 Progress = Callable[[str], None]
 _MEMO: dict[tuple[str, Profile, Path], PreparedData] = {}  # per-process: train.py asks three times
 
@@ -66,6 +69,11 @@ class PreparedData:
     def val_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """The pinned evaluation rows: inputs and targets (N, T), -1 where a target is not scored."""
         return np.load(self.directory / "val_inputs.npy"), np.load(self.directory / "val_targets.npy")
+
+    @cached_property
+    def heldout_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows like val_rows from the held-out split: only the scorer reads them (leakage check)."""
+        return np.load(self.directory / "heldout_inputs.npy"), np.load(self.directory / "heldout_targets.npy")
 
     def identity(self) -> dict[str, str]:
         """What a result depends on beyond the frozen files: data, profile, budget."""
@@ -121,24 +129,29 @@ def _build(src: Source, profile: Profile, directory: Path, progress: Progress) -
     tmp.mkdir(parents=True)
     progress(f"preparing {src.name} for profile {profile.name} in {directory} (first use only)")
     progress(f"training a {profile.vocab_size}-token BPE tokenizer ...")
-    tokenizer = Tokenizer.train(src.documents("train"), profile.vocab_size)
+    every = heldout_every(src)
+    tokenizer = Tokenizer.train(split_documents(src, "train", every), profile.vocab_size)
     tokenizer.save(tmp)
     token_bytes = tokenizer.token_bytes()
     np.save(tmp / "token_bytes.npy", token_bytes)
-    for split in ("train", "val"):
-        tokens, offsets = _tokenize(src, split, tokenizer, progress)
+    for split in SPLITS:
+        tokens, offsets = _tokenize(split_documents(src, split, every), split, tokenizer, progress)
         np.save(tmp / f"{split}_tokens.npy", tokens)
         np.save(tmp / f"{split}_offsets.npy", offsets)
-    inputs, targets = validation_rows(np.load(tmp / "val_tokens.npy"), np.load(tmp / "val_offsets.npy"), profile)
-    np.save(tmp / "val_inputs.npy", inputs)
-    np.save(tmp / "val_targets.npy", targets)
+    rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split in ("val", "heldout"):
+        rows[split] = validation_rows(np.load(tmp / f"{split}_tokens.npy"), np.load(tmp / f"{split}_offsets.npy"), profile)
+        np.save(tmp / f"{split}_inputs.npy", rows[split][0])
+        np.save(tmp / f"{split}_targets.npy", rows[split][1])
+    targets = rows["val"][1]
     fingerprint = hashlib.sha256()
-    for part in (inputs, targets, token_bytes):
+    for part in (*rows["val"], token_bytes, *rows["heldout"]):
         fingerprint.update(np.ascontiguousarray(part).tobytes())
     fingerprint.update(repr(sorted(tokenizer.enc._mergeable_ranks.items())).encode())
     fingerprint.update(json.dumps({"source": src.name, **asdict(profile)}, sort_keys=True).encode())
     meta = {"fingerprint": fingerprint.hexdigest()[:16], "source": src.name, "profile": asdict(profile),
-            "val_scored_tokens": int((targets >= 0).sum()), "seconds": round(time.monotonic() - started, 1)}
+            "val_scored_tokens": int((targets >= 0).sum()), "heldout_every": every,
+            "seconds": round(time.monotonic() - started, 1)}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     try:
         os.replace(tmp, directory)
@@ -147,13 +160,30 @@ def _build(src: Source, profile: Profile, directory: Path, progress: Progress) -
     progress(f"prepared in {time.monotonic() - started:.0f}s: {meta['val_scored_tokens']:,} val tokens scored")
 
 
-def _tokenize(src: Source, split: str, tokenizer: Tokenizer, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+def heldout_every(src: Source) -> int:
+    """k such that every k-th train document makes a held-out split with about as many documents as val."""
+    train, val = (sum(1 for _ in src.documents(split)) for split in ("train", "val"))
+    return max(2, round((train + val) / max(val, 1)))
+
+
+def split_documents(src: Source, split: str, every: int | None = None) -> Iterator[str]:
+    """The documents of a prepared split: "heldout" takes every `every`-th of the source's train split."""
+    if split == "val":
+        return src.documents("val")
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    every = every or heldout_every(src)
+    held = split == "heldout"
+    return (text for i, text in enumerate(src.documents("train")) if (i % every == every - 1) == held)
+
+
+def _tokenize(documents: Iterator[str], split: str, tokenizer: Tokenizer,
+              progress: Progress) -> tuple[np.ndarray, np.ndarray]:
     """Encode every document of `split` with a leading BOS, concatenated, plus its offsets."""
     dtype = np.uint16 if tokenizer.get_vocab_size() <= 1 << 16 else np.uint32
     chunks: list[np.ndarray] = []
     lengths: list[int] = []
     batch: list[str] = []
-    documents = src.documents(split)
     done = False
     while not done:
         batch.clear()

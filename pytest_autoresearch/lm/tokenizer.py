@@ -48,15 +48,6 @@ class Tokenizer:
         with open(directory / "tokenizer.pkl", "rb") as f:
             return cls(pickle.load(f))
 
-    @classmethod
-    def from_directory(cls, directory: Path | None = None) -> Tokenizer:
-        """The tokenizer of the prepared dataset for the active profile (Karpathy's entry point)."""
-        if directory is None:
-            from pytest_autoresearch.lm.dataset import prepare
-
-            directory = prepare().directory
-        return cls.load(directory)
-
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         with open(directory / "tokenizer.pkl", "wb") as f:

@@ -10,8 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pytest_autoresearch.lm.dataloader import IGNORE, make_dataloader, pack_rows, pieces_of, split_rows, validation_rows  # noqa: E402
+from pytest_autoresearch.lm.dataloader import make_dataloader  # noqa: E402
 from pytest_autoresearch.lm.dataset import PreparedData  # noqa: E402
+from pytest_autoresearch.lm.packing import IGNORE, pack_rows, pieces_of, split_rows, validation_rows  # noqa: E402
 from pytest_autoresearch.lm.profiles import Profile  # noqa: E402
 
 BOS = -7  # a marker no position index can equal

@@ -1,8 +1,9 @@
-"""train.py end to end on a tiny corpus: it trains for the budget and prints Karpathy's summary."""
+"""train.py end to end on a tiny corpus: it trains for the budget, prints Karpathy's summary, saves its model."""
 
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pytest_autoresearch.lm.dataset import prepare  # noqa: E402
+from pytest_autoresearch.scoring import run_scorer  # noqa: E402
 
 SUMMARY_KEYS = ["val_bpb", "training_seconds", "total_seconds", "peak_vram_mb", "mfu_percent",
                 "total_tokens_M", "num_steps", "num_params_M", "depth"]
@@ -26,7 +28,9 @@ def summary(output: str) -> dict[str, float]:
 @pytest.mark.usefixtures("lm_env")
 def test_train_py_learns_within_its_budget(tiny_project: Path) -> None:
     project = tiny_project
-    run = subprocess.run([sys.executable, "train.py"], cwd=project, capture_output=True, text=True, timeout=240)
+    artifact = project.parent / "artifact" / "model.pt2"
+    env = {**os.environ, "AUTORESEARCH_ARTIFACT": str(artifact)}
+    run = subprocess.run([sys.executable, "train.py"], cwd=project, env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = summary(run.stdout)
     assert list(result) == SUMMARY_KEYS
@@ -37,6 +41,10 @@ def test_train_py_learns_within_its_budget(tiny_project: Path) -> None:
     assert math.isfinite(result["val_bpb"]) and 0 < result["val_bpb"] < 0.95 * uniform, (result, uniform)
     assert 3 <= result["training_seconds"] < 3 + 10, "training stops once the budget is spent"
     assert result["num_steps"] > 2 and result["depth"] == 2
+    scored = run_scorer("pytest_autoresearch.lm.scorer:score", artifact, timeout=120, search_path=[project],
+                        forbidden=[project / "train.py"])
+    assert scored.rejected is None, scored.rejected
+    assert scored.values["val_bpb"] == pytest.approx(result["val_bpb"], rel=1e-2), "fp32 scorer vs bf16 self-report"
 
 
 @pytest.mark.usefixtures("lm_env")

@@ -1,0 +1,154 @@
+"""The frozen language-model scorer: val_bpb from the exported model, computed here, not by train.py.
+
+Run through `pytest_autoresearch.scoring.run_scorer("pytest_autoresearch.lm.scorer:score", artifact)`
+in an isolated interpreter. It loads the ExportedProgram that save_model wrote (a graph of tensor
+operations: none of train.py's Python runs), feeds it only the inputs of the pinned validation
+rows, and computes bits per byte from its logits exactly as evaluate_bpb defines it. Two checks
+can reject the artifact (pytest_autoresearch.scoring.Rejected):
+
+- causality: on CAUSAL_ROWS validation rows, the tokens after a position are replaced by random
+  ones; the log-probabilities at and before it must not move by more than CAUSAL_TOLERANCE nats
+  (evaluated in float32 at full matmul precision, where a causal model moves them by rounding
+  at most). A row scored alone must also get the predictions it gets inside a batch.
+- leakage: the same model is scored on a held-out split (documents of the source's train split,
+  as many as val has, which no training path serves). With gap = heldout_bpb - val_bpb and its
+  standard error se (over blocks of 8 consecutive rows, since rows of one document are alike):
+      Rejected when gap > LEAK_RELATIVE * heldout_bpb  and  gap > LEAK_Z * se.
+  Calibration (benchmarks/lm_scorer.py --leakage; cpu profile, pystdlib, train.py's 4x256 GPT,
+  2 shared cores): the unchanged baseline's held-out files are a little harder, a gap of
+  +0.075 (2.8 %, z 1.4) at a 5 s budget, +0.099 (6.3 %, z 1.9) at 60 s, +0.054 (5.3 %, z 1.2)
+  at the full 300 s (val_bpb 0.975). The same train.py reading the "val" split instead:
+  +0.06 (2.0 %, z 0.7) at 5 s, too early to gain from it, and +1.97 (84 %, z 33) at 60 s. On
+  the tiny test corpus (tests/lm) the baseline sits at -0.30 (-15 %: its 11 held-out files are
+  easy) and a model trained 150 steps on val rows at +0.47 (19 %, z 4.1). LEAK_RELATIVE = 15 % leaves room above the baseline's drift and LEAK_Z = 3
+  keeps small held-out sets from rejecting on noise. A run that gains less than that from the
+  validation rows is not caught; memorising them is. Uncalibrated at the gpu profile (climbmix).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pytest_autoresearch.lm.dataset import PreparedData, prepare
+from pytest_autoresearch.scoring import Rejected
+
+CAUSAL_ROWS = 4  # validation rows the causality probe perturbs
+CAUSAL_TOLERANCE = 1e-3  # nats: float32 noise is ~1e-6, a peek at a later token moves predictions by far more
+SCORE_TOKENS = 2**17  # tokens per forward pass at most: bounds the (B, H, T, T) attention scores at T = 2048
+LEAK_RELATIVE = 0.15  # val_bpb may beat heldout_bpb by this share of it ...
+LEAK_Z = 3.0  # ... or by this many standard errors of the difference, whichever is more
+
+
+@dataclass(frozen=True)
+class Bpb:
+    """Bits per byte of one split, and the nats and bytes of each row behind it."""
+
+    bpb: float
+    row_nats: np.ndarray  # (N,) float64
+    row_bytes: np.ndarray  # (N,) int64
+
+    def standard_error(self, block: int = 8) -> float:
+        """Standard error of bpb over blocks of consecutive rows (rows of one document are alike)."""
+        n = len(self.row_nats) // block
+        if n < 2:
+            return math.inf
+        nats = self.row_nats[: n * block].reshape(n, block).sum(1)
+        nbytes = self.row_bytes[: n * block].reshape(n, block).sum(1).astype(np.float64)
+        residual = (nats / math.log(2) - self.bpb * nbytes) / nbytes.mean()  # ratio estimator, linearized
+        return float(np.sqrt((residual**2).sum() / (n * (n - 1))))
+
+
+def score(artifact: Path) -> dict[str, float]:
+    """val_bpb and heldout_bpb of the exported model; Rejected if it peeks ahead or learned the val rows."""
+    data = prepare(progress=lambda message: print(f"autoresearch: {message}", file=sys.stderr, flush=True))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    logits_of = load(artifact, device)
+    torch.set_float32_matmul_precision("highest")  # the causality probe compares exact float32 numbers
+    check_causality(logits_of, data, device)
+    torch.set_float32_matmul_precision("high")  # TF32 on a GPU for the scores (no effect on a CPU)
+    val = bits_per_byte(logits_of, data.val_rows, data, device)
+    heldout = bits_per_byte(logits_of, data.heldout_rows, data, device)
+    check_leakage(val, heldout)
+    return {"val_bpb": val.bpb, "heldout_bpb": heldout.bpb}
+
+
+def load(artifact: Path, device: torch.device) -> torch.nn.Module:
+    """The exported `idx -> logits` graph on `device`."""
+    program = torch.export.load(artifact)
+    if device.type != "cpu":
+        from torch.export.passes import move_to_device_pass
+
+        program = move_to_device_pass(program, device)
+    module: torch.nn.Module = program.module()
+    return module
+
+
+def _logits(logits_of: torch.nn.Module, x: torch.Tensor, vocab: int) -> torch.Tensor:
+    """Float32 logits (B, T, vocab). No autocast: the exported graph fixes its own dtypes."""
+    with torch.no_grad():
+        logits: torch.Tensor = logits_of(x)
+    if tuple(logits.shape) != (*x.shape, vocab):
+        raise ValueError(f"the artifact returned logits of shape {tuple(logits.shape)} for input "
+                         f"{tuple(x.shape)}; expected {(*x.shape, vocab)}")
+    return logits.float()
+
+
+def bits_per_byte(logits_of: torch.nn.Module, rows: tuple[np.ndarray, np.ndarray], data: PreparedData,
+                  device: torch.device, batch_size: int | None = None) -> Bpb:
+    """evaluate_bpb's definition from logits: nats of scored targets / their bytes / ln 2."""
+    batch_size = batch_size or min(data.profile.eval_batch_size, max(1, SCORE_TOKENS // data.profile.max_seq_len))
+    vocab = len(data.token_bytes)
+    inputs, targets = (torch.from_numpy(a.astype(np.int64)) for a in rows)
+    token_bytes = torch.from_numpy(data.token_bytes.astype(np.int64)).to(device)
+    row_nats, row_bytes = [], []
+    for i in range(0, len(inputs), batch_size):
+        x = inputs[i : i + batch_size].to(device)
+        y = targets[i : i + batch_size].to(device)  # never enters the model
+        logprobs = torch.log_softmax(_logits(logits_of, x, vocab), dim=-1)
+        nats = -logprobs.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1).double()
+        nbytes = torch.where(y >= 0, token_bytes[y.clamp(min=0)], 0)
+        row_nats.append(torch.where(nbytes > 0, nats, 0.0).sum(1).cpu())
+        row_bytes.append(nbytes.sum(1).cpu())
+    nats_per_row, bytes_per_row = torch.cat(row_nats).numpy(), torch.cat(row_bytes).numpy()
+    return Bpb(float(nats_per_row.sum()) / (math.log(2) * int(bytes_per_row.sum())), nats_per_row, bytes_per_row)
+
+
+def check_causality(logits_of: torch.nn.Module, data: PreparedData, device: torch.device) -> None:
+    """Reject a model whose prediction at a position moves when later tokens (or other rows) change."""
+    inputs, _ = data.val_rows
+    vocab = len(data.token_bytes)
+    picks = np.linspace(0, len(inputs) - 1, min(CAUSAL_ROWS, len(inputs))).round().astype(np.int64)
+    x = torch.from_numpy(inputs[picks].astype(np.int64)).to(device)
+    T = x.size(1)
+    generator = torch.Generator().manual_seed(0)
+    base = torch.log_softmax(_logits(logits_of, x, vocab), dim=-1)
+    for cut in sorted({0, T // 3, 2 * T // 3, T - 2}):
+        changed = x.clone()
+        changed[:, cut + 1 :] = torch.randint(0, vocab, (x.size(0), T - cut - 1), generator=generator).to(device)
+        moved = torch.log_softmax(_logits(logits_of, changed, vocab), dim=-1)
+        delta = float((moved[:, : cut + 1] - base[:, : cut + 1]).abs().max())
+        if delta > CAUSAL_TOLERANCE:
+            raise Rejected(f"the model's predictions depend on later tokens (changing the tokens after "
+                           f"position {cut} moved earlier log-probabilities by {delta:.3g} nats)")
+    alone = torch.log_softmax(_logits(logits_of, x[:1], vocab), dim=-1)
+    delta = float((alone - base[:1]).abs().max())
+    if delta > CAUSAL_TOLERANCE:
+        raise Rejected(f"the model's predictions depend on the other rows of its batch ({delta:.3g} nats)")
+
+
+def check_leakage(val: Bpb, heldout: Bpb) -> None:
+    """Reject when val_bpb beats the held-out split by more than two samples of one distribution differ."""
+    if not (math.isfinite(val.bpb) and math.isfinite(heldout.bpb)):
+        return  # a non-finite score fails on its own
+    gap = heldout.bpb - val.bpb
+    se = math.hypot(val.standard_error(), heldout.standard_error())
+    if gap > LEAK_RELATIVE * heldout.bpb and gap > LEAK_Z * se:
+        raise Rejected(f"validation leakage suspected: val_bpb {val.bpb:.4f} vs held-out {heldout.bpb:.4f} "
+                       f"({gap / heldout.bpb:.1%} and {gap / se:.1f} standard errors apart; "
+                       "was the model trained on validation rows?)")

@@ -1,0 +1,143 @@
+"""The frozen LM scorer on exported models: agrees with evaluate_bpb, rejects peeking and val training."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn, F = torch.nn, torch.nn.functional
+
+from pytest_autoresearch.lm.dataloader import make_dataloader  # noqa: E402
+from pytest_autoresearch.lm.dataset import PreparedData, prepare  # noqa: E402
+from pytest_autoresearch.lm.evaluate import evaluate_bpb  # noqa: E402
+from pytest_autoresearch.lm.export import ExportError, export_model, save_model  # noqa: E402
+from pytest_autoresearch.lm.profiles import PROFILES  # noqa: E402
+from pytest_autoresearch.scoring import Scored, run_scorer  # noqa: E402
+
+SCORER = "pytest_autoresearch.lm.scorer:score"
+
+
+class TinyLM(nn.Module):
+    """One attention layer and an MLP; `causal=False` drops the mask, as a cheating edit would."""
+
+    def __init__(self, vocab: int, width: int = 64, causal: bool = True) -> None:
+        super().__init__()
+        self.causal = causal
+        self.wte = nn.Embedding(vocab, width)
+        self.qkv = nn.Linear(width, 3 * width, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.ReLU(), nn.Linear(4 * width, width))
+        self.head = nn.Linear(width, vocab, bias=False)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
+        x = self.wte(idx)  # (B, T, C)
+        q, k, v = (t.unflatten(-1, (4, -1)).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+        x = x + F.scaled_dot_product_attention(q, k, v, is_causal=self.causal).transpose(1, 2).flatten(2)
+        x = x + self.mlp(F.layer_norm(x, x.shape[-1:]))
+        logits = self.head(F.layer_norm(x, x.shape[-1:]))  # (B, T, vocab)
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1, reduction=reduction)
+
+
+class Branchy(TinyLM):
+    """A forward that branches on tensor values: no graph can hold it."""
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
+        logits = super().forward(idx)
+        if logits.mean() > 0:
+            return logits * 2
+        return logits
+
+
+@pytest.fixture(scope="module")
+def cpu_data(tiny_corpus: Path, lm_cache: Path) -> PreparedData:
+    """The tiny corpus under the cpu profile: what the scorer's interpreter prepares from its environment."""
+    return prepare(str(tiny_corpus), PROFILES["cpu"], lm_cache, progress=lambda message: None)
+
+
+@pytest.fixture(scope="module")
+def scorer_env(tiny_corpus: Path, lm_cache: Path) -> dict[str, str]:
+    return {**os.environ, "AUTORESEARCH_DATA": str(tiny_corpus), "AUTORESEARCH_CACHE": str(lm_cache),
+            "AUTORESEARCH_PROFILE": "cpu"}
+
+
+def train(data: PreparedData, split: str, steps: int, causal: bool = True, lr: float = 3e-3) -> TinyLM:
+    torch.manual_seed(0)
+    model = TinyLM(len(data.token_bytes), causal=causal)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    loader = make_dataloader(None, 8, data.profile.max_seq_len, split, data=data)
+    for _ in range(steps):
+        x, y, _ = next(loader)
+        model(x, y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained(cpu_data: PreparedData) -> TinyLM:
+    return train(cpu_data, "train", 100)
+
+
+@pytest.fixture
+def score(tmp_path: Path, scorer_env: dict[str, str]) -> Callable[[nn.Module], Scored]:
+    def export_and_score(model: nn.Module) -> Scored:
+        artifact = save_model(model, tmp_path / "model.pt2")
+        assert artifact is not None
+        return run_scorer(SCORER, artifact, timeout=120, env=scorer_env)
+
+    return export_and_score
+
+
+def test_val_bpb_agrees_with_evaluate_bpb(trained: TinyLM, cpu_data: PreparedData,
+                                          score: Callable[[nn.Module], Scored]) -> None:
+    result = score(trained)
+    assert result.rejected is None, result.rejected
+    assert result.values["val_bpb"] == pytest.approx(evaluate_bpb(trained, data=cpu_data), rel=1e-5)
+    assert 0 < result.values["heldout_bpb"] < 10
+
+
+def test_a_model_without_its_causal_mask_is_rejected(cpu_data: PreparedData,
+                                                     score: Callable[[nn.Module], Scored]) -> None:
+    result = score(train(cpu_data, "train", 20, causal=False))
+    assert result.rejected is not None and result.rejected.startswith("the model's predictions depend on later tokens")
+
+
+def test_a_model_trained_on_validation_rows_is_rejected(cpu_data: PreparedData,
+                                                        score: Callable[[nn.Module], Scored]) -> None:
+    result = score(train(cpu_data, "val", 150, lr=1e-2))  # val 19 % and 4 standard errors below held-out
+    assert result.rejected is not None and result.rejected.startswith("validation leakage suspected: val_bpb")
+
+
+def test_data_dependent_control_flow_says_what_to_change(cpu_data: PreparedData) -> None:
+    with pytest.raises(ExportError, match="must not branch on tensor values.*torch.where or torch.cond"):
+        export_model(Branchy(len(cpu_data.token_bytes)))
+
+
+def test_a_model_returning_a_loss_says_what_to_return(cpu_data: PreparedData) -> None:
+    class LossOnly(TinyLM):
+        def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
+            return super().forward(idx).mean()
+
+    with pytest.raises(ExportError, match=r"must return logits of shape \(B, T, vocab\)"):
+        export_model(LossOnly(len(cpu_data.token_bytes)))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's own imports warn
+def test_a_compiled_model_exports_its_original_module(trained: TinyLM) -> None:
+    compiled = torch.compile(trained)  # nothing compiles until it is called, and export never calls it
+    program = export_model(compiled)
+    idx = torch.zeros(3, PROFILES["cpu"].max_seq_len, dtype=torch.int64)
+    torch.testing.assert_close(program.module()(idx), trained(idx))  # batch 3: the batch dimension is dynamic
+
+
+def test_without_an_artifact_path_nothing_is_written(trained: TinyLM, monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("AUTORESEARCH_ARTIFACT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert save_model(trained) is None
+    assert list(tmp_path.iterdir()) == [] and "AUTORESEARCH_ARTIFACT is unset" in capsys.readouterr().out
