@@ -24,7 +24,7 @@ import pytest
 
 from pytest_autoresearch.ledger import Entry, Ledger
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.lm.lm_fixtures"]
 
 BENCH_TEST = """
 import pytest

@@ -1,4 +1,4 @@
-"""Tiny corpora and prepared data for the language-model kit's tests, all under tmp dirs."""
+"""Tiny corpora and prepared data for the language-model kit's tests, all under tmp dirs (a plugin of the root conftest)."""
 
 from __future__ import annotations
 
