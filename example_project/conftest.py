@@ -26,5 +26,5 @@ def pytest_autoresearch_identity(config: pytest.Config) -> dict[str, str]:
 
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     say = reporter.write_line if reporter is not None else print
-    data = prepare(progress=lambda message: say(f"autoresearch: {message}"))
+    data = prepare(progress=lambda message: say(f"data: {message}"))  # "autoresearch: " starts only verdict lines
     return data.identity()

@@ -93,13 +93,14 @@ class FrozenScorer:
         self.search_path, self.forbidden = tuple(search_path), tuple(forbidden)
         self.last: float | None = None
         self.seconds: float | None = None
+        self.values: dict[str, float] = {}  # everything the scorer returned for the last draw
 
     def score(self, artifact: Path, timeout: float) -> float:
         """Score one artifact; raises Refused (the artifact cheats) or ScoringError (no score)."""
         self.last = None
         scored = run_scorer(self.target, artifact, timeout=timeout, search_path=self.search_path,
                             forbidden=self.forbidden, env={**os.environ, **self.env})
-        self.seconds = scored.seconds
+        self.seconds, self.values = scored.seconds, dict(scored.values)
         if scored.rejected is not None:
             raise Refused(scored.rejected)
         value = scored.values.get(self.metric, scored.values.get("value"))

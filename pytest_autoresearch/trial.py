@@ -9,6 +9,7 @@ reads FAILED with the reason and the command that discards the commit.
 from __future__ import annotations
 
 import inspect
+import math
 import shutil
 import statistics
 import time
@@ -228,6 +229,8 @@ class Trial:
             extra["self_report"] = statistics.fmean(reports)
         if self.scorer is not None and self.scorer.seconds is not None:
             extra["scoring_s"] = round(self.scorer.seconds, 2)
+            extra.update({f"scored_{k}": v for k, v in self.scorer.values.items()
+                          if k != self.spec.metric and math.isfinite(v)})
         if len(self.draws) > 1:
             extra["repeats"] = len(self.draws)
         if self.repeat_note:

@@ -77,8 +77,11 @@ def export_model(model: torch.nn.Module, seq_len: int | None = None, vocab_size:
             ) from exc
         got = program.module()(idx)
     if not torch.allclose(got, expected, rtol=1e-4, atol=1e-4):
-        raise ExportError("the exported graph computes different logits than model(idx): does the forward "
-                          "depend on Python state that changes between calls?")
+        raise ExportError(
+            f"the exported graph computes different logits than model(idx) (largest difference "
+            f"{(got - expected).abs().max().item():.3g}): the forward must compute the same thing every time it "
+            "is called, traced or not (torch.compiler.is_compiling() is True while exporting), and must not "
+            "depend on Python state that changes between calls")
     return program
 
 
