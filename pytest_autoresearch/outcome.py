@@ -33,6 +33,7 @@ class Outcome:
     delta: float | None = None
     n: int = 1  # draws behind value (their mean): this run's and earlier runs' of the same commit
     earlier: tuple[float, ...] = ()  # the draws of this commit from earlier runs: a re-measurement
+    now: tuple[float, ...] = ()  # this run's draws
     spread: float | None = None  # standard deviation of those draws
     sigma: float | None = None  # noise: standard error of the delta
     duration: float | None = None
@@ -54,6 +55,7 @@ class Outcome:
     def from_json(cls, text: str) -> Outcome:
         fields = {k: _from_jsonable(v) for k, v in json.loads(text).items()}
         fields["earlier"] = tuple(fields.get("earlier", ()))
+        fields["now"] = tuple(fields.get("now", ()))
         return cls(**fields)
 
 
@@ -90,9 +92,8 @@ def value_text(o: Outcome) -> str:
 
 
 def draws_text(o: Outcome) -> str:
-    """A re-measurement's draws: 'earlier 1.60949; this run 1.61535'."""
-    now = o.n - len(o.earlier)
-    return f"earlier {', '.join(map(fmt, o.earlier))}; this run{'s' if now > 1 else ''} n={now}"
+    """A re-measurement's draws, earlier runs' and this run's: 'earlier 1.60949; now 1.61535'."""
+    return f"earlier {', '.join(map(fmt, o.earlier))}; now {', '.join(map(fmt, o.now))}"
 
 
 def delta_text(o: Outcome) -> str:

@@ -270,6 +270,7 @@ class Trial:
             threshold=self.spec.threshold, best=best.value if best else None,
             best_commit=best.commit if best else "", best_n=best.n if best else 0,
             delta=judged.verdict.delta if judged else None, n=len(earlier) + len(values), earlier=earlier,
+            now=tuple(values),
             spread=noise.spread([*earlier, *values]), sigma=judged.sigma if judged else None,
             duration=sum(durations) if durations else time.time() - started,
             memory_gb=max(memories) if memories else None,

@@ -95,7 +95,7 @@ def test_a_rerun_says_it_is_a_remeasurement_with_both_draws(project: Project) ->
     (project.path / "draw.txt").write_text("1.4")
     [again] = verdict_lines(project)
     assert again.startswith(f"autoresearch: keep test_bench.py::test_train score=1.3 n=2 "
-                            "(re-measured: earlier 1.2; this run n=1) best=1.5@")
+                            "(re-measured: earlier 1.2; now 1.4) best=1.5@")
     assert f"commit={noisy[:7]}" in again
     last = project.runs()[-1]
     assert (last.status, last.extra["remeasure"]) == ("keep", True)
