@@ -93,13 +93,12 @@ def goal_of(runs: Sequence[Entry], s: Series, override: str | None = None) -> st
     return str(recorded[-1]) if recorded else "min"
 
 
-def baseline(runs: Iterable[Entry]) -> Best | None:
-    """The first kept result: where the session started (its first draw)."""
-    for r in runs:
-        if r.status == "keep" and finite(r.value):
-            assert r.value is not None
-            return Best(r.value, r.commit, 1, r.sha, r.description)
-    return None
+def baseline(runs: Sequence[Entry]) -> Best | None:
+    """The first kept commit, as the bar counts it: the mean of all its draws, where the session started."""
+    first = next((r for r in runs if r.status == "keep" and finite(r.value)), None)
+    if first is None:
+        return None
+    return best([r for r in runs if r.sha == first.sha], "min")
 
 
 def remeasured(run: Entry) -> bool:

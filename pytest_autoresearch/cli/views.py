@@ -54,7 +54,8 @@ def branch_status(here: list[Entry], everything: list[Entry], scope: str, ledger
             draws = f" (mean of {best.n})" if best.n > 1 else ""
             rows.append(("best", fmt(best.value) + draws, best.commit, best.description))
         if base is not None:
-            rows.append(("baseline", fmt(base.value), base.commit, base.description))
+            rows.append(("baseline", fmt(base.value) + (f" (mean of {base.n})" if base.n > 1 else ""),
+                         base.commit, base.description))
         lines += ["  " + line for line in table(rows)]
         if best is not None and base is not None:
             change = best.value - base.value

@@ -37,6 +37,8 @@ def test_best_counts_repeated_draws_as_their_mean() -> None:
     assert best == Best(0.8, "bbbbbbb", 2, "b" * 8, "idea b")
     assert history.best(runs, "max") == Best(1.0, "aaaaaaa", 1, "a" * 8, "idea a")
     assert stats.baseline(runs) == Best(1.0, "aaaaaaa", 1, "a" * 8, "idea a")
+    remeasured = [run("a", 1.0), run("a", 1.2, remeasure=True), run("b", 0.9)]
+    assert stats.baseline(remeasured) == Best(1.1, "aaaaaaa", 2, "a" * 8, "idea a"), "every draw, as the bar counts"
     assert history.best([run("a", None, "crash")], "min") is None
 
 
