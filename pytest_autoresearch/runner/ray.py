@@ -17,7 +17,6 @@ import functools
 import logging
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -26,242 +25,19 @@ from typing import Any
 import ray
 from ray import cloudpickle
 
-from . import Exit, Launch
+from . import Exit, Launch, ray_node
+from .ray_node import GRACE_S
 
 NAMESPACE = "autoresearch"
-READ_WAIT_S = 0.25  # how long one read waits on the node for new output (a long poll)
-READ_LIMIT = 1 << 20
-GRACE_S = 3.0
 CANCEL_TIMEOUT_S = 4 * GRACE_S + 10
 
-# The guard, run on the node as ``python -c GUARD result log cwd cmd...``. Plain stdlib, so a
-# node needs nothing but Python. It first detaches (a double fork): when Ray ends a worker it
-# SIGKILLs the worker's children, and a guard killed that way could not end the target's group.
-# Then it starts the target in a new session (its own process group), prints "guard_pid
-# target_pid", and either waits for the target to exit or, when stdin reaches EOF (the actor
-# closed the pipe or died) or SIGTERM comes, ends the group: SIGTERM, a grace period, SIGKILL.
-# Once the leader exits it kills what is left of the group too, then writes the result file;
-# if the actor vanished without saying "cancel", it removes the run's folder as well.
-# Its stdout closes only when it exits: that is how the actor knows it is gone.
-GUARD = r"""
-import ctypes, json, os, signal, subprocess, sys, threading, time
-result_path, log_path, cwd = sys.argv[1:4]
-cmd = sys.argv[4:]
-GRACE = float(os.environ.pop("AUTORESEARCH_GUARD_GRACE", "3"))
-if os.fork() > 0:
-    os._exit(0)
-parent = os.getpid()
-try:
-    libc = ctypes.CDLL(None, use_errno=True)
-except OSError:
-    libc = None
-
-def die_with_guard():
-    if libc is not None and sys.platform.startswith("linux"):
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the guard died before prctl took effect
-            os._exit(137)
-
-def alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-finished = threading.Event()
-with open(log_path, "ab") as log:
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, preexec_fn=die_with_guard)
-sys.stdout.write("%d %d\n" % (parent, proc.pid))
-sys.stdout.flush()
-
-def end_group(wait_for):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + GRACE
-        while time.monotonic() < deadline and wait_for():
-            time.sleep(0.02)
-        if not wait_for():
-            return
-
-orphaned = threading.Event()
-
-def on_eof():
-    try:
-        said = sys.stdin.buffer.read()
-    except Exception:
-        said = b""
-    if said.strip() != b"cancel":  # the actor died: nobody will read this run's folder
-        orphaned.set()
-    end_group(lambda: not finished.is_set())  # the main thread reaps the leader
-
-threading.Thread(target=on_eof, daemon=True).start()
-signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=end_group, args=(lambda: not finished.is_set(),),
-                                                            daemon=True).start())
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-while True:
-    try:
-        _, status, rusage = os.wait4(proc.pid, 0)
-        break
-    except InterruptedError:
-        continue
-duration = time.monotonic() - start
-finished.set()
-end_group(lambda: alive(proc.pid))  # whatever the target left running in its group
-result = {"returncode": os.waitstatus_to_exitcode(status), "maxrss_kb": rusage.ru_maxrss, "duration": duration}
-with open(result_path + ".tmp", "w") as f:
-    json.dump(result, f)
-os.replace(result_path + ".tmp", result_path)
-if orphaned.is_set():
-    import shutil
-    shutil.rmtree(os.path.dirname(result_path), ignore_errors=True)
-"""
-
-
-class _RemoteRun:
-    """The actor's side of one run, on the node Ray picked. Standard library only (plus ray)."""
-
-    def __init__(self) -> None:
-        self.guard: subprocess.Popen[bytes] | None = None  # exits at once; its fork is the guard
-        self.guard_pid = 0
-        self.folder = ""
-        self.artifact = ""
-
-    def start(self, tree: bytes, script: str, args: list[str], env: dict[str, str], artifact_name: str) -> dict[str, str]:
-        import io
-        import socket
-        import tarfile
-        import tempfile
-
-        import ray as ray_
-
-        self.folder = tempfile.mkdtemp(prefix="autoresearch-run-")
-        root = os.path.join(self.folder, "tree")
-        with tarfile.open(fileobj=io.BytesIO(tree)) as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(root, filter="data")
-            else:  # Python before the extraction filters: the tree is our own git archive
-                tar.extractall(root)  # noqa: S202
-        gpus = [str(g) for g in ray_.get_runtime_context().get_accelerator_ids().get("GPU", [])]
-        run_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env, "AUTORESEARCH_GUARD_GRACE": str(GRACE_S)}
-        if gpus:
-            run_env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)  # what Ray assigned wins
-        if artifact_name:
-            os.mkdir(os.path.join(self.folder, "artifact"))
-            self.artifact = run_env["AUTORESEARCH_ARTIFACT"] = os.path.join(self.folder, "artifact", artifact_name)
-        path = os.path.join(root, script)
-        cmd = [sys.executable, "-u", path, *args]
-        self.guard = subprocess.Popen(
-            [sys.executable, "-c", GUARD, self._result, self._log, os.path.dirname(path), *cmd],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=run_env, start_new_session=True,
-        )
-        assert self.guard.stdout is not None
-        line = self.guard.stdout.readline().decode().split()
-        self.guard.wait()
-        if len(line) != 2:
-            raise RuntimeError("the run's guard process did not start the target")
-        self.guard_pid, pid = int(line[0]), line[1]
-        return {
-            "host": socket.gethostname(),
-            "node": ray_.get_runtime_context().get_node_id(),
-            "device": ",".join(gpus) or "cpu",
-            "pid": pid,
-        }
-
-    @property
-    def _log(self) -> str:
-        return os.path.join(self.folder, "log")
-
-    @property
-    def _result(self) -> str:
-        return os.path.join(self.folder, "result.json")
-
-    def read(self, offset: int, wait_s: float = READ_WAIT_S) -> tuple[bytes, dict[str, Any] | None]:
-        """New output from ``offset``, and the result once the run ended and all of it was read."""
-        import json
-
-        deadline = time.monotonic() + wait_s
-        while True:
-            # Result first: once it exists, nothing writes to the log any more.
-            done = os.path.exists(self._result)
-            lost = not done and self._guard_gone()
-            size = os.path.getsize(self._log) if os.path.exists(self._log) else 0
-            if done or lost or size > offset or time.monotonic() >= deadline:
-                break
-            time.sleep(0.02)
-        chunk = b""
-        if size > offset:
-            with open(self._log, "rb") as f:
-                f.seek(offset)
-                chunk = f.read(READ_LIMIT)
-        if offset + len(chunk) < size:
-            return chunk, None
-        if done:
-            with open(self._result) as f:
-                result: dict[str, Any] = json.load(f)
-            return chunk, result
-        if lost:  # the guard was killed before it could write the result
-            return chunk, {"returncode": -9, "maxrss_kb": 0, "duration": None}
-        return chunk, None
-
-    def cancel(self, offset: int) -> tuple[bytes, dict[str, Any] | None]:
-        """End the target's group (close the guard's pipe), wait for it, return the rest of the log."""
-        if self.guard is not None and self.guard.stdin is not None and not self.guard.stdin.closed:
-            try:
-                self.guard.stdin.write(b"cancel\n")  # not orphaned: keep the log for us to read
-                self.guard.stdin.close()
-            except BrokenPipeError:
-                pass  # the guard is gone already
-            deadline = time.monotonic() + 3 * GRACE_S
-            while not self._guard_gone() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if not self._guard_gone():
-                os.kill(self.guard_pid, 9)  # the target still dies with it (PR_SET_PDEATHSIG)
-        chunks = []
-        while True:
-            chunk, result = self.read(offset, wait_s=0)
-            chunks.append(chunk)
-            offset += len(chunk)
-            if not chunk:
-                return b"".join(chunks), result
-
-    def _guard_gone(self) -> bool:
-        """Whether the guard exited: its stdout, which only it holds, reached EOF."""
-        import select
-
-        if self.guard is None or self.guard.stdout is None:
-            return True
-        if self.guard.stdout.closed:
-            return True
-        if select.select([self.guard.stdout], [], [], 0)[0] and not self.guard.stdout.read1(1):  # type: ignore[attr-defined]
-            self.guard.stdout.close()
-            return True
-        return False
-
-    def finish(self) -> bytes | None:
-        """The artifact's bytes (None when the target wrote none); the run's folder is removed."""
-        import shutil
-
-        data = None
-        if self.artifact and os.path.isfile(self.artifact):
-            with open(self.artifact, "rb") as f:
-                data = f.read()
-        shutil.rmtree(self.folder, ignore_errors=True)
-        return data
-
-
 # A node needs Ray but not this package: the actor class travels by value.
-cloudpickle.register_pickle_by_value(sys.modules[__name__])  # type: ignore[no-untyped-call]
+cloudpickle.register_pickle_by_value(ray_node)  # type: ignore[no-untyped-call]
 
 
 @functools.cache
 def _actor_class() -> Any:
-    return ray.remote(_RemoteRun)
+    return ray.remote(ray_node.RemoteRun)
 
 
 def _connect(address: str | None) -> None:
