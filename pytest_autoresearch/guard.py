@@ -15,6 +15,7 @@ import pytest
 
 from . import gitstate, identity
 from .context import Context
+from .ledger import Entry
 from .settings import Spec
 
 
@@ -43,16 +44,17 @@ def frozen_changes(ctx: Context) -> tuple[str, ...]:
     return tuple(gitstate.frozen(changed, ctx.settings.mutable, ctx.scope))
 
 
-def require_same_surface(ctx: Context, tests: list[str]) -> None:
+def require_same_surface(ctx: Context, marked: list[Entry], tests: list[str]) -> None:
     """Refuse the whole session, before any test runs, when the pytest surface (conftests, ini,
-    plugins, -p/-o options) differs from the one the last kept result was judged under.
+    plugins, -p/-o options) differs from the one the last kept result was judged under
+    (``marked``: the lineage's kept and accepted runs, as the session read them).
 
     A usage error rather than a failed test: code loaded into pytest could rewrite a test's
     report, but not an error raised before the first test; accepted like a frozen change.
     """
     if ctx.ledger is None or ctx.reference is None:
         return
-    kept = [r for r in ctx.runs(("keep", "accepted")) if r.sha == ctx.reference and r.test in tests]
+    kept = [r for r in marked if r.sha == ctx.reference and r.test in tests]
     if not kept:
         return
     before = ctx.ledger.identity_parts(kept[-1].identity)

@@ -93,7 +93,7 @@ class AutoresearchSession:
         ctx.reference = history.last_kept(marked, ctx.lineage, benchmarks)
         ctx.revert_to = history.last_kept(marked, ctx.lineage[1:], benchmarks)
         ctx.frozen_changes = guard.frozen_changes(ctx)
-        guard.require_same_surface(ctx, benchmarks)
+        guard.require_same_surface(ctx, marked, benchmarks)
         if ctx.ledger is not None:
             ctx.ledger.register_identity(ctx.identity, parts)
 
