@@ -20,7 +20,8 @@ from typing import Any
 KEY = "chain"
 LINK = 16  # hex digits of the previous hash a seal keeps: enough to find which row it followed
 KINDS = ("edited", "deleted", "inserted", "log changed", "unchained", "corrupt")
-FORGED = ("edited", "inserted", "unchained")  # the row itself did not come from the plugin as it stands
+FORGED = ("inserted", "unchained")  # rows added by hand: leaving them out restores what the plugin wrote
+ALTERED = ("edited", "deleted")  # rows the plugin wrote, changed or removed: what they said is lost
 
 
 # -- sealing a row (under the ledger lock, once per appended line) --------------------------

@@ -139,9 +139,20 @@ def _pytest_surface(config: pytest.Config) -> dict[str, str]:
 
 
 def _distrusted(ctx: Context) -> frozenset[str]:
-    """Rows the hash chain says were edited or written by hand: left out of every verdict, said once."""
+    """Rows the hash chain says were written by hand: left out of every verdict, said once.
+
+    A row the plugin wrote and someone then edited or deleted cannot be left out: leaving out a
+    kept row would lower the bar. Such a ledger stops the session until a person restores it.
+    """
     assert ctx.ledger is not None
     report = chain.verify(ctx.ledger.path, check_logs=False)
+    altered = [p for p in report.problems if p.kind in chain.ALTERED]
+    if altered:
+        raise pytest.UsageError(
+            f"autoresearch: the ledger {ctx.ledger.path} was changed by hand ({altered[0]}): rows a verdict "
+            "rests on may be altered or gone, so nothing is judged; autoresearch verify lists every change, "
+            "and a person restores the ledger or moves it aside (--autoresearch-ledger) to start afresh"
+        )
     forged = [p for p in report.problems if p.kind in chain.FORGED]
     if not forged:
         return frozenset()
