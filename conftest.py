@@ -96,6 +96,27 @@ def project(pytester: pytest.Pytester) -> Iterator[Project]:
     project.repo.close()  # its git helper processes must not outlive the test
 
 
+def pids_in(path: Path, within: float = 60.0) -> list[int]:
+    """The pids a target wrote to ``path``, once it has written them."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        text = path.read_text() if path.exists() else ""
+        if text:
+            return [int(p) for p in text.split()]
+        time.sleep(0.05)
+    raise AssertionError(f"the target never wrote its pids to {path}")
+
+
+def all_gone(pids: list[int], within: float = 10.0) -> bool:
+    """Whether every one of ``pids`` has ended within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(pid_alive(p) for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process exists and is not a zombie waiting to be reaped."""
     try:

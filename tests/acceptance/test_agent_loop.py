@@ -83,7 +83,8 @@ def test_one_line_per_benchmark_carries_everything_to_act_on(project: Project) -
     assert f"revert: git reset --hard {kept[:7]}" in discard
 
 
-def test_a_rerun_says_it_is_a_remeasurement_with_both_draws(project: Project) -> None:
+def measured_twice(project: Project) -> tuple[str, str]:
+    """A baseline at 1.5, then one commit drawn twice (1.2, then 1.4): its sha and the re-run's line."""
     project.bench()
     with open(project.path / ".gitignore", "a") as ignore:
         ignore.write("draw.txt\n")
@@ -94,6 +95,11 @@ def test_a_rerun_says_it_is_a_remeasurement_with_both_draws(project: Project) ->
     verdict_lines(project)
     (project.path / "draw.txt").write_text("1.4")
     [again] = verdict_lines(project)
+    return noisy, again
+
+
+def test_a_rerun_says_it_is_a_remeasurement_with_both_draws(project: Project) -> None:
+    noisy, again = measured_twice(project)
     assert again.startswith(f"autoresearch: keep test_bench.py::test_train score=1.3 n=2 "
                             "(re-measured: earlier 1.2; now 1.4) best=1.5@")
     assert f"commit={noisy[:7]}" in again
@@ -107,16 +113,7 @@ def test_a_rerun_says_it_is_a_remeasurement_with_both_draws(project: Project) ->
 
 
 def test_the_bar_after_separate_reruns_is_their_mean(project: Project) -> None:
-    project.bench()
-    with open(project.path / ".gitignore", "a") as ignore:
-        ignore.write("draw.txt\n")
-    project.train(1.5, "baseline")
-    verdict_lines(project)
-    (project.path / "draw.txt").write_text("1.2")
-    noisy = project.train(None, "noisy idea", body=DRAW)
-    verdict_lines(project)
-    (project.path / "draw.txt").write_text("1.4")
-    verdict_lines(project)
+    noisy, _ = measured_twice(project)
     project.train(1.25, "between the draws")
     [keep] = verdict_lines(project)
     assert f"best=1.3@{noisy[:7]}" in keep and keep.startswith("autoresearch: keep "), \

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pytest_autoresearch import chain
 
-from conftest import Project, pid_alive
+from conftest import Project, all_gone, pids_in
 
 CRASHER = """
 for i in range(80):
@@ -36,21 +36,7 @@ time.sleep(300)
 
 
 def _pids(project: Project) -> list[int]:
-    for _ in range(100):
-        text = (project.path / "pids.txt").read_text() if (project.path / "pids.txt").exists() else ""
-        if text:
-            return [int(p) for p in text.split()]
-        time.sleep(0.05)
-    raise AssertionError("the target never wrote its pids")
-
-
-def _gone(pids: list[int], within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not any(pid_alive(p) for p in pids):
-            return True
-        time.sleep(0.1)
-    return False
+    return pids_in(project.path / "pids.txt", within=5.0)
 
 
 def _ignore_pids(project: Project) -> None:
@@ -99,7 +85,7 @@ def test_timeout_kills_the_whole_process_group(project: Project, method: str) ->
     result = project.run_subprocess("--autoresearch-timeout", "3", "-o", f"timeout_method={method}")
     assert time.monotonic() - started < 60
     pids = _pids(project)
-    assert _gone(pids), f"processes left running after a {method} timeout: {pids}"
+    assert all_gone(pids), f"processes left running after a {method} timeout: {pids}"
     assert (project.path / "pids.txt").exists()
     if method == "signal":
         result.assert_outcomes(failed=1)
@@ -138,7 +124,7 @@ def test_ctrl_c_leaves_no_process_and_a_crash_row(project: Project) -> None:
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process group
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2, out.decode()
-    assert _gone(pids)
+    assert all_gone(pids)
     [run] = project.runs()
     assert run.status == "crash" and run.extra["reason"] == "interrupted"
 
@@ -152,7 +138,7 @@ def test_sigkilled_pytest_leaves_no_process_and_a_crash_row(project: Project) ->
     assert project.statuses() == ["running"]
     proc.kill()
     proc.communicate(timeout=60)
-    assert _gone(pids)
+    assert all_gone(pids)
     for _ in range(100):
         if project.statuses() != ["running"]:
             break

@@ -10,12 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import IGNORED, Project, pid_alive
+from conftest import IGNORED, Project, all_gone, pids_in
 
 # Writes its pid and a grandchild's where the test can read them, then hangs.
 HANGER = """
@@ -36,23 +35,6 @@ print("score:", open("secret.txt").read() if os.path.exists("secret.txt") else 1
 
 def ray_args(address: str) -> tuple[str, ...]:
     return ("--autoresearch-runner", "ray", "--autoresearch-ray-address", address, "-p", "no:cacheprovider")
-
-
-def pids_of(path: Path) -> list[int]:
-    for _ in range(600):
-        if path.exists() and path.read_text():
-            return [int(p) for p in path.read_text().split()]
-        time.sleep(0.1)
-    raise AssertionError("the target never wrote its pids")
-
-
-def gone(pids: list[int], within: float = 20.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not any(pid_alive(p) for p in pids):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_keep_discard_and_where_it_ran(project: Project, ray_address: str) -> None:
@@ -98,7 +80,7 @@ def test_a_timeout_ends_the_remote_run(project: Project, ray_address: str, tmp_p
     project.train(None, "hangs", body=HANGER)
     result = project.run_subprocess(*ray_args(ray_address), "--autoresearch-timeout", "8", timeout=120)
     result.assert_outcomes(failed=1)
-    assert gone(pids_of(pids)), "the remote target and its child outlived the timeout"
+    assert all_gone(pids_in(pids), within=20.0), "the remote target and its child outlived the timeout"
     assert project.statuses() == ["timeout"]
 
 
@@ -111,11 +93,11 @@ def test_ctrl_c_ends_the_remote_run(project: Project, ray_address: str, tmp_path
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    running = pids_of(pids)
+    running = pids_in(pids)
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 2, out.decode()
-    assert gone(running)
+    assert all_gone(running, within=20.0)
     [run] = project.runs()
     assert run.status == "crash" and run.extra["reason"] == "interrupted"
 
