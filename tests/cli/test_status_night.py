@@ -105,7 +105,9 @@ def test_status_json_field_by_field(project: Project) -> None:
     for outcome in ("keep", "discard", "crash", "timeout"):
         spent = sum(r.duration_s or 0.0 for r in runs if r.status == outcome)
         assert cost["wall_s"][outcome] == pytest.approx(spent)
-    assert cost["hours"] > 0 and cost["runs_per_hour"] == pytest.approx(9 / cost["hours"])
+    # timestamps have whole seconds and fake runs take milliseconds: the night may fit in one second
+    assert cost["hours"] >= 0
+    assert cost["runs_per_hour"] == (pytest.approx(9 / cost["hours"]) if cost["hours"] > 0 else None)
     assert (cost["device_hours"], cost["device_hours_by_device"]) == (0, {})
 
 
