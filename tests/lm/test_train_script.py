@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 from pytest_autoresearch.lm.dataset import prepare  # noqa: E402
 from pytest_autoresearch.scoring import run_scorer  # noqa: E402
 
-SUMMARY_KEYS = ["val_bpb", "training_seconds", "total_seconds", "peak_vram_mb", "mfu_percent",
+SUMMARY_KEYS = ["training_seconds", "total_seconds", "peak_vram_mb", "mfu_percent",
                 "total_tokens_M", "num_steps", "num_params_M", "depth"]
 
 
@@ -33,18 +33,17 @@ def test_train_py_learns_within_its_budget(tiny_project: Path) -> None:
     run = subprocess.run([sys.executable, "train.py"], cwd=project, env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = summary(run.stdout)
-    assert list(result) == SUMMARY_KEYS
-    data = prepare()
-    _, targets = data.val_rows
-    nbytes = data.token_bytes[targets[targets >= 0]]
-    uniform = math.log(len(data.token_bytes)) * int((nbytes > 0).sum()) / (math.log(2) * int(nbytes.sum()))
-    assert math.isfinite(result["val_bpb"]) and 0 < result["val_bpb"] < 0.95 * uniform, (result, uniform)
+    assert list(result) == SUMMARY_KEYS, "the scorer computes val_bpb: train.py does not evaluate twice"
     assert 3 <= result["training_seconds"] < 3 + 10, "training stops once the budget is spent"
     assert result["num_steps"] > 2 and result["depth"] == 2
     scored = run_scorer("pytest_autoresearch.lm.scorer:score", artifact, timeout=120, search_path=[project],
                         forbidden=[project / "train.py"])
     assert scored.rejected is None, scored.rejected
-    assert scored.values["val_bpb"] == pytest.approx(result["val_bpb"], rel=1e-2), "fp32 scorer vs bf16 self-report"
+    data = prepare()
+    _, targets = data.val_rows
+    nbytes = data.token_bytes[targets[targets >= 0]]
+    uniform = math.log(len(data.token_bytes)) * int((nbytes > 0).sum()) / (math.log(2) * int(nbytes.sum()))
+    assert math.isfinite(scored.values["val_bpb"]) and 0 < scored.values["val_bpb"] < 0.95 * uniform, (scored, uniform)
 
 
 @pytest.mark.usefixtures("lm_env")
@@ -52,7 +51,7 @@ def test_sliding_window_attention_runs(tiny_project: Path, edit_train: Callable[
     edit_train(tiny_project / "train.py", WINDOW_PATTERN='"SL"', DEPTH="3", HEAD_DIM="16")
     run = subprocess.run([sys.executable, "train.py"], cwd=tiny_project, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert math.isfinite(summary(run.stdout)["val_bpb"])
+    assert math.isfinite(summary(run.stdout)["val_bpb"]), "run by hand, train.py evaluates itself"
 
 
 @pytest.mark.usefixtures("lm_env")
