@@ -1,7 +1,7 @@
 """Compare train.py variants at a fixed number of training tokens instead of a fixed time.
 
-Usage: python benchmarks/lm_fixed_tokens.py TOKENS [NAME=VALUE ...]
-Runs a copy of example_project/train.py whose schedule follows steps, not seconds, with the
+Usage: python benchmarks/lm_fixed_tokens.py TOKENS [NAME=VALUE ...] [--train PATH]
+Runs a copy of example_project/train.py (or of the train.py variant at PATH) whose schedule follows steps, not seconds, with the
 given constants replaced (e.g. MATRIX_LR=0.06 TOTAL_BATCH_SIZE=2**12). The result does not
 depend on how busy the machine is, so variants can be compared on a shared machine; how
 many tokens a variant gets through in the real budget is a separate, timed measurement.
@@ -36,17 +36,24 @@ def variant(source: str, tokens: int, constants: dict[str, str]) -> str:
 
 
 def main() -> None:
-    tokens = int(eval(sys.argv[1], {}))  # accepts 2**20 and the like
-    constants = dict(arg.split("=", 1) for arg in sys.argv[2:])
+    args = sys.argv[1:]
+    train = EXAMPLE / "train.py"
+    if "--train" in args:
+        at = args.index("--train")
+        train = Path(args[at + 1])
+        del args[at : at + 2]
+    tokens = int(eval(args[0], {}))  # accepts 2**20 and the like
+    constants = dict(arg.split("=", 1) for arg in args[1:])
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "prepare.py").write_text((EXAMPLE / "prepare.py").read_text())
-        (Path(tmp) / "train.py").write_text(variant((EXAMPLE / "train.py").read_text(), tokens, constants))
+        (Path(tmp) / "train.py").write_text(variant(train.read_text(), tokens, constants))
         out = subprocess.run([sys.executable, "train.py"], cwd=tmp, capture_output=True, text=True)
     summary = {k: v.strip() for k, _, v in (line.partition(":") for line in out.stdout.rsplit("\n---\n", 1)[-1].splitlines())}
     if out.returncode != 0 or "val_bpb" not in summary:
         print(out.stdout[-2000:], out.stderr[-2000:])
         raise SystemExit(1)
-    print(f"{' '.join(sys.argv[2:]) or 'defaults'}: val_bpb {summary['val_bpb']} after {tokens:,} tokens "
+    label = " ".join(args[1:]) or "defaults"
+    print(f"{train.name if train != EXAMPLE / 'train.py' else ''} {label}: val_bpb {summary['val_bpb']} after {tokens:,} tokens "
           f"({summary['num_steps']} steps, {summary['num_params_M']}M params)", flush=True)
 
 

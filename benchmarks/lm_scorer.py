@@ -40,7 +40,6 @@ def run_once(folder: Path, budget: str, cheat: bool) -> dict[str, float | str]:
     if run.returncode:
         raise SystemExit(run.stdout[-2000:] + run.stderr[-2000:])
     export = re.search(r"^export: .* in ([0-9.]+)s", run.stdout, re.M)
-    printed = re.search(r"^val_bpb:\s+([0-9.]+)", run.stdout, re.M)
     result = run_scorer("pytest_autoresearch.lm.scorer:score", artifact, timeout=600,
                         search_path=[folder], forbidden=[folder / "train.py"])
     import torch
@@ -54,7 +53,7 @@ def run_once(folder: Path, budget: str, cheat: bool) -> dict[str, float | str]:
     held = scorer.bits_per_byte(model, data.heldout_rows, data, device)
     se = (val.standard_error() ** 2 + held.standard_error() ** 2) ** 0.5
     return {"export_s": float(export.group(1)) if export else float("nan"), "score_s": result.seconds,
-            "printed": float(printed.group(1)) if printed else float("nan"), "val": val.bpb, "heldout": held.bpb,
+            "val": val.bpb, "heldout": held.bpb,
             "gap": held.bpb - val.bpb, "rel": (held.bpb - val.bpb) / held.bpb, "z": (held.bpb - val.bpb) / se,
             "verdict": f"rejected: {result.rejected}" if result.rejected else "scored"}
 
@@ -64,7 +63,7 @@ def main() -> None:
     repeats = int(args[args.index("--repeats") + 1]) if "--repeats" in args else 1
     budgets = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] != "--repeats")]
     kinds = [False, True] if "--leakage" in args else [False]
-    print(f"{'budget':>6} {'trained on':>10} {'export s':>8} {'score s':>7} {'printed':>8} {'val_bpb':>8} "
+    print(f"{'budget':>6} {'trained on':>10} {'export s':>8} {'score s':>7} {'val_bpb':>8} "
           f"{'heldout':>8} {'gap':>7} {'rel':>6} {'z':>6}  verdict")
     with tempfile.TemporaryDirectory() as tmp:
         for budget in budgets or ["5"]:
@@ -72,7 +71,7 @@ def main() -> None:
                 for _ in range(repeats):
                     r = run_once(Path(tmp), budget, cheat)
                     print(f"{budget:>6} {'val' if cheat else 'train':>10} {r['export_s']:8.2f} {r['score_s']:7.2f} "
-                          f"{r['printed']:8.4f} {r['val']:8.4f} {r['heldout']:8.4f} {r['gap']:+7.3f} "
+                          f"{r['val']:8.4f} {r['heldout']:8.4f} {r['gap']:+7.3f} "
                           f"{r['rel']:+6.1%} {r['z']:+6.2f}  {r['verdict']}", flush=True)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_autoresearch.lm.profiles import time_budget
 
-# Around the training budget: start-up, compilation, train.py's own evaluation and the export.
+# Around the training budget: start-up, compilation and the export (the scorer's time is not counted).
 ALLOWANCE_S = 180
 
 
