@@ -16,6 +16,7 @@ from pytest_autoresearch.lm.dataset import PreparedData, prepare  # noqa: E402
 from pytest_autoresearch.lm.evaluate import evaluate_bpb  # noqa: E402
 from pytest_autoresearch.lm.export import ExportError, export_model, save_model  # noqa: E402
 from pytest_autoresearch.lm.profiles import PROFILES  # noqa: E402
+from pytest_autoresearch.lm.scorer import MATMULS, bits_per_byte, with_bf16_matmuls  # noqa: E402
 from pytest_autoresearch.scoring import Scored, run_scorer  # noqa: E402
 
 SCORER = "pytest_autoresearch.lm.scorer:score"
@@ -99,6 +100,17 @@ def test_val_bpb_agrees_with_evaluate_bpb(trained: TinyLM, cpu_data: PreparedDat
     assert result.rejected is None, result.rejected
     assert result.values["val_bpb"] == pytest.approx(evaluate_bpb(trained, data=cpu_data), rel=1e-5)
     assert 0 < result.values["heldout_bpb"] < 10
+
+
+def test_bf16_matmuls_move_the_score_by_rounding_only(trained: TinyLM, cpu_data: PreparedData) -> None:
+    program = export_model(trained)
+    fast = with_bf16_matmuls(program.module())
+    to_bf16 = {n for n in fast.graph.nodes if n.kwargs.get("dtype") is torch.bfloat16}
+    matmuls = [n for n in fast.graph.nodes if n.target in MATMULS]
+    assert matmuls and all(set(m.all_input_nodes) <= to_bf16 for m in matmuls)
+    cpu = torch.device("cpu")
+    exact, rounded = (bits_per_byte(m, cpu_data.val_rows, cpu_data, cpu).bpb for m in (program.module(), fast))
+    assert rounded != exact and rounded == pytest.approx(exact, rel=1e-3)
 
 
 def test_a_model_without_its_causal_mask_is_rejected(cpu_data: PreparedData,
