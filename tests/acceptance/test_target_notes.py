@@ -59,5 +59,5 @@ def test_a_note_never_decides_the_verdict(project: Project) -> None:
                                  f"*note:   train.py: {plea}"])
     ret, line = verdict(project)
     assert ret == 1 and line.startswith("autoresearch: discard ")
-    assert f" | revert: git reset --hard {kept[:7]} | train.py: {plea} | " in line
+    assert f" | revert: git reset --hard {kept[:7]} | train.py: {plea}" in line
     assert project.statuses() == ["keep", "discard", "discard"]
