@@ -7,7 +7,10 @@ Usage: python prepare.py    # prepare data and tokenizer once (cached under ~/.c
 
 Environment (each is part of the evaluation identity):
     AUTORESEARCH_PROFILE      cpu (default) or gpu: context length, vocabulary, evaluation tokens
-    AUTORESEARCH_DATA         pystdlib (default, offline), tinystories, climbmix, or a folder path
+    AUTORESEARCH_DATA         pystdlib (default, offline: sized for a CPU), climbmix (downloaded: use it
+                              on a GPU, which passes over pystdlib dozens of times a run), tinystories,
+                              or a folder path
+    AUTORESEARCH_SHARDS       climbmix training shards to download (default 10; validation: the last one)
     AUTORESEARCH_TIME_BUDGET  override the 300 s training budget (tests, smoke runs)
     AUTORESEARCH_CACHE        where prepared data lives (default ~/.cache/autoresearch)
     AUTORESEARCH_ARTIFACT     where save_model writes the trained model (set by the plugin)
@@ -50,6 +53,7 @@ VOCAB_SIZE = PROFILE.vocab_size  # BPE vocabulary, special tokens included
 
 # make_dataloader(tokenizer, B, T, "train", device) -> endless (inputs, targets, epoch) batches:
 # best-fit packed rows, BOS at every document start, long documents split, never cropped
+# (it prints one NOTE: line when a run starts a third pass over the training data)
 
 # ---------------------------------------------------------------------------
 # Evaluation (DO NOT CHANGE: this is the fixed metric)

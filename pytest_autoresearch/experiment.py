@@ -1,4 +1,4 @@
-"""A target script as the ``experiment`` fixture sees it: run through a runner, its metrics read.
+"""A target script as the ``experiment`` fixture sees it: run through a runner, its metrics and notes read.
 
 The script's output goes to a log file on disk (the failure shows only its tail). Whatever
 ends the wait (normal exit, a pytest-timeout signal, Ctrl-C), the run is cancelled before
@@ -25,6 +25,9 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf|in
 _KEY_VALUE = re.compile(rf"^\s*([A-Za-z_][\w.\-/]*)\s*:\s*({_NUMBER})\s*$", re.IGNORECASE)
 _METRIC_LINE = re.compile(rf"^\s*METRIC\s+([A-Za-z_][\w.\-/]*)\s*=\s*({_NUMBER})\s*$", re.IGNORECASE)
 _BARE_NUMBER = re.compile(rf"^\s*({_NUMBER})\s*$", re.IGNORECASE)
+_NOTE_LINE = re.compile(r"^NOTE:[ \t]*(\S.*?)\s*$")
+MAX_NOTES = 3  # notes a run may pass on: its output is untrusted and must not flood the verdict
+NOTE_CHARS = 300  # each clipped to this many characters
 
 
 def parse_metrics(text: str, default_name: str) -> dict[str, float]:
@@ -57,6 +60,21 @@ def parse_metrics(text: str, default_name: str) -> dict[str, float]:
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     metrics[str(key)] = float(value)
     return metrics
+
+
+def parse_notes(text: str) -> list[str]:
+    """What a script asks to be said beside its verdict: ``NOTE: text`` lines anywhere.
+
+    Informational only: a note never decides a verdict (the output is the target's word).
+    Repeats are said once, at most :data:`MAX_NOTES` of them, each clipped to one short line.
+    """
+    notes: list[str] = []
+    for line in text.splitlines():
+        if (m := _NOTE_LINE.match(line.split("\r")[-1])) and len(notes) < MAX_NOTES:
+            note = " ".join("".join(c for c in m.group(1) if c.isprintable() or c == "\t").split())[:NOTE_CHARS]
+            if note not in notes:
+                notes.append(note)
+    return notes
 
 
 def last_error(log: str) -> str:
@@ -93,6 +111,7 @@ class Experiment:
     metric: str = ""
     scored: bool = False  # a frozen scorer gives the value: the script need not print it
     metrics: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # its NOTE: lines, said beside the verdict
     returncode: int | None = None
     duration: float | None = None
     peak_memory_mb: float | None = None
@@ -144,6 +163,8 @@ class Experiment:
 
     def _read(self, done: Exit) -> None:
         self.returncode, self.duration, self.where = done.returncode, done.duration, done.where
-        self.metrics = parse_metrics(self.log_path.read_text(errors="replace"), self.metric)
+        output = self.log_path.read_text(errors="replace")
+        self.metrics = parse_metrics(output, self.metric)
+        self.notes = parse_notes(output)
         reported = self.metrics.get("peak_vram_mb")  # the script's own figure beats the process's RSS
         self.peak_memory_mb = float(reported) if reported is not None and math.isfinite(reported) else done.peak_memory_mb

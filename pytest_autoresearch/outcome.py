@@ -40,6 +40,7 @@ class Outcome:
     memory_gb: float | None = None
     log: str = ""
     note: str = ""
+    target_note: str = ""  # what the target printed as `NOTE: ...` lines ("train.py: ..."): shown, never judged
     revert: str = ""  # the command that discards this commit (shown on red)
     hint: str = ""  # the next step worth taking, e.g. how to measure the noise
     self_report: float | None = None  # what the target printed, where it disagrees with the scored value
@@ -120,6 +121,11 @@ def self_report_text(o: Outcome) -> str:
     return f"self-reported {fmt(o.self_report)}, scored {fmt(o.value)}"
 
 
+def notes_text(o: Outcome) -> str:
+    """The plugin's note and the target's, in one line: 'first result for this test on this branch; train.py: ...'."""
+    return "; ".join(note for note in (o.note, o.target_note) if note)
+
+
 def failure_message(o: Outcome, tail: str = "") -> str:
     """The whole red message: what, the bar and where it came from, and how to undo.
 
@@ -132,8 +138,8 @@ def failure_message(o: Outcome, tail: str = "") -> str:
         lines.append(f"  draws:  {draws_text(o)} (a re-measurement: every draw of {o.commit} counts)")
     if o.self_report is not None:
         lines.append(f"  self:   {self_report_text(o)}")
-    if o.note:
-        lines.append(f"  note:   {o.note}")
+    if notes := notes_text(o):
+        lines.append(f"  note:   {notes}")
     if o.hint:
         lines.append(f"  hint:   {o.hint}")
     if o.commit:
@@ -148,8 +154,8 @@ def failure_message(o: Outcome, tail: str = "") -> str:
 
 
 def verdict_line(o: Outcome) -> str:
-    """The one line per benchmark an agent greps (``-q``): verdict, value, bar, delta, commit,
-    and on red the reason and the command to run."""
+    """The one line per benchmark an agent greps (``-q``): verdict, value, bar, delta, commit, on red
+    the reason and the command to run, what the target asked to have said, and the next step."""
     n = f" n={o.n}" if o.n > 1 else ""
     again = f" (re-measured: {draws_text(o)})" if o.earlier else ""
     bar = f" best={fmt(o.best)}@{o.best_commit}" if o.best is not None else ""
@@ -165,6 +171,8 @@ def verdict_line(o: Outcome) -> str:
         tail.append(f"log: {o.log}")
     if not o.green and o.revert:
         tail.append(f"revert: {o.revert}")
+    if o.target_note:
+        tail.append(o.target_note)
     if o.hint:
         tail.append(o.hint)
     return " | ".join([line, *tail])

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from .ledger import clean_text
-from .outcome import PROPERTY, Outcome, delta_text, fmt, jsonable, value_text, verdict_line
+from .outcome import PROPERTY, Outcome, delta_text, fmt, jsonable, notes_text, value_text, verdict_line
 from .settings import Settings
 
 Ticker = Callable[[float, str], None]
@@ -37,7 +37,8 @@ class VerdictReporter:
                 self.outcomes.append(Outcome.from_json(str(value)))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        """At the end: one greppable line per benchmark with -q, else the table and the notes."""
+        """At the end: one greppable line per benchmark with -q, else the table and the notes
+        (the plugin's, then each target's ``NOTE:`` lines)."""
         note = self.note()
         if not self.outcomes and not note:
             return
@@ -54,6 +55,8 @@ class VerdictReporter:
             for outcome in self.outcomes:
                 if outcome.note and outcome.note != note:
                     terminalreporter.write_line(f"{outcome.test}: {outcome.note}")
+                if outcome.target_note:
+                    terminalreporter.write_line(f"{outcome.test}: {outcome.target_note}")
                 if outcome.hint:
                     terminalreporter.write_line(f"{outcome.test}: {outcome.hint}")
 
@@ -136,7 +139,7 @@ def write_json(path: Path, outcomes: list[Outcome]) -> None:
                 "bar": jsonable(o.best), "bar_commit": o.best_commit or None,
                 "threshold": o.threshold, "delta": o.delta, "status": o.status,
                 "commit": o.commit or None, "identity": o.identity or None,
-                "duration": o.duration, "reason": o.reason,
+                "duration": o.duration, "reason": o.reason, "note": notes_text(o) or None,
             }
             for o in outcomes
         ]

@@ -24,7 +24,7 @@ from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped
 
 from . import archive, bar, guard, noise
 from .context import Context
-from .experiment import Experiment
+from .experiment import MAX_NOTES, Experiment
 from .leases import Lease
 from .ledger import Entry, format_line
 from .outcome import PROPERTY, Outcome, failure_message
@@ -49,6 +49,7 @@ class Draw:
     log: str = ""
     artifact: Path | None = None  # where the target writes its artifact for the frozen scorer
     self_report: float | None = None  # the metric as the target printed it, when a scorer gives the value
+    notes: tuple[str, ...] = ()  # the target's NOTE: lines: said beside the verdict, never judged
 
 
 class Trial:
@@ -145,6 +146,7 @@ class Trial:
                 commit=self.ctx.head.sha if self.ctx.head else None, artifact=draw.artifact)
         draw.duration = exp.duration
         draw.self_report = exp.metrics.get(self.spec.metric)
+        draw.notes = tuple(exp.notes)
         if exp.crashed:
             name = exp.script.name
             why = (f"{name} exited with code {exp.returncode}" if exp.returncode
@@ -178,6 +180,14 @@ class Trial:
         if status == "crash" and draw.value is not None and not interrupted:
             status = "discard"  # measured, then the body's own asserts failed
         self._finish(status, "interrupted" if interrupted else f"test failed: {_first_line(exc)}")
+
+    def _target_note(self) -> str:
+        """What the target's draws asked to be said, each note once, named by the script: informational,
+        since the target's output is its own word (the verdict never reads it)."""
+        if self.experiment is None:
+            return ""
+        notes = list(dict.fromkeys(note for draw in self.draws for note in draw.notes))[:MAX_NOTES]
+        return "; ".join(f"{self.experiment.script.name}: {note}" for note in notes)
 
     def _memory_gb(self) -> float | None:
         if self.experiment is not None and self.experiment.peak_memory_mb is not None:
@@ -231,6 +241,9 @@ class Trial:
             extra["scoring_s"] = round(self.scorer.seconds, 2)
             extra.update({f"scored_{k}": v for k, v in self.scorer.values.items()
                           if k != self.spec.metric and math.isfinite(v)})
+        target_note = self._target_note()
+        if target_note:
+            extra["target_note"] = target_note
         if len(self.draws) > 1:
             extra["repeats"] = len(self.draws)
         if self.repeat_note:
@@ -275,6 +288,7 @@ class Trial:
             duration=sum(durations) if durations else time.time() - started,
             memory_gb=max(memories) if memories else None,
             log=self.draws[-1].log if self.draws else "", note=judged.note if judged else self.ctx.note,
+            target_note=target_note,
             revert=(self.ctx.revert or "") if status != "keep" else "", hint=judged.hint if judged else "",
             self_report=self_report if disagrees(self_report, statistics.fmean(values) if values else None) else None,
         )

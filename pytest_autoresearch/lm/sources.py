@@ -22,6 +22,7 @@ from pytest_autoresearch.lm.download import download
 
 URL_ENV = "AUTORESEARCH_DATA_URL"
 SHARDS_ENV = "AUTORESEARCH_SHARDS"
+DEFAULT_SHARDS = 10  # climbmix training shards unless AUTORESEARCH_SHARDS says otherwise
 SPLITS = ("train", "val")
 
 
@@ -114,7 +115,7 @@ class ClimbMix:
     def __init__(self, cache: Path, base_url: str | None = None, num_train: int | None = None, backoff: float = 2.0) -> None:
         self.dir = cache / "raw" / self.name
         self.base_url = (base_url or os.environ.get(URL_ENV) or self.base_url).rstrip("/")
-        self.num_train = num_train if num_train is not None else int(os.environ.get(SHARDS_ENV, "10"))
+        self.num_train = num_train if num_train is not None else int(os.environ.get(SHARDS_ENV, DEFAULT_SHARDS))
         self.backoff = backoff
 
     def shard_names(self, split: str) -> list[str]:
@@ -129,9 +130,9 @@ class ClimbMix:
 
     def documents(self, split: str) -> Iterator[str]:
         try:
-            import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
+            import pyarrow.parquet as pq  # type: ignore[import-not-found, import-untyped, unused-ignore]
         except ImportError:
-            raise RuntimeError("reading climbmix shards needs pyarrow: pip install pyarrow") from None
+            raise RuntimeError("reading climbmix shards needs pyarrow (part of the lm extra): pip install pyarrow") from None
         for name in self.shard_names(split):
             table = pq.ParquetFile(self.dir / name)
             for group in range(table.num_row_groups):

@@ -13,7 +13,7 @@ from conftest import Project
 
 # the documented fields; more may be added
 FIELDS = {"test", "metric", "goal", "value", "bar", "bar_commit", "threshold", "delta", "status",
-          "commit", "identity", "duration", "reason"}
+          "commit", "identity", "duration", "reason", "note"}
 
 
 def strict(path: Path) -> Any:
@@ -62,7 +62,8 @@ def test_verdicts_field_by_field(project: Project) -> None:
     [first] = report(project)
     assert first == {**first, "test": "test_bench.py::test_train", "metric": "score", "goal": "min",
                      "value": 1.3, "bar": None, "bar_commit": None, "threshold": 1.4, "delta": None,
-                     "status": "keep", "reason": "first result: no earlier kept result to beat"}
+                     "status": "keep", "reason": "first result: no earlier kept result to beat",
+                     "note": "first result for this test on this branch"}
     check_against_ledger(project, first)
 
     project.train(1.2, "halve lr")
@@ -71,6 +72,7 @@ def test_verdicts_field_by_field(project: Project) -> None:
         1.2, 1.3, base[:7], "keep", "improved")
     assert better["delta"] == pytest.approx(-0.1)
     assert better["identity"] == first["identity"]
+    assert better["note"] is None
     check_against_ledger(project, better)
 
     project.train(1.25, "wider mlp")

@@ -164,6 +164,6 @@ def test_plugin_can_be_turned_off(pytester: pytest.Pytester) -> None:
 
 
 def test_import_does_not_pull_in_torch() -> None:
-    code = "import sys, pytest_autoresearch.plugin; print(sorted(m for m in ('torch', 'numpy', 'matplotlib') if m in sys.modules))"
+    code = "import sys, pytest_autoresearch.plugin; print(sorted(m for m in ('torch', 'numpy', 'matplotlib', 'pyarrow') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

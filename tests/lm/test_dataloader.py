@@ -1,7 +1,8 @@
-"""The packing dataloader: no padding, BOS at every document start, every token scored once."""
+"""The packing dataloader: no padding, BOS at every document start, every token scored once; repeats said once."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -10,10 +11,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pytest_autoresearch.lm.dataloader import make_dataloader  # noqa: E402
+from pytest_autoresearch.lm.dataloader import PASSES_BEFORE_NOTE, make_dataloader, repeat_note  # noqa: E402
 from pytest_autoresearch.lm.dataset import PreparedData  # noqa: E402
 from pytest_autoresearch.lm.packing import IGNORE, pack_rows, pieces_of, split_rows, validation_rows  # noqa: E402
 from pytest_autoresearch.lm.profiles import Profile  # noqa: E402
+
+from conftest import Project  # noqa: E402
 
 BOS = -7  # a marker no position index can equal
 
@@ -141,3 +144,67 @@ def test_loader_outpaces_training(tiny_data: PreparedData) -> None:
         next(loader)
     tokens_per_second = 50 * 16 * 64 / (time.perf_counter() - start)
     assert tokens_per_second > 200_000  # training on this CPU consumes ~20k tokens/s
+
+
+def test_a_run_that_repeats_its_data_is_told_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tokens, offsets = corpus(LENGTHS * 10)
+    np.save(tmp_path / "train_tokens.npy", tokens)
+    np.save(tmp_path / "train_offsets.npy", offsets)
+    profile = Profile("t", max_seq_len=16, vocab_size=0, eval_tokens=16, eval_batch_size=1)
+    loader = make_dataloader(None, 4, 16, "train", data=PreparedData(tmp_path, "synthetic", profile, "none"))
+    said: list[tuple[int, str]] = []
+    served = 0
+    while served < (PASSES_BEFORE_NOTE + 4) * len(tokens):
+        y = next(loader)[1]
+        served += int((y != IGNORE).sum())
+        if out := capsys.readouterr().out:
+            said.append((served, out))
+    [(when, out)] = said
+    assert PASSES_BEFORE_NOTE * len(tokens) < when <= PASSES_BEFORE_NOTE * len(tokens) + 4 * 16, \
+        "said with the batch that starts the third pass, and never again"
+    said_line = (rf"NOTE: training data seen {PASSES_BEFORE_NOTE} times in \d+ s "
+                 rf"\({len(tokens):,} tokens of synthetic\): "
+                 r"val_bpb measures memorisation; use AUTORESEARCH_DATA=climbmix on a GPU\n")
+    assert re.fullmatch(said_line, out), out
+
+
+def test_the_validation_loader_never_says_so(tiny_data: PreparedData, capsys: pytest.CaptureFixture[str]) -> None:
+    loader = make_dataloader(None, 2, 64, "val", data=tiny_data)
+    for _ in range(3 * len(tiny_data.val_rows[0])):
+        next(loader)
+    assert capsys.readouterr().out == ""
+
+
+def test_climbmix_is_told_to_download_more_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTORESEARCH_SHARDS", "10")
+    assert repeat_note(2, 6.4, 2_700_000, "climbmix") == (
+        "training data seen 2 times in 6 s (2,700,000 tokens of climbmix): val_bpb measures memorisation; "
+        "download more shards: AUTORESEARCH_SHARDS=N (now 10)")
+
+
+# A target that only reads batches, past the line, through the frozen loader on the prepared data
+REPEATER = """
+from pytest_autoresearch.lm.dataloader import make_dataloader
+from pytest_autoresearch.lm.dataset import prepare
+
+loader = make_dataloader(None, 64, 64, "train", data=prepare())
+epoch = 1
+while epoch <= {passes}:
+    epoch = next(loader)[2]
+print("---")
+print("score: 1.0")
+"""
+
+
+@pytest.mark.usefixtures("lm_env")
+def test_the_loaders_note_reaches_the_verdict(project: Project) -> None:
+    project.bench()
+    project.train(None, "reads its data 4 times", body=REPEATER.format(passes=PASSES_BEFORE_NOTE + 2))
+    result = project.run("-q")
+    result.assert_outcomes(passed=1)
+    [line] = [line for line in result.outlines if line.startswith("autoresearch: ")]
+    said = (rf" \| train.py: training data seen {PASSES_BEFORE_NOTE} times in \d+ s \([\d,]+ tokens of folder-\w+\): "
+            r"val_bpb measures memorisation; use AUTORESEARCH_DATA=climbmix on a GPU(?: \| |$)")
+    assert re.search(said, line), line
+    log = project.path / ".git" / "autoresearch" / "runs" / f"{project.runs()[-1].run_id}.log"
+    assert log.read_text().count("NOTE: ") == 1, "printed once in the run's log"

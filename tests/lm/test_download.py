@@ -1,4 +1,4 @@
-"""Downloads against a local HTTP server on 127.0.0.1: retries, .tmp + rename, a clear offline error."""
+"""Downloads from a local HTTP server on 127.0.0.1: retries, .tmp + rename, offline errors; climbmix end to end."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_autoresearch.lm.download import DownloadError, download
 from pytest_autoresearch.lm.sources import ClimbMix, TinyStories
+from tests.lm.lm_fixtures import STDLIB, TINY
 
 
 class Server:
@@ -106,3 +108,57 @@ def test_climbmix_fetches_train_shards_and_the_pinned_val_shard(server: Server, 
     assert sorted(p.name for p in source.dir.iterdir()) == names
     assert source.shard_names("val") == ["shard_06542.parquet"]
     assert server.requests["shard_00001.parquet"] == 2
+
+
+def write_shard(path: Path, texts: list[str], pa: Any, pq: Any) -> bytes:
+    """A parquet shard shaped like climbmix's: a `text` column beside others, several row groups."""
+    table = pa.table({"id": list(range(len(texts))), "text": texts, "score": [0.5] * len(texts)})
+    pq.write_table(table, path, row_group_size=4)
+    return path.read_bytes()
+
+
+def python_files(package: str) -> list[str]:
+    texts = (p.read_text(encoding="utf-8") for p in sorted((STDLIB / package).rglob("*.py")))
+    return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+def test_climbmix_end_to_end_from_parquet_shards_served_over_http(server: Server, tmp_path: Path) -> None:
+    """Download, shards, prepare(): the tokenizer and the training split come from the training
+    shards, the validation rows from the pinned last shard and nothing else."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from pytest_autoresearch.lm.dataset import prepare
+    from pytest_autoresearch.lm.packing import validation_rows
+
+    train, val = python_files("email"), python_files("json")
+    half = len(train) // 2
+    shards = {"shard_00000.parquet": train[:half], "shard_00001.parquet": train[half:], "shard_06542.parquet": val}
+    (tmp_path / "served").mkdir()
+    for name, texts in shards.items():
+        server.files[name] = write_shard(tmp_path / "served" / name, texts, pa, pq)
+    server.failures["shard_06542.parquet"] = 1  # the pinned shard arrives on the second attempt
+    cache = tmp_path / "cache"
+
+    data = prepare(ClimbMix(cache, base_url=server.url, num_train=2, backoff=0), TINY, cache, progress=lambda m: None)
+
+    assert set(server.requests) == set(shards), "the two training shards and the pinned one, nothing else"
+    assert sorted(p.name for p in (cache / "raw" / "climbmix").iterdir()) == sorted(shards)
+    assert data.source == "climbmix" and data.profile == TINY
+    tokenizer = data.tokenizer
+
+    def documents(split: str) -> list[str]:
+        tokens, offsets = data.tokens(split), data.offsets(split)
+        assert all(tokens[o] == tokenizer.get_bos_token_id() for o in offsets[:-1]), "each document opens with BOS"
+        return [tokenizer.decode(tokens[a + 1 : b].tolist()) for a, b in zip(offsets[:-1], offsets[1:])]
+
+    assert documents("val") == val, "validation is the pinned shard, every document whole and in order"
+    trained, heldout = documents("train"), documents("heldout")
+    assert heldout and not set(trained) & set(heldout)
+    assert sorted(trained + heldout) == sorted(train), "the training shards, all of them, split once"
+    pinned = validation_rows(data.tokens("val"), data.offsets("val"), TINY)
+    assert all((a == b).all() for a, b in zip(data.val_rows, pinned)), "the scored rows come from that shard"
+    assert data.val_rows[0].shape == (TINY.eval_tokens // TINY.max_seq_len, TINY.max_seq_len)
+
+    again = prepare(ClimbMix(cache, base_url=server.url, num_train=2, backoff=0), TINY, cache, progress=lambda m: None)
+    assert again.directory == data.directory and again.fingerprint == data.fingerprint
+    assert sum(server.requests.values()) == 4, "the cache answers the second time: no request"

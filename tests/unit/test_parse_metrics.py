@@ -1,4 +1,4 @@
-"""Every output format in use today is understood; progress lines with carriage returns too."""
+"""Every output format in use today is understood; progress lines with carriage returns too; NOTE: lines."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pytest_autoresearch.experiment import parse_metrics
+from pytest_autoresearch.experiment import MAX_NOTES, NOTE_CHARS, parse_metrics, parse_notes
 
 KARPATHY = """step 00953 (100.0%) | loss: 3.1 | dt: 300ms\r
 ---
@@ -48,3 +48,33 @@ def test_other_formats(text: str, expected: dict[str, float]) -> None:
 def test_nan_and_inf_are_values_not_crashes() -> None:
     metrics = parse_metrics("---\nval_bpb: nan\nloss: inf\n", "val_bpb")
     assert math.isnan(metrics["val_bpb"]) and math.isinf(metrics["loss"])
+
+
+def test_note_lines_anywhere_are_said_once_each() -> None:
+    text = ("step 1\nNOTE: data seen 3 times\nstep 2\rNOTE: data seen 3 times\n"
+            "NOTE:   spaced   out\t text  \n---\nval_bpb: 1.0\n")
+    assert parse_notes(text) == ["data seen 3 times", "spaced out text"]
+
+
+@pytest.mark.parametrize("line", [
+    "note: lower case is ordinary logging",
+    "  NOTE: indented: ordinary logging",
+    "NOTE:",
+    "NOTE:    ",
+    "A NOTE: mid-line",
+    "NOTES: not the keyword",
+])
+def test_only_lines_that_start_with_the_keyword_are_notes(line: str) -> None:
+    assert parse_notes(line + "\n") == []
+
+
+def test_notes_are_bounded_and_printable() -> None:
+    text = "".join(f"NOTE: {i} \x1b[31mred\x1b[0m {'x' * 1000}\n" for i in range(10))
+    notes = parse_notes(text)
+    assert len(notes) == MAX_NOTES
+    assert all(len(n) == NOTE_CHARS and "\x1b" not in n for n in notes)
+    assert notes[0].startswith("0 [31mred[0m x")
+
+
+def test_a_note_is_no_metric() -> None:
+    assert parse_metrics("NOTE: seen 3 times\n---\nscore: 2\n", "score") == {"score": 2.0}
