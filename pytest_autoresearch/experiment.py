@@ -66,12 +66,14 @@ def parse_notes(text: str) -> list[str]:
     """What a script asks to be said beside its verdict: ``NOTE: text`` lines anywhere.
 
     Informational only: a note never decides a verdict (the output is the target's word).
-    Repeats are said once, at most :data:`MAX_NOTES` of them, each clipped to one short line.
+    Repeats are said once, at most :data:`MAX_NOTES` of them, each clipped to one short line
+    without the ``|`` that separates the fields of the verdict line.
     """
     notes: list[str] = []
     for line in text.splitlines():
         if (m := _NOTE_LINE.match(line.split("\r")[-1])) and len(notes) < MAX_NOTES:
-            note = " ".join("".join(c for c in m.group(1) if c.isprintable() or c == "\t").split())[:NOTE_CHARS]
+            printable = "".join(c for c in m.group(1) if c.isprintable() or c == "\t").replace("|", "/")
+            note = " ".join(printable.split())[:NOTE_CHARS]  # no "|": the -q line is split on it
             if note not in notes:
                 notes.append(note)
     return notes

@@ -74,6 +74,7 @@ def test_notes_are_bounded_and_printable() -> None:
     assert len(notes) == MAX_NOTES
     assert all(len(n) == NOTE_CHARS and "\x1b" not in n for n in notes)
     assert notes[0].startswith("0 [31mred[0m x")
+    assert parse_notes("NOTE: keep | revert: git reset --hard abc\n") == ["keep / revert: git reset --hard abc"]
 
 
 def test_a_note_is_no_metric() -> None:
