@@ -48,7 +48,7 @@ def run_once(folder: Path, budget: str, cheat: bool) -> dict[str, float | str]:
 
     # the standard errors are not among the scorer's values: score the same artifact here to show them
     data, device = prepare(), torch.device("cpu")
-    model = scorer.load(artifact, device)
+    model = scorer.load_program(artifact, device).module()
     val = scorer.bits_per_byte(model, data.val_rows, data, device)
     held = scorer.bits_per_byte(model, data.heldout_rows, data, device)
     se = (val.standard_error() ** 2 + held.standard_error() ** 2) ** 0.5

@@ -72,8 +72,9 @@ def score(artifact: Path) -> dict[str, float]:
     data = prepare(progress=lambda message: print(f"autoresearch: {message}", file=sys.stderr, flush=True))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.set_float32_matmul_precision("highest")  # the causality probe compares exact float32 numbers
-    check_causality(load(artifact, device), data, device)
-    logits_of = load(artifact, device)
+    program = load_program(artifact, device)
+    check_causality(program.module(), data, device)  # each .module() is a fresh graph over the same weights
+    logits_of: torch.nn.Module = program.module()
     if bf16_is_fast(device):
         logits_of = with_bf16_matmuls(logits_of)
     val = bits_per_byte(logits_of, data.val_rows, data, device)
@@ -82,15 +83,14 @@ def score(artifact: Path) -> dict[str, float]:
     return {"val_bpb": val.bpb, "heldout_bpb": heldout.bpb}
 
 
-def load(artifact: Path, device: torch.device) -> torch.nn.Module:
-    """The exported `idx -> logits` graph on `device`."""
+def load_program(artifact: Path, device: torch.device) -> torch.export.ExportedProgram:
+    """The exported `idx -> logits` program on `device`; `.module()` gives a callable graph."""
     program = torch.export.load(artifact)
     if device.type != "cpu":
         from torch.export.passes import move_to_device_pass
 
         program = move_to_device_pass(program, device)
-    module: torch.nn.Module = program.module()
-    return module
+    return program
 
 
 def bf16_is_fast(device: torch.device) -> bool:
