@@ -10,7 +10,6 @@ a `NOTE:` line of its output (the plugin shows it beside the verdict).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pytest_autoresearch.lm.packing import Piece, pack_rows, pieces_of, split_rows
-from pytest_autoresearch.lm.sources import DEFAULT_SHARDS, SHARDS_ENV
+from pytest_autoresearch.lm.sources import SHARDS_ENV, train_shards
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +60,7 @@ def make_dataloader(
 def repeat_note(passes: int, seconds: float, tokens: int, source: str) -> str:
     """What a run that repeats its training data is told, and what to use instead."""
     if source == "climbmix":
-        advice = f"download more shards: {SHARDS_ENV}=N (now {os.environ.get(SHARDS_ENV, DEFAULT_SHARDS)})"
+        advice = f"download more shards: {SHARDS_ENV}=N (now {train_shards()})"
     else:
         advice = "use AUTORESEARCH_DATA=climbmix on a GPU"
     return (f"training data seen {passes} times in {seconds:.0f} s ({tokens:,} tokens of {source}): "

@@ -115,7 +115,7 @@ class ClimbMix:
     def __init__(self, cache: Path, base_url: str | None = None, num_train: int | None = None, backoff: float = 2.0) -> None:
         self.dir = cache / "raw" / self.name
         self.base_url = (base_url or os.environ.get(URL_ENV) or self.base_url).rstrip("/")
-        self.num_train = num_train if num_train is not None else int(os.environ.get(SHARDS_ENV, DEFAULT_SHARDS))
+        self.num_train = num_train if num_train is not None else train_shards()
         self.backoff = backoff
 
     def shard_names(self, split: str) -> list[str]:
@@ -137,6 +137,11 @@ class ClimbMix:
             table = pq.ParquetFile(self.dir / name)
             for group in range(table.num_row_groups):
                 yield from table.read_row_group(group, columns=["text"]).column("text").to_pylist()
+
+
+def train_shards() -> int:
+    """How many climbmix training shards to download: AUTORESEARCH_SHARDS, else DEFAULT_SHARDS."""
+    return int(os.environ.get(SHARDS_ENV, DEFAULT_SHARDS))
 
 
 def pystdlib() -> SourceFiles:
