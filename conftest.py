@@ -89,6 +89,16 @@ class Project:
         return [r.status for r in self.runs()]
 
 
+def two_kept_runs(project: Project) -> Path:
+    """A baseline and a gain, both kept (lines 2-3 and 4-5 of the ledger: running, then keep)."""
+    project.bench()
+    project.train(1.5, "baseline")
+    project.run().assert_outcomes(passed=1)
+    project.train(1.2, "halve lr")
+    project.run().assert_outcomes(passed=1)
+    return project.ledger.path
+
+
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Iterator[Project]:
     project = Project(pytester)

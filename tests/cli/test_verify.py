@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli
 
-from conftest import Project
+from conftest import Project, two_kept_runs
 
 HAND_MADE = "\t".join([
     "abc1234", "0.9", "", "keep", "a result nobody measured", "score", "test_bench.py::test_train",
@@ -16,18 +15,8 @@ HAND_MADE = "\t".join([
 ]) + "\n"
 
 
-def two_runs(project: Project) -> Path:
-    """Two judged runs (lines 2-3 and 4-5 of the ledger: running, then keep)."""
-    project.bench()
-    project.train(1.5, "baseline")
-    project.run().assert_outcomes(passed=1)
-    project.train(1.2, "halve lr")
-    project.run().assert_outcomes(passed=1)
-    return project.ledger.path
-
-
 def test_a_ledger_the_plugin_wrote_verifies(project: Project) -> None:
-    ledger = two_runs(project)
+    ledger = two_kept_runs(project)
     done = run_cli(project.path, "verify")
     assert (done.returncode, done.stdout, done.stderr) == (0, "autoresearch verify: 4 rows, chain intact since line 2\n", "")
     final = json.loads(ledger.read_text().splitlines()[-1].split("\t")[-1])
@@ -37,7 +26,7 @@ def test_a_ledger_the_plugin_wrote_verifies(project: Project) -> None:
 
 
 def test_a_row_written_by_hand_is_named_and_status_warns(project: Project) -> None:
-    ledger = two_runs(project)
+    ledger = two_kept_runs(project)
     lines = ledger.read_text().splitlines(keepends=True)
     ledger.write_text("".join(lines[:3] + [HAND_MADE] + lines[3:]))
     assert [r.value for r in project.runs()] == [1.5, 0.9, 1.2]  # every reader takes it for a run
@@ -65,7 +54,7 @@ def test_a_row_written_by_hand_is_named_and_status_warns(project: Project) -> No
 
 
 def test_an_edited_value_and_a_changed_log(project: Project) -> None:
-    ledger = two_runs(project)
+    ledger = two_kept_runs(project)
     lines = ledger.read_text().splitlines(keepends=True)
     run_id = lines[4].split("\t")[9]
     log = ledger.parent / "runs" / f"{run_id}.log"
