@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ torch = pytest.importorskip("torch")
 
 from pytest_autoresearch.lm.dataset import prepare  # noqa: E402
 from pytest_autoresearch.scoring import run_scorer  # noqa: E402
+from tests.lm.lm_fixtures import EXAMPLE  # noqa: E402
 
 SUMMARY_KEYS = ["training_seconds", "total_seconds", "peak_vram_mb", "mfu_percent",
                 "total_tokens_M", "num_steps", "num_params_M", "depth"]
@@ -61,3 +63,36 @@ def test_a_diverging_run_fails_fast(tiny_project: Path, edit_train: Callable[...
     run = subprocess.run([sys.executable, "train.py"], cwd=project, capture_output=True, text=True, timeout=240)
     assert run.returncode == 1
     assert "FAIL: loss" in run.stdout and "val_bpb" not in run.stdout
+
+
+def train_definitions(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """The example train.py's classes and functions, without its setup and training loop."""
+    source = (EXAMPLE / "train.py").read_text()
+    end = source.find("\nt_start = time.time()")
+    assert end > 0, "train.py's setup no longer starts at `t_start = time.time()`: update this helper"
+    module = types.ModuleType("train_definitions")
+    monkeypatch.setitem(sys.modules, module.__name__, module)  # dataclasses look their module up
+    monkeypatch.syspath_prepend(str(EXAMPLE))  # for `from prepare import ...`
+    exec(compile(source[:end], str(EXAMPLE / "train.py"), "exec"), module.__dict__)
+    return module
+
+
+def test_the_residual_stream_takes_autocasts_dtype_and_the_exported_model_stays_float32(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    train = train_definitions(monkeypatch)
+    config = train.GPTConfig(sequence_len=16, vocab_size=64, n_layer=2, n_head=2, n_kv_head=2, n_embd=32,
+                             window_pattern="L")
+    model = train.GPT(config)
+    model.init_weights()
+    seen: list[torch.dtype] = []
+    for block in model.blocks:
+        block.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+        if block.attn.ve_gate is not None:  # a layer with a value embedding: the attention's second input
+            block.attn.register_forward_hook(lambda module, args, out: seen.append(args[1].dtype))
+    idx = torch.randint(0, 64, (2, 16))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(idx)
+    assert seen == [torch.bfloat16] * 3, "under autocast the residual stream and value embeddings are bf16"
+    assert logits.dtype == torch.float32, "the loss and the soft-cap see float32 logits"
+    seen.clear()
+    assert model(idx).dtype == torch.float32 and seen == [torch.float32] * 3, "no autocast (export): float32 throughout"
