@@ -82,7 +82,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) ->
     """Causal attention over (B, T, H, D) tensors, each query seeing at most `window` keys."""
     T = q.size(1)
     if _fa3 is not None and q.is_cuda:
-        return _fa3(q, k, v, causal=True, window_size=(window if window < T else -1, 0))
+        # FA3's left window counts keys before the query's own: window - 1 sees the same keys as visible_keys
+        y = _fa3(q, k, v, causal=True, window_size=(window - 1 if window < T else -1, 0))
+        return y[0] if isinstance(y, tuple) else y  # older FA3 builds also return the log-sum-exp
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
     if q.device.type == "cpu" and torch.compiler.is_compiling():
         # Written out, compiled attention runs its matmuls in bf16 and fuses mask and softmax; SDPA's
