@@ -304,7 +304,7 @@ EMBEDDING_LR = 0.6  # AdamW, token and value embeddings
 UNEMBEDDING_LR = 0.004  # AdamW, lm_head
 MATRIX_LR = 0.04  # Muon, matrices inside blocks
 SCALAR_LR = 0.5  # AdamW, per-layer lambdas
-WEIGHT_DECAY = 0.2  # Muon's decoupled weight decay
+WEIGHT_DECAY = 0.2  # Muon's decoupled weight decay at the start, falling linearly to 0 at the end
 ADAM_BETAS = (0.8, 0.95)  # AdamW betas
 WARMUP_RATIO = 0.0  # share of the budget spent warming the learning rate up
 WARMDOWN_RATIO = 0.5  # share of the budget spent decaying it to FINAL_LR_FRAC
@@ -329,6 +329,10 @@ def lr_multiplier(progress: float) -> float:
 
 def muon_momentum(step: int) -> float:
     return 0.85 + 0.10 * min(step / 300, 1.0)
+
+
+def muon_weight_decay(progress: float) -> float:
+    return WEIGHT_DECAY * (1.0 - progress)
 
 
 # ---------------------------------------------------------------------------
@@ -437,6 +441,7 @@ while True:
             group["lr"] = group["initial_lr"] * lr_multiplier(progress)
     for group in optimizers[1].param_groups:
         group["momentum"] = muon_momentum(step)
+        group["weight_decay"] = muon_weight_decay(progress)
     for opt in optimizers:
         opt.step()
     model.zero_grad(set_to_none=True)
