@@ -53,7 +53,9 @@ def main() -> None:
         print(out.stdout[-2000:], out.stderr[-2000:])
         raise SystemExit(1)
     label = " ".join(args[1:]) or "defaults"
-    print(f"{train.name if train != EXAMPLE / 'train.py' else ''} {label}: val_bpb {summary['val_bpb']} after {tokens:,} tokens "
+    if train != EXAMPLE / "train.py":
+        label = f"{train.name} {label}"
+    print(f"{label}: val_bpb {summary['val_bpb']} after {tokens:,} tokens "
           f"({summary['num_steps']} steps, {summary['num_params_M']}M params)", flush=True)
 
 
