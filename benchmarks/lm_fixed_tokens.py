@@ -27,6 +27,9 @@ def variant(source: str, tokens: int, constants: dict[str, str]) -> str:
     replacements = {
         "progress = min(training_seconds / TIME_BUDGET, 1.0)": f"progress = min(step / {steps}, 1.0)",
         "if step > WARMUP_STEPS and training_seconds >= TIME_BUDGET:": f"if step >= {steps}:",
+        "\nstep = 0\n": f"\nassert {steps} > WARMUP_STEPS, f'{tokens:,} tokens are {{{steps}}} steps, "
+                        f"not more than the {{WARMUP_STEPS}} warm-up steps train.py leaves untimed: give more tokens'"
+                        "\nstep = 0\n",
     }
     for old, new in replacements.items():
         if old not in source:
