@@ -38,7 +38,8 @@ class GPTConfig:
     n_head: int
     n_kv_head: int
     n_embd: int
-    window_pattern: str  # per layer, cycled: L = full context, S = half context; last layer is always L
+    window_pattern: str  # per layer, cycled: L = full context, S = the short_window most recent keys; last layer is always L
+    short_window: int  # keys an S layer's query sees, its own included
 
 
 def norm(x: torch.Tensor) -> torch.Tensor:
@@ -78,6 +79,13 @@ def visible_keys(T: int, window: int, device: torch.device) -> torch.Tensor:
     return (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < window)
 
 
+def written_out_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:
+    """Causal attention over (B, H, T, D) tensors as two matmuls and a masked softmax, for the compiler."""
+    scores = (q @ k.mT) * q.size(-1) ** -0.5
+    scores = scores.float().masked_fill(~visible_keys(q.size(-2), window, q.device), float("-inf"))
+    return scores.softmax(-1).to(v.dtype) @ v
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:
     """Causal attention over (B, T, H, D) tensors, each query seeing at most `window` keys."""
     T = q.size(1)
@@ -91,10 +99,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) ->
         # math kernel would upcast them to fp32 (2.5x slower here) and its flash kernel is slower still.
         if k.size(1) != q.size(1):
             k, v = (t.repeat_interleave(q.size(1) // k.size(1), dim=1) for t in (k, v))
-        scores = (q @ k.mT) * q.size(-1) ** -0.5
-        scores = scores.float().masked_fill(~visible_keys(T, window, q.device), float("-inf"))
-        weights = scores.softmax(-1).to(v.dtype)
-        y = weights @ v
+        y = written_out_attention(q, k, v, window)
     elif window >= T:
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=q.size(1) != k.size(1))
     else:
@@ -165,7 +170,7 @@ class GPT(nn.Module):
         self.x0_lambdas = nn.Parameter(torch.zeros(config.n_layer))  # per-layer skip from the embedding
         long = config.sequence_len
         pattern = config.window_pattern.upper()
-        self.windows = [long if pattern[i % len(pattern)] == "L" else long // 2 for i in range(config.n_layer)]
+        self.windows = [long if pattern[i % len(pattern)] == "L" else config.short_window for i in range(config.n_layer)]
         self.windows[-1] = long
         head_dim = config.n_embd // config.n_head
         inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
@@ -191,12 +196,17 @@ class GPT(nn.Module):
         self.x0_lambdas.fill_(0.1)
 
     def estimate_flops(self) -> float:
-        """Training FLOPs per token: 6 per weight in a matmul plus causal attention's score and value products."""
+        """Training FLOPs per token: 6 per weight in a matmul plus 12·C per key attended (scores and values).
+
+        Query i of T attends min(i + 1, w) keys under a window of w: on average (w(w+1)/2 + (T-w)·w) / T,
+        about T/2 for a full window and w for a short one.
+        """
         embeddings = self.wte.weight.numel() + sum(ve.weight.numel() for ve in self.value_embeds.values())
         scalars = self.resid_lambdas.numel() + self.x0_lambdas.numel()
         matmul_params = sum(p.numel() for p in self.parameters()) - embeddings - scalars
-        attn = sum(6 * self.config.n_embd * min(w, self.config.sequence_len) for w in self.windows)  # 12·C·w/2 (causal)
-        return 6 * matmul_params + attn
+        T = self.config.sequence_len
+        keys = sum((w * (w + 1) / 2 + (T - w) * w) / T for w in (min(w, T) for w in self.windows))
+        return 6 * matmul_params + 12 * self.config.n_embd * keys
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
         """Logits (B, T, vocab) for token ids (B, T); with targets, the cross-entropy instead."""
@@ -295,7 +305,8 @@ BIG = PROFILE.name == "gpu"  # defaults for the profile in use: gpu (an H100) or
 DEPTH = 8 if BIG else 4  # number of transformer blocks
 ASPECT_RATIO = 64  # model width = DEPTH * ASPECT_RATIO, rounded up to a multiple of HEAD_DIM
 HEAD_DIM = 128  # channels per attention head
-WINDOW_PATTERN = "SSSL" if BIG else "L"  # attention windows per layer: L full, S half (on CUDA only with FA3)
+WINDOW_PATTERN = "SSSL"  # attention windows per layer: L full context, S short (on CUDA only with FA3)
+SHORT_WINDOW = MAX_SEQ_LEN // 2 if BIG else 32  # keys an S layer sees (on a CPU 32 of 256 learn faster per token)
 
 # Optimization
 TOTAL_BATCH_SIZE = 2**19 if BIG else 2**13  # tokens per optimizer step
@@ -391,15 +402,16 @@ use_bf16 = bf16_helps(device)
 autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
 peak_flops = GPU_PEAK_FLOPS if device.type == "cuda" else CPU_PEAK_FLOPS
 
-# Sliding windows pay off only through FA3: on CUDA without it a window takes SDPA off its flash kernel
-# (20% slower than full windows on an H100, and a compiled flex_attention mask triples the first step).
+# On CUDA a sliding window needs FA3: without it SDPA leaves its flash kernel for a masked one (20% slower
+# than full windows on an H100, and a compiled flex_attention mask triples the first step). A CPU masks for free.
 window_pattern = "L" if device.type == "cuda" and _fa3 is None else WINDOW_PATTERN
 
 tokenizer = prepare().tokenizer
 vocab_size = tokenizer.get_vocab_size()
 model_dim = -(-DEPTH * ASPECT_RATIO // HEAD_DIM) * HEAD_DIM
 config = GPTConfig(sequence_len=MAX_SEQ_LEN, vocab_size=vocab_size, n_layer=DEPTH, n_head=model_dim // HEAD_DIM,
-                   n_kv_head=model_dim // HEAD_DIM, n_embd=model_dim, window_pattern=window_pattern)
+                   n_kv_head=model_dim // HEAD_DIM, n_embd=model_dim, window_pattern=window_pattern,
+                   short_window=SHORT_WINDOW)
 model = GPT(config).to(device)
 model.init_weights()
 num_params = sum(p.numel() for p in model.parameters())
@@ -417,7 +429,8 @@ x, y, epoch = next(train_loader)
 print(f"device: {device} ({'bf16 autocast' if use_bf16 else 'fp32'}, {torch.get_num_threads()} threads, "
       f"{'compiled' if train_model is not model else 'eager'})")
 print(f"model: {num_params / 1e6:.2f}M parameters, depth {DEPTH}, width {model_dim}, vocab {vocab_size}, "
-      f"windows {window_pattern}{'' if window_pattern == WINDOW_PATTERN else f' (not {WINDOW_PATTERN}: no FA3)'}")
+      f"windows {window_pattern}{'' if window_pattern == WINDOW_PATTERN else f' (not {WINDOW_PATTERN}: no FA3)'}"
+      f"{f', S = {SHORT_WINDOW} keys' if 'S' in window_pattern.upper() else ''}")
 print(f"budget: {TIME_BUDGET:g}s, {TOTAL_BATCH_SIZE:,} tokens per step, {grad_accum_steps} micro-batch{'' if grad_accum_steps == 1 else 'es'} per step")
 print(f"setup: {time.time() - t_start:.1f}s", flush=True)
 

@@ -81,7 +81,7 @@ def test_the_residual_stream_takes_autocasts_dtype_and_the_exported_model_stays_
         monkeypatch: pytest.MonkeyPatch) -> None:
     train = train_definitions(monkeypatch)
     config = train.GPTConfig(sequence_len=16, vocab_size=64, n_layer=2, n_head=2, n_kv_head=2, n_embd=32,
-                             window_pattern="L")
+                             window_pattern="L", short_window=8)
     model = train.GPT(config)
     model.init_weights()
     seen: list[torch.dtype] = []
@@ -96,3 +96,13 @@ def test_the_residual_stream_takes_autocasts_dtype_and_the_exported_model_stays_
     assert logits.dtype == torch.float32, "the loss and the soft-cap see float32 logits"
     seen.clear()
     assert model(idx).dtype == torch.float32 and seen == [torch.float32] * 3, "no autocast (export): float32 throughout"
+
+
+@pytest.mark.parametrize("window", [4, 5, 16])
+def test_written_out_attention_sees_the_keys_sdpa_sees_under_the_window_mask(
+        monkeypatch: pytest.MonkeyPatch, window: int) -> None:
+    """The CPU's compiled training path against SDPA with the mask the exported, scored graph uses."""
+    train = train_definitions(monkeypatch)
+    q, k, v = (torch.randn(2, 3, 16, 8) for _ in range(3))
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=train.visible_keys(16, window, q.device))
+    torch.testing.assert_close(train.written_out_attention(q, k, v, window), expected, rtol=1e-5, atol=1e-5)
