@@ -24,9 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import git
 import torch
 from lm_matmul_peak import SHAPES, tflops
 
+from pytest_autoresearch import gitstate
 from pytest_autoresearch.ledger import Ledger
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example_project"
@@ -51,12 +53,13 @@ def run_pytest(env: dict[str, str], folder: Path) -> tuple[float, dict[str, floa
     subprocess.run([sys.executable, "-m", "pytest", "--autoresearch", "-q", "-p", "no:cacheprovider"],
                    cwd=folder, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    runs = folder / ".git" / "autoresearch"
-    run = Ledger(Ledger.default_path(runs)).runs()[-1]
+    run_folder = gitstate.run_folder(git.Repo(folder))
+    run = Ledger(Ledger.default_path(run_folder)).runs()[-1]
+    log = run_folder / "runs" / f"{run.run_id}.log"
     if run.value is None:
-        raise SystemExit(f"the run in {folder} was not scored ({run.status}): see {runs / 'runs' / run.run_id}.log")
+        raise SystemExit(f"the run in {folder} was not scored ({run.status}): see {log}")
     # under pytest train.py leaves val_bpb to the frozen scorer, whose value the ledger holds
-    return wall, {**summary((runs / "runs" / f"{run.run_id}.log").read_text()), "val_bpb": run.value}
+    return wall, {**summary(log.read_text()), "val_bpb": run.value}
 
 
 def reference_peak(train: Path, device: str) -> float:
