@@ -430,7 +430,7 @@ print(f"device: {device} ({'bf16 autocast' if use_bf16 else 'fp32'}, {torch.get_
       f"{'compiled' if train_model is not model else 'eager'})")
 print(f"model: {num_params / 1e6:.2f}M parameters, depth {DEPTH}, width {model_dim}, vocab {vocab_size}, "
       f"windows {window_pattern}{'' if window_pattern == WINDOW_PATTERN else f' (not {WINDOW_PATTERN}: no FA3)'}"
-      f"{f', S = {SHORT_WINDOW} keys' if 'S' in window_pattern.upper() else ''}")
+      f"{f', S = {config.short_window} keys' if min(model.windows) < MAX_SEQ_LEN else ''}")
 print(f"budget: {TIME_BUDGET:g}s, {TOTAL_BATCH_SIZE:,} tokens per step, {grad_accum_steps} micro-batch{'' if grad_accum_steps == 1 else 'es'} per step")
 print(f"setup: {time.time() - t_start:.1f}s", flush=True)
 
