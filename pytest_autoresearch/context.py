@@ -18,6 +18,7 @@ import git
 import pytest
 
 from . import gitstate
+from .correctness import Suite
 from .leases import Leases
 from .ledger import Entry, Ledger, LedgerWarning
 from .runner import Runner
@@ -44,6 +45,7 @@ class Context:
     mutable_files: tuple[Path, ...] = ()  # what a frozen scorer must never import
     leases: Leases | None = None  # this machine's devices, one per script run; None without any
     distrusted: frozenset[str] = frozenset()  # run ids of rows the hash chain says the plugin did not write
+    suite: Suite = field(default_factory=Suite)  # the session's other tests: what a keep needs, what failed
     _warned: set[str] = field(default_factory=set)
 
     @property

@@ -44,6 +44,8 @@ class Outcome:
     revert: str = ""  # the command that discards this commit (shown on red)
     hint: str = ""  # the next step worth taking, e.g. how to measure the noise
     self_report: float | None = None  # what the target printed, where it disagrees with the scored value
+    runs: tuple[str, ...] = ()  # the run ids of this benchmark's ledger rows
+    failed: tuple[str, ...] = ()  # the tests whose failure made this a discard (correct first)
 
     @property
     def green(self) -> bool:
@@ -56,7 +58,8 @@ class Outcome:
     def from_json(cls, text: str) -> Outcome:
         fields = {k: _from_jsonable(v) for k, v in json.loads(text).items()}
         fields["earlier"] = tuple(fields.get("earlier", ()))
-        fields["now"] = tuple(fields.get("now", ()))
+        for name in ("now", "runs", "failed"):
+            fields[name] = tuple(fields.get(name, ()))
         return cls(**fields)
 
 

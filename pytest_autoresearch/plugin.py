@@ -56,6 +56,11 @@ DEVICES_HELP = (
     "CUDA_VISIBLE_DEVICES); 'none' turns leasing off (default: CUDA_VISIBLE_DEVICES, else nvidia-smi -L, "
     "else none)"
 )
+REQUIRES_HELP = (
+    "Tests a keep needs to pass, as node ids or globs (e.g. tests/test_recipes.py::test_factor*); under "
+    "--autoresearch the other tests are deselected, since every test that runs must pass for a keep "
+    "(default: every selected test)"
+)
 REPEAT_HELP = (
     "Run each benchmark N times on this commit, record every run and judge their mean; "
     "measures the noise floor. 'auto' or 'auto:N' runs again only while the verdict is in "
@@ -102,6 +107,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_noise_k", NOISE_K_HELP, default=str(DEFAULT_NOISE_K))
     parser.addini("autoresearch_progress", PROGRESS_HELP, default="30")
     parser.addini("autoresearch_repeat", REPEAT_HELP, default="1")
+    parser.addini("autoresearch_requires", REQUIRES_HELP, type="linelist", default=[])
     parser.addini("autoresearch_devices", DEVICES_HELP)
     parser.addini("autoresearch_runner", RUNNER_HELP, default="local")
     parser.addini("autoresearch_ray_address", RAY_ADDRESS_HELP)
@@ -115,7 +121,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if config.getoption("autoresearch"):
         session = AutoresearchSession(config, settings.resolve(config))
-        reporter = VerdictReporter(config, session.ctx.settings, lambda: session.ctx.note)
+        reporter = VerdictReporter(config, session.ctx.settings, lambda: session.ctx.note,
+                                   lambda: session.outcomes, session.ctx.suite.failures)
         config.stash[session_key] = session
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(session, "autoresearch-session")

@@ -7,18 +7,22 @@ frozen-file reference are settled once after collection, outside every test's ti
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import time
+import uuid
 from collections.abc import Generator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from . import chain, gitstate, guard, history, identity
+from . import chain, correctness, gitstate, guard, history, identity
 from .context import Context
 from .leases import Leases, detect_devices
 from .ledger import Ledger
+from .outcome import PROPERTY, Outcome
 from .runner import Runner
 from .runner.local import LocalRunner
 from .settings import Settings, Spec
@@ -34,6 +38,9 @@ class AutoresearchSession:
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.ctx = Context(config, settings, _runner(settings), logs_dir=config.rootpath / ".autoresearch" / "runs")
+        self.outcomes: list[Outcome] = []  # every benchmark's, as its report brought it; settled at the end
+        self._unselected = 0  # tests -k, -m, --lf ... deselected: not checked
+        self._specs: dict[str, Spec] = {}  # this process's benchmarks, in the order they run
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -66,6 +73,83 @@ class AutoresearchSession:
             ctx.open_ledger(ledger_path)
         elif ctx.repo is None:
             ctx.note += "; nothing is recorded (set --autoresearch-ledger to keep a ledger)"
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self._unselected += len(items)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """After every other plugin's selection and order: tests outside ``requires`` deselected,
+        then the benchmarks last, so a wrong change fails before any expensive run."""
+        bench = [i for i in items if spec_key in i.stash]
+        if not bench:
+            return
+        patterns = [*self.ctx.settings.requires, *(p for i in bench for p in i.stash[spec_key].requires)]
+        needed, outside = correctness.required((i.nodeid for i in items if spec_key not in i.stash), patterns)
+        if outside:
+            drop = set(outside)
+            unselected = self._unselected
+            config.hook.pytest_deselected(items=[i for i in items if i.nodeid in drop])
+            self._unselected = unselected
+            items[:] = [i for i in items if i.nodeid not in drop]
+        items[:] = correctness.benchmarks_last(items, lambda i: spec_key in i.stash)
+        self._specs = {i.nodeid: i.stash[spec_key] for i in bench}
+        suite = self.ctx.suite
+        suite.benchmarks, suite.required, suite.deselected = frozenset(i.nodeid for i in bench), tuple(needed), len(outside)
+
+    def pytest_report_collectionfinish(self) -> list[str]:
+        header = self.ctx.suite.header(self._unselected)
+        return [header] if header else []
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.ctx.suite.record(report.nodeid or "(collection)", "collect", True)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Every test's result, for what a keep needs; every benchmark's outcome, for the reports."""
+        self.ctx.suite.record(report.nodeid, report.when, report.failed)
+        for name, value in report.user_properties:
+            if name == PROPERTY and report.when == "call":
+                self.outcomes.append(Outcome.from_json(str(value)))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """When every result is in (on the xdist controller too), before anything is reported:
+        a keep in a red session becomes a discard, in the ledger and in every report."""
+        if hasattr(session.config, "workerinput"):
+            return
+        red = session.testsfailed > 0 or exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+        if red:
+            self.outcomes = [self._demoted(o, int(exitstatus)) if o.green else o for o in self.outcomes]
+            judged = {o.test for o in self.outcomes}
+            if self.ctx.suite.failures():  # e.g. -x stopped the session before the benchmarks
+                self.outcomes += [self._not_reached(t, s) for t, s in self._specs.items()
+                                  if t not in judged and t not in self.ctx.suite.reported]
+
+    def _not_reached(self, test: str, spec: Spec) -> Outcome:
+        """A benchmark the session never ran because tests failed first: recorded as such."""
+        failed = self.ctx.suite.failures(besides=test)
+        reason = f"not run: {correctness.failed_text(failed)}"
+        entry = self.ctx.entry(test, spec, uuid.uuid4().hex[:12], "discard",
+                               extra={"reason": reason, "failed": failed[:correctness.KEPT]})
+        self.ctx.append(entry)
+        return Outcome(test=test, metric=spec.metric, goal=spec.goal, status="discard", value=None, reason=reason,
+                       commit=self.ctx.head.short if self.ctx.head else "", identity=self.ctx.identity,
+                       revert=self.ctx.revert or "", runs=(entry.run_id,), failed=tuple(failed))
+
+    def _demoted(self, outcome: Outcome, exitstatus: int) -> Outcome:
+        """A keep the rest of the session did not confirm: recorded again as a discard, with why."""
+        failed = self.ctx.suite.failures(besides=outcome.test)
+        reason = correctness.failed_text(failed) if failed else f"the session exited with code {exitstatus}"
+        if self.ctx.ledger is not None and outcome.runs:
+            ids = set(outcome.runs)
+            kept = [r for r in self.ctx.ledger.runs(("keep",), test=outcome.test) if r.run_id in ids]
+            self.ctx.append(*(r.finished(status="discard", extra={**r.extra, "reason": reason, "was": "keep",
+                                                                  "failed": failed[:correctness.KEPT]})
+                              for r in kept))
+        for run_id in outcome.runs:  # only kept artifacts are worth their disk space
+            shutil.rmtree(self.ctx.logs_dir / f"{run_id}.artifact", ignore_errors=True)
+        return dataclasses.replace(outcome, status="discard", reason=reason, failed=tuple(failed))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Once, outside every test timeout: the evaluation identity, the bar's lineage, the frozen files."""

@@ -85,6 +85,7 @@ class Settings:
     runner: str = "local"
     ray_address: str | None = None
     adaptive_repeat: bool = False  # stop repeating once the verdict is clear (adaptive.next_step)
+    requires: tuple[str, ...] = ()  # tests a keep needs (node ids or globs); empty: every selected test
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,15 @@ class Spec:
     scorer: str | None = None  # "module:function": frozen code that scores the artifact
     artifact: str | None = None  # the file name the target writes its artifact to
     max_seconds: float | None = None  # the target's wall time allowed, measured from outside
+    requires: tuple[str, ...] = ()  # tests this benchmark's keep needs, on top of autoresearch_requires
 
 
 MARKER_SIGNATURE = (
     'autoresearch(metric, goal="min", *, threshold=None, min_delta=None|"auto", script=None, '
-    'args=(), env=None, scorer=None, artifact=None, max_seconds=None)'
+    'args=(), env=None, scorer=None, artifact=None, max_seconds=None, requires=())'
 )
 ARGUMENTS = frozenset({"metric", "goal", "threshold", "min_delta", "script", "args", "env", "scorer",
-                       "artifact", "max_seconds"})
+                       "artifact", "max_seconds", "requires"})
 
 
 def _number(value: Any, name: str, where: str) -> float:
@@ -159,6 +161,10 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
                          'artifact= together, e.g. script="train.py", scorer="mymod:score", artifact="model.pt2"')
     if max_seconds is not None and (_number(max_seconds, "max_seconds", where) <= 0 or script is None):
         raise ValueError(f"{where}: max_seconds limits a script's wall time: a positive number with script=")
+    requires = given.get("requires", ())
+    if not isinstance(requires, (list, tuple)) or not all(isinstance(r, str) and r.strip() for r in requires):
+        raise ValueError(f'{where}: requires must be a list of test ids or globs, e.g. '
+                         f'requires=["tests/test_recipes.py::test_factor*"]')
     spec = Spec(
         metric=metric,
         goal=goal,
@@ -171,6 +177,7 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
         scorer=scorer,
         artifact=artifact,
         max_seconds=None if max_seconds is None else float(max_seconds),
+        requires=tuple(r.strip() for r in requires),
     )
     if isinstance(spec.min_delta, float) and spec.min_delta < 0:
         raise ValueError(f"{where}: min_delta must be >= 0, not {min_delta!r}")
@@ -210,6 +217,7 @@ def resolve(config: pytest.Config) -> Settings:
         adaptive_repeat=plan.adaptive,
         devices=str(config.getini("autoresearch_devices")).strip() or None,
         runner=_runner(config),
+        requires=tuple(p.strip() for p in config.getini("autoresearch_requires") if p.strip()),
         ray_address=config.getoption("autoresearch_ray_address") or str(config.getini("autoresearch_ray_address")).strip() or None,
     )
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from .ledger import clean_text
-from .outcome import PROPERTY, Outcome, delta_text, fmt, jsonable, notes_text, value_text, verdict_line
+from .outcome import Outcome, delta_text, fmt, jsonable, notes_text, value_text, verdict_line
 from .settings import Settings
 
 Ticker = Callable[[float, str], None]
@@ -25,34 +25,31 @@ Ticker = Callable[[float, str], None]
 class VerdictReporter:
     """Registered beside the session in ``--autoresearch`` mode."""
 
-    def __init__(self, config: pytest.Config, settings: Settings, note: Callable[[], str]) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, note: Callable[[], str],
+                 outcomes: Callable[[], list[Outcome]], failures: Callable[[], list[str]]) -> None:
         self.config = config
         self.settings = settings
         self.note = note
-        self.outcomes: list[Outcome] = []
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for name, value in report.user_properties:
-            if name == PROPERTY and report.when == "call":
-                self.outcomes.append(Outcome.from_json(str(value)))
+        self.outcomes = outcomes  # the session's, settled once every result is in
+        self.failures = failures  # the session's failed tests
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """At the end: one greppable line per benchmark with -q, else the table and the notes
         (the plugin's, then each target's ``NOTE:`` lines)."""
-        note = self.note()
-        if not self.outcomes and not note:
+        note, outcomes = self.note(), self.outcomes()
+        if not outcomes and not note:
             return
         if self.config.get_verbosity() < 0:
-            for outcome in self.outcomes:
+            for outcome in outcomes:
                 terminalreporter.write_line(verdict_line(outcome))
             return
         terminalreporter.write_sep("=", "autoresearch")
         if note:
             terminalreporter.write_line(f"autoresearch: {note}")
-        if self.outcomes:
-            for line in summary_table(self.outcomes):
+        if outcomes:
+            for line in summary_table(outcomes):
                 terminalreporter.write_line(line)
-            for outcome in self.outcomes:
+            for outcome in outcomes:
                 if outcome.note and outcome.note != note:
                     terminalreporter.write_line(f"{outcome.test}: {outcome.note}")
                 if outcome.target_note:
@@ -60,9 +57,9 @@ class VerdictReporter:
                 if outcome.hint:
                     terminalreporter.write_line(f"{outcome.test}: {outcome.hint}")
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.settings.json_path is not None and not hasattr(self.config, "workerinput"):
-            write_json(self.settings.json_path, self.outcomes)
+            write_json(self.settings.json_path, self.outcomes(), int(exitstatus), self.failures())
 
 
 def progress_line(
@@ -130,9 +127,10 @@ def summary_table(outcomes: list[Outcome]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
-def write_json(path: Path, outcomes: list[Outcome]) -> None:
-    """The session's verdicts for CI systems."""
+def write_json(path: Path, outcomes: list[Outcome], exitstatus: int, failed: list[str]) -> None:
+    """The session's verdicts for CI systems, and the session's outcome they agree with."""
     payload = {
+        "session": {"exitstatus": exitstatus, "failed": failed},
         "verdicts": [
             {
                 "test": o.test, "metric": o.metric, "goal": o.goal, "value": jsonable(o.value),
@@ -140,6 +138,7 @@ def write_json(path: Path, outcomes: list[Outcome]) -> None:
                 "threshold": o.threshold, "delta": o.delta, "status": o.status,
                 "commit": o.commit or None, "identity": o.identity or None,
                 "duration": o.duration, "reason": o.reason, "note": notes_text(o) or None,
+                "failed": list(o.failed), "revert": None if o.green else o.revert or None,
             }
             for o in outcomes
         ]

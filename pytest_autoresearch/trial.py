@@ -14,7 +14,7 @@ import shutil
 import statistics
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped]
 
-from . import archive, bar, guard, noise
+from . import archive, bar, correctness, guard, noise
 from .context import Context
 from .experiment import MAX_NOTES, Experiment
 from .leases import Lease
@@ -35,6 +35,7 @@ from .sources import FrozenScorer, Recorder, Refused, Source, disagrees, first_v
 from .terminal import progress_line
 
 started_key = pytest.StashKey[float]()
+MAX_MESSAGE = 2000  # characters of a failed assertion kept in the reason
 lease_key = pytest.StashKey[Lease]()
 
 
@@ -92,6 +93,7 @@ class Trial:
     def run(self) -> Generator[None, object, object]:
         """The body of ``pytest_pyfunc_call``: each draw, then the verdict; yields once for the test body."""
         guard.check_frozen(self.ctx, self.item.nodeid, self.spec)
+        self._check_correct_first()
         sources = sources_for(self.item, self.spec.metric, self.experiment, self.recorder, self.scorer)
         repeat = self.ctx.settings.repeat if (self.experiment or self.recorder) else 1
         adaptive = self.ctx.settings.adaptive_repeat and repeat > 1
@@ -121,13 +123,23 @@ class Trial:
         finally:
             watchdog.release()
 
-    def _start_draw(self, watchdog: Watchdog) -> Draw:
+    def _check_correct_first(self) -> None:
+        """A required test already failed: this commit cannot be kept, so its expensive run is not made."""
+        failed = [t for t in self.ctx.suite.failures() if t not in self.ctx.suite.benchmarks]
+        if failed:
+            self._start_draw(None)
+            self._fail("discard", f"not run: {correctness.failed_text(failed)}", failed=failed)
+
+    def _start_draw(self, watchdog: Watchdog | None) -> Draw:
         """Write the draw ahead as ``running`` and have the watchdog complete it if pytest dies."""
         run_id = self.run_id if not self.draws else uuid.uuid4().hex[:12]
-        entry = self.ctx.entry(self.item.nodeid, self.spec, run_id, "running", measurement=self.run_id,
-                               extra={"watchdog": watchdog.pid})
-        watchdog.track(format_line(entry))
-        self.ctx.append(entry)
+        if watchdog is None:  # nothing will run: the row is completed at once
+            entry = self.ctx.entry(self.item.nodeid, self.spec, run_id, "running", measurement=self.run_id)
+        else:
+            entry = self.ctx.entry(self.item.nodeid, self.spec, run_id, "running", measurement=self.run_id,
+                                   extra={"watchdog": watchdog.pid})
+            watchdog.track(format_line(entry))
+            self.ctx.append(entry)
         draw = Draw(entry)
         if self.experiment is not None:
             self.experiment.log_path = self.ctx.logs_dir / f"{run_id}.log"
@@ -167,9 +179,9 @@ class Trial:
             except ScoringError as exc:
                 self._fail("crash", str(exc), exc.log.strip())
 
-    def _fail(self, status: str, reason: str, tail: str = "") -> None:
+    def _fail(self, status: str, reason: str, tail: str = "", failed: Sequence[str] = ()) -> None:
         """End the trial red, in the call phase, with this status and reason."""
-        outcome = self._finish(status, reason)
+        outcome = self._finish(status, reason, failed=failed)
         pytest.fail(failure_message(outcome, tail), pytrace=False)
 
     def _ended_by(self, exc: BaseException, draw: Draw, sources: list[Source]) -> None:
@@ -177,9 +189,11 @@ class Trial:
         draw.value = first_value(sources)
         interrupted = isinstance(exc, KeyboardInterrupt)
         status = "timeout" if _is_timeout(exc) else "crash"
-        if status == "crash" and draw.value is not None and not interrupted:
-            status = "discard"  # measured, then the body's own asserts failed
-        self._finish(status, "interrupted" if interrupted else f"test failed: {_first_line(exc)}")
+        wrong = status == "crash" and draw.value is not None and not interrupted
+        if wrong:
+            status = "discard"  # measured, then the body's own asserts failed: a wrong answer, not a broken run
+        self._finish(status, "interrupted" if interrupted else f"test failed: {_message(exc)}",
+                     failed=[self.item.nodeid] if wrong else ())
 
     def _target_note(self) -> str:
         """What the target's draws asked to be said, each note once, named by the script: informational,
@@ -220,11 +234,14 @@ class Trial:
             judged = bar.judge(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None])
             return self._finish(judged.verdict.status, judged.verdict.reason, judged)
 
-    def _finish(self, status: str, reason: str, judged: bar.Judged | None = None) -> Outcome:
+    def _finish(self, status: str, reason: str, judged: bar.Judged | None = None,
+                failed: Sequence[str] = ()) -> Outcome:
         """Complete every draw's ledger row with one status and hand the outcome to the reports."""
         extra: dict[str, Any] = {k: v for k, v in (self.recorder.extra if self.recorder else {}).items()
                                  if isinstance(v, (str, int, float, bool))}
         extra["reason"] = reason
+        if failed:
+            extra["failed"] = list(failed[:correctness.KEPT])
         best = judged.verdict.best if judged else None
         if best is not None:
             extra.update(bar=best.value, bar_commit=best.commit, bar_n=best.n)
@@ -289,8 +306,9 @@ class Trial:
             memory_gb=max(memories) if memories else None,
             log=self.draws[-1].log if self.draws else "", note=judged.note if judged else self.ctx.note,
             target_note=target_note,
-            revert=(self.ctx.revert or "") if status != "keep" else "", hint=judged.hint if judged else "",
+            revert=self.ctx.revert or "", hint=judged.hint if judged else "",
             self_report=self_report if disagrees(self_report, statistics.fmean(values) if values else None) else None,
+            runs=tuple(d.entry.run_id for d in self.draws), failed=tuple(failed),
         )
         self.item.user_properties.append((PROPERTY, outcome.to_json()))
         self.item.user_properties.append((self.spec.metric, "" if outcome.value is None else outcome.value))
@@ -332,6 +350,9 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, pytest.fail.Exception) and text.startswith(before) and text.endswith(after)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+def _message(exc: BaseException) -> str:
+    """The exception's whole message (an assertion's explanation spans lines): what made the answer wrong."""
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + " ..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -32,7 +32,7 @@ def report(project: Project, *args: str) -> list[dict[str, Any]]:
     path = project.path / "out" / "verdicts.json"
     project.run("--autoresearch-json", "out/verdicts.json", *args)
     payload = strict(path)
-    assert set(payload) == {"verdicts"}
+    assert set(payload) == {"session", "verdicts"}
     for verdict in payload["verdicts"]:
         assert FIELDS <= set(verdict), FIELDS - set(verdict)
     verdicts: list[dict[str, Any]] = payload["verdicts"]
