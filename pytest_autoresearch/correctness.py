@@ -59,7 +59,7 @@ class Suite:
     required: tuple[str, ...] = ()
     deselected: int = 0  # outside ``requires``: not run, not needed
     failed: dict[str, str] = field(default_factory=dict)  # node id -> the phase that failed
-    reported: set[str] = field(default_factory=set)
+    reported: set[str] = field(default_factory=set)  # tests that ran to the end or failed on the way
 
     def record(self, nodeid: str, when: str, failed: bool) -> None:
         """One report: a failure in any phase (collection, setup, call, teardown) counts."""
@@ -71,10 +71,6 @@ class Suite:
     def failures(self, besides: str = "") -> list[str]:
         """The failed tests other than ``besides``, in the order they failed."""
         return [nodeid for nodeid in self.failed if nodeid != besides]
-
-    def pending(self) -> list[str]:
-        """Required tests with no report yet (e.g. still running on another xdist worker)."""
-        return [nodeid for nodeid in self.required if nodeid not in self.reported]
 
     def header(self, unselected: int = 0) -> str:
         """The collection line: the order the plugin chose, what a keep needs, and what it does not check
