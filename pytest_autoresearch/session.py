@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from . import chain, gitstate, guard, history, identity
+from . import chain, gitstate, guard, history, identity, trust
 from .context import Context
 from .leases import Leases, detect_devices
 from .ledger import Ledger
@@ -73,16 +73,14 @@ class AutoresearchSession:
         if not benchmarks:
             return
         ctx = self.ctx
-        parts = {"device": identity.device(), **_pytest_surface(ctx.config)}
+        parts = {"device": identity.device()}
         if ctx.repo is not None and ctx.head is not None:
-            blobs = gitstate.tracked_blobs(ctx.repo, ctx.head.sha, ctx.scope)
-            kept = set(gitstate.frozen([p for p, _ in blobs], ctx.settings.mutable, ctx.scope))
-            parts["frozen"] = identity.files_digest(b for b in blobs if b[0] in kept)
+            parts["frozen"] = _frozen_digest(ctx)
         for extra in ctx.config.hook.pytest_autoresearch_identity(config=ctx.config):
             if extra:
                 parts.update({str(k): str(v) for k, v in extra.items()})
-        ctx.identity_parts = parts
-        ctx.identity = identity.digest(parts)
+        ctx.identity_parts, ctx.surface = parts, _pytest_surface(ctx.config)
+        ctx.identity, ctx.surface_digest = identity.digest(parts), identity.digest(ctx.surface)
         ctx.mutable_files = _mutable_files(ctx)
         if ctx.ledger is not None and ctx.ledger.path.is_file():
             ctx.distrusted = _distrusted(ctx)
@@ -96,6 +94,7 @@ class AutoresearchSession:
         guard.require_same_surface(ctx, marked, benchmarks)
         if ctx.ledger is not None:
             ctx.ledger.register_identity(ctx.identity, parts)
+            ctx.ledger.register_identity(ctx.surface_digest, ctx.surface)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
@@ -134,8 +133,21 @@ def _pytest_surface(config: pytest.Config) -> dict[str, str]:
     conftests = [Path(p.__file__) for p in config.pluginmanager.get_plugins()
                  if isinstance(p, ModuleType) and p.__file__ and Path(p.__file__).name == "conftest.py"]
     plugins = [f"{dist.project_name}=={dist.version}" for _, dist in config.pluginmanager.list_plugin_distinfo()]
-    return identity.surface(config.rootpath, conftests, config.inipath, plugins,
-                            config.invocation_params.args, os.environ.get("PYTEST_ADDOPTS", ""))
+    return trust.surface(config.rootpath, conftests, config.inipath, plugins,
+                         config.invocation_params.args, os.environ.get("PYTEST_ADDOPTS", ""))
+
+
+def _frozen_digest(ctx: Context) -> str:
+    """The content of every frozen file at HEAD, the ini file's without its judging keys (they
+    decide how a value is judged, not what it is)."""
+    assert ctx.repo is not None and ctx.head is not None and ctx.repo.working_tree_dir
+    blobs = gitstate.tracked_blobs(ctx.repo, ctx.head.sha, ctx.scope)
+    frozen = set(gitstate.frozen([p for p, _ in blobs], ctx.settings.mutable, ctx.scope))
+    ini = ctx.config.inipath
+    top = Path(ctx.repo.working_tree_dir)
+    ini_path = ini.resolve().relative_to(top.resolve()).as_posix() if ini and ini.resolve().is_relative_to(top.resolve()) else None
+    return identity.files_digest((p, identity.measured_blob(b, ini.read_bytes()) if ini and p == ini_path else b)
+                                 for p, b in blobs if p in frozen)
 
 
 def _distrusted(ctx: Context) -> frozenset[str]:
