@@ -9,13 +9,14 @@ timeouts) and which pytest plugins are loaded are not part of it: see :mod:`.tru
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import platform
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -89,7 +90,45 @@ def measured(parts: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in parts.items() if k not in SURFACE}
 
 
-def measured_blob(blob: str, content: bytes) -> str:
-    """The content id of an ini file as it counts for measurement: its blob id without the judging keys."""
-    stripped = without_judging_keys(content)
+# Marker arguments that decide how a value is judged, never what it is.
+JUDGING_ARGUMENTS = ("threshold", "min_delta", "max_seconds")
+
+
+def without_judging_arguments(source: bytes) -> bytes:
+    """A test file without the judging arguments of its ``autoresearch`` markers, each cut with the
+    comma before it (or after it, when it comes first), so adding one leaves the rest as it was."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return source
+    starts = [0]
+    for line in source.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+
+    def at(line: int, col: int) -> int:  # ast columns count UTF-8 bytes, as these offsets do
+        return starts[line - 1] + col
+
+    cuts = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "autoresearch"):
+            continue
+        items: list[ast.expr | ast.keyword] = sorted([*node.args, *node.keywords], key=lambda n: (n.lineno, n.col_offset))
+        spans = [(at(n.lineno, n.col_offset), at(n.end_lineno or n.lineno, n.end_col_offset or 0)) for n in items]
+        for i, item in enumerate(items):
+            if isinstance(item, ast.keyword) and item.arg in JUDGING_ARGUMENTS:
+                if i > 0:
+                    cuts.append((spans[i - 1][1], spans[i][1]))
+                else:
+                    cuts.append((spans[i][0], spans[i + 1][0] if len(items) > 1 else spans[i][1]))
+    kept, last = [], 0
+    for start, end in sorted(cuts):
+        kept.append(source[last:max(start, last)])
+        last = max(last, end)
+    return b"".join(kept) + source[last:]
+
+
+def measured_blob(blob: str, content: bytes, cut: Callable[[bytes], bytes]) -> str:
+    """The content id of a frozen file as it counts for measurement: its blob id without what
+    ``cut`` leaves out (the ini file's judging keys, a test file's judging arguments)."""
+    stripped = cut(content)
     return blob if stripped == content else blob_id(stripped)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from types import ModuleType
 
@@ -75,7 +75,7 @@ class AutoresearchSession:
         ctx = self.ctx
         parts = {"device": identity.device()}
         if ctx.repo is not None and ctx.head is not None:
-            parts["frozen"] = _frozen_digest(ctx)
+            parts["frozen"] = _frozen_digest(ctx, {i.path for i in session.items if spec_key in i.stash})
         for extra in ctx.config.hook.pytest_autoresearch_identity(config=ctx.config):
             if extra:
                 parts.update({str(k): str(v) for k, v in extra.items()})
@@ -137,16 +137,17 @@ def _pytest_surface(config: pytest.Config) -> dict[str, str]:
                          config.invocation_params.args, os.environ.get("PYTEST_ADDOPTS", ""))
 
 
-def _frozen_digest(ctx: Context) -> str:
-    """The content of every frozen file at HEAD, the ini file's without its judging keys (they
-    decide how a value is judged, not what it is)."""
+def _frozen_digest(ctx: Context, test_files: set[Path]) -> str:
+    """The content of every frozen file at HEAD, less the settings that decide how a value is
+    judged, never what it is: the ini file's judging keys, the benchmarks' judging marker arguments."""
     assert ctx.repo is not None and ctx.head is not None and ctx.repo.working_tree_dir
+    top = Path(ctx.repo.working_tree_dir).resolve()
+    cuts: dict[Path, Callable[[bytes], bytes]] = {path.resolve(): identity.without_judging_arguments for path in test_files}
+    if ctx.config.inipath is not None:
+        cuts[ctx.config.inipath.resolve()] = identity.without_judging_keys
     blobs = gitstate.tracked_blobs(ctx.repo, ctx.head.sha, ctx.scope)
     frozen = set(gitstate.frozen([p for p, _ in blobs], ctx.settings.mutable, ctx.scope))
-    ini = ctx.config.inipath
-    top = Path(ctx.repo.working_tree_dir)
-    ini_path = ini.resolve().relative_to(top.resolve()).as_posix() if ini and ini.resolve().is_relative_to(top.resolve()) else None
-    return identity.files_digest((p, identity.measured_blob(b, ini.read_bytes()) if ini and p == ini_path else b)
+    return identity.files_digest((p, identity.measured_blob(b, (top / p).read_bytes(), cuts[top / p]) if top / p in cuts else b)
                                  for p, b in blobs if p in frozen)
 
 

@@ -135,3 +135,23 @@ def test_a_ledger_written_before_the_split_keeps_its_leaderboard(project: Projec
     result = project.run(f"--autoresearch-ledger={old.path}", "-q")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"autoresearch: keep test_bench.py::test_train score=0.9 best=1@{base[:7]} *"])
+
+
+def test_a_threshold_tightened_in_the_marker_is_accepted_and_the_bar_stays(project: Project) -> None:
+    project.bench(threshold=2.0)
+    base = project.train(1.0, "baseline")
+    project.run().assert_outcomes(passed=1)
+    project.bench(threshold=0.95)
+    project.train(0.97, "better than the best, not within the new threshold")
+
+    refused = project.run()
+    refused.assert_outcomes(failed=1)
+    refused.stdout.fnmatch_lines([f"autoresearch: FROZEN files changed since {base[:7]} *: test_bench.py*"])
+
+    accepted = project.run("--autoresearch-accept-frozen", "-q")
+    accepted.assert_outcomes(failed=1)
+    accepted.stdout.fnmatch_lines([f"autoresearch: discard *score=0.97 best=1@{base[:7]} *threshold*"])
+    assert "new leaderboard" not in accepted.stdout.str()
+    runs = project.runs()
+    assert [r.status for r in runs] == ["keep", "accepted", "discard"]
+    assert runs[2].identity == runs[0].identity, "a threshold judges the value; it does not measure it"

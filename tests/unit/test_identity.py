@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from pytest_autoresearch import identity
 
 
@@ -44,8 +46,38 @@ def test_an_ini_file_without_judging_keys_keeps_its_git_blob_id(tmp_path: Path) 
     git_id = subprocess.run(["git", "hash-object", "pytest.ini"], cwd=tmp_path, capture_output=True,
                             text=True, check=True).stdout.strip()
     assert identity.blob_id(content) == git_id
-    assert identity.measured_blob(git_id, content) == git_id
-    assert identity.measured_blob("unused", content + b"autoresearch_min_delta = auto\n") == git_id
+    assert identity.measured_blob(git_id, content, identity.without_judging_keys) == git_id
+    judged = content + b"autoresearch_min_delta = auto\n"
+    assert identity.measured_blob("unused", judged, identity.without_judging_keys) == git_id
+
+
+MARKED = b"""import pytest
+
+@pytest.mark.autoresearch(metric="score", goal="min", script="train.py"{extra})
+def test_train(experiment):
+    assert experiment.returncode == 0
+"""
+
+
+@pytest.mark.parametrize("extra", [
+    b", threshold=1.25",
+    b", min_delta='auto', threshold=2",
+    b",\n                          max_seconds=time_budget() + 180",
+    b", threshold=1.0, max_seconds=60, min_delta=0.01",
+])
+def test_a_test_file_counts_without_its_judging_marker_arguments(extra: bytes) -> None:
+    plain = MARKED.replace(b"{extra}", b"")
+    assert identity.without_judging_arguments(MARKED.replace(b"{extra}", extra)) == plain
+
+
+def test_judging_arguments_first_or_among_measured_ones_are_cut_cleanly() -> None:
+    first = b'@pytest.mark.autoresearch(threshold=3, metric="m")\ndef test(): ...\n'
+    assert identity.without_judging_arguments(first) == b'@pytest.mark.autoresearch(metric="m")\ndef test(): ...\n'
+    between = b'mark.autoresearch("m", threshold=3, script="t.py")\n'
+    assert identity.without_judging_arguments(between) == b'mark.autoresearch("m", script="t.py")\n'
+    measured = b'mark.autoresearch("m", script="t.py", scorer="s:f", artifact="a")\n'
+    assert identity.without_judging_arguments(measured) == measured, "what runs and what scores it are measurement"
+    assert identity.without_judging_arguments(b"def broken(:\n") == b"def broken(:\n"
 
 
 def test_parts_recorded_before_the_split_are_measured_without_the_surface() -> None:
