@@ -356,9 +356,13 @@ class Ledger:
             return {}, {}
         table: dict[str, dict[str, str]] = {}
         legacy: dict[str, tuple[str, str]] = {}
+        same: dict[str, str] = {}
         for number, line in enumerate(text.splitlines(), start=1):
             try:
                 record = json.loads(line)
+                if "same_as" in record:
+                    same[str(record["identity"])] = str(record["same_as"])
+                    continue
                 digest, parts = str(record["identity"]), {str(k): str(v) for k, v in record["parts"].items()}
             except (ValueError, KeyError, TypeError, AttributeError):
                 self._warn(f"{self.identities_path}:{number}: corrupt line skipped")
@@ -370,7 +374,18 @@ class Ledger:
                 legacy[digest] = (identity.digest(measured), identity.digest(surface))
                 table.setdefault(legacy[digest][0], measured)
                 table.setdefault(legacy[digest][1], surface)
-        return table, legacy
+        return table, {old: (same.get(measured, measured), surface) for old, (measured, surface) in legacy.items()}
+
+    def register_same(self, before: str, now: str) -> None:
+        """Record that the measurement ``before``, as an identity recorded before 0.3 stands for it
+        (its frozen files hashed with their judging settings), is the measurement ``now``; only
+        when such an identity exists."""
+        with self.locked():
+            _, legacy = self._digests()
+            if before == now or not any(measured == before for measured, _ in legacy.values()):
+                return
+            with open(self.identities_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"identity": before, "same_as": now}, sort_keys=True) + "\n")
 
     def register_identity(self, digest: str, parts: Mapping[str, str]) -> None:
         """Record what ``digest`` is made of, once, so a later session can say what changed."""

@@ -74,13 +74,16 @@ class AutoresearchSession:
             return
         ctx = self.ctx
         parts = {"device": identity.device()}
+        whole = ""  # the frozen files hashed with their judging settings, as identities before 0.3 did
         if ctx.repo is not None and ctx.head is not None:
-            parts["frozen"] = _frozen_digest(ctx, {i.path for i in session.items if spec_key in i.stash})
+            parts["frozen"], whole = _frozen_digest(ctx, {i.path for i in session.items if spec_key in i.stash})
         for extra in ctx.config.hook.pytest_autoresearch_identity(config=ctx.config):
             if extra:
                 parts.update({str(k): str(v) for k, v in extra.items()})
         ctx.identity_parts, ctx.surface = parts, _pytest_surface(ctx.config)
         ctx.identity, ctx.surface_digest = identity.digest(parts), identity.digest(ctx.surface)
+        if ctx.ledger is not None and whole:  # an upgraded ledger goes on with the same leaderboard
+            ctx.ledger.register_same(identity.digest({**parts, "frozen": whole}), ctx.identity)
         ctx.mutable_files = _mutable_files(ctx)
         if ctx.ledger is not None and ctx.ledger.path.is_file():
             ctx.distrusted = _distrusted(ctx)
@@ -137,9 +140,10 @@ def _pytest_surface(config: pytest.Config) -> dict[str, str]:
                          config.invocation_params.args, os.environ.get("PYTEST_ADDOPTS", ""))
 
 
-def _frozen_digest(ctx: Context, test_files: set[Path]) -> str:
+def _frozen_digest(ctx: Context, test_files: set[Path]) -> tuple[str, str]:
     """The content of every frozen file at HEAD, less the settings that decide how a value is
-    judged, never what it is: the ini file's judging keys, the benchmarks' judging marker arguments."""
+    judged, never what it is (the ini file's judging keys, the benchmarks' judging marker
+    arguments); and the same with them, as identities recorded before 0.3 hashed it."""
     assert ctx.repo is not None and ctx.head is not None and ctx.repo.working_tree_dir
     top = Path(ctx.repo.working_tree_dir).resolve()
     cuts: dict[Path, Callable[[bytes], bytes]] = {path.resolve(): identity.without_judging_arguments for path in test_files}
@@ -147,8 +151,9 @@ def _frozen_digest(ctx: Context, test_files: set[Path]) -> str:
         cuts[ctx.config.inipath.resolve()] = identity.without_judging_keys
     blobs = gitstate.tracked_blobs(ctx.repo, ctx.head.sha, ctx.scope)
     frozen = set(gitstate.frozen([p for p, _ in blobs], ctx.settings.mutable, ctx.scope))
-    return identity.files_digest((p, identity.measured_blob(b, (top / p).read_bytes(), cuts[top / p]) if top / p in cuts else b)
-                                 for p, b in blobs if p in frozen)
+    whole = [(p, b) for p, b in blobs if p in frozen]
+    measured = [(p, identity.measured_blob(b, (top / p).read_bytes(), cuts[top / p]) if top / p in cuts else b) for p, b in whole]
+    return identity.files_digest(measured), identity.files_digest(whole)
 
 
 def _distrusted(ctx: Context) -> frozenset[str]:

@@ -114,17 +114,21 @@ def test_a_measurement_setting_in_the_ini_starts_a_new_leaderboard_said_plainly(
     assert runs[2].identity != runs[0].identity, "not compared with the result under the old budget"
 
 
-def test_a_ledger_written_before_the_split_keeps_its_leaderboard(project: Project,
+@pytest.mark.parametrize("marker", [{}, {"max_seconds": 60}], ids=["plain", "judging-argument"])
+def test_a_ledger_written_before_the_split_keeps_its_leaderboard(project: Project, marker: dict[str, object],
                                                                  tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Rows whose identity held the pytest surface (before 0.3) are compared with new ones when
-    they were measured the same way, and their surface is trusted as it was."""
-    project.bench()
+    """Rows whose identity held the pytest surface, and frozen files hashed with their judging
+    settings (before 0.3), are compared with new ones when they were measured the same way, and
+    their surface is trusted as it was."""
+    project.bench(**marker)
     base = project.train(1.0, "baseline")
     probe = tmp_path_factory.mktemp("probe") / "ledger.tsv"
     project.run(f"--autoresearch-ledger={probe}").assert_outcomes(passed=1)
     probed = Ledger(probe)
     row = probed.runs()[-1]
-    parts = {**probed.identity_parts(row.identity), **probed.identity_parts(row.extra["surface"])}
+    tree = [line.split("\t") for line in project.repo.git.ls_tree("-r", "--full-tree", base).splitlines()]
+    whole = identity.files_digest(sorted((path, meta.split()[2]) for meta, path in tree if path != "train.py"))
+    parts = {**probed.identity_parts(row.identity), "frozen": whole, **probed.identity_parts(row.extra["surface"])}
     assert set(identity.SURFACE) <= parts.keys() and {"device", "frozen"} <= parts.keys()
     old = Ledger(tmp_path_factory.mktemp("old") / "ledger.tsv")
     old.register_identity(identity.digest(parts), parts)  # the identity as 0.2 recorded it
