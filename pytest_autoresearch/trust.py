@@ -77,12 +77,13 @@ def acceptance(what: Sequence[str]) -> dict[str, Any]:
 
 def acceptances(runs: Iterable[Entry]) -> list[str]:
     """One line per recorded acceptance, oldest first: when, who and where, the commit, what."""
-    lines, seen = [], set()
+    lines: list[str] = []
+    seen: set[tuple[str, str]] = set()
     for run in runs:
-        if run.status != "accepted" or (run.sha, run.timestamp) in seen:
-            continue
-        seen.add((run.sha, run.timestamp))  # one line per acceptance, not per benchmark it covered
-        what = run.extra.get("accepted") or [run.description]
+        what = "; ".join(str(w) for w in run.extra.get("accepted") or [run.description])
         who = f"{run.extra.get('user', 'unknown')}@{run.host}"
-        lines.append(f"{run.timestamp} {who} at {run.commit}: {'; '.join(str(w) for w in what)}")
+        if run.status != "accepted" or (run.sha, who + what) in seen:
+            continue
+        seen.add((run.sha, who + what))  # one line per acceptance, not per benchmark it covered
+        lines.append(f"{run.timestamp} {who} at {run.commit}: {what}")
     return lines
