@@ -71,23 +71,10 @@ JUDGING_KEYS = ("autoresearch_min_delta", "autoresearch_noise_k", "autoresearch_
 _JUDGING_LINE = re.compile(rb"^[ \t]*(?:" + b"|".join(k.encode() for k in JUDGING_KEYS) + rb")[ \t]*[=:].*(?:\r?\n|$)",
                            re.MULTILINE)
 
-# The pytest surface, as identities recorded before 0.3 held it: now a matter of trust only (.trust).
-SURFACE = ("pytest conftests", "pytest ini", "pytest plugins", "pytest options")
-
 
 def without_judging_keys(content: bytes) -> bytes:
     """An ini file (pytest.ini, tox.ini, setup.cfg, pyproject.toml) without its judging-key lines."""
     return _JUDGING_LINE.sub(b"", content)
-
-
-def blob_id(content: bytes) -> str:
-    """Git's blob id of ``content``: equal to the committed file's id when nothing was left out."""
-    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
-
-
-def measured(parts: Mapping[str, str]) -> dict[str, str]:
-    """The parts of a recorded identity that change a measured value (older ones held the surface too)."""
-    return {k: v for k, v in parts.items() if k not in SURFACE}
 
 
 # Marker arguments that decide how a value is judged, never what it is.
@@ -132,3 +119,17 @@ def measured_blob(blob: str, content: bytes, cut: Callable[[bytes], bytes]) -> s
     ``cut`` leaves out (the ini file's judging keys, a test file's judging arguments)."""
     stripped = cut(content)
     return blob if stripped == content else blob_id(stripped)
+
+
+def blob_id(content: bytes) -> str:
+    """Git's blob id of ``content``: equal to the committed file's id when nothing was left out."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+# The pytest surface, as identities recorded before 0.3 held it: now a matter of trust only (.trust).
+SURFACE = ("pytest conftests", "pytest ini", "pytest plugins", "pytest options")
+
+
+def measured(parts: Mapping[str, str]) -> dict[str, str]:
+    """The parts of a recorded identity that change a measured value (older ones held the surface too)."""
+    return {k: v for k, v in parts.items() if k not in SURFACE}
