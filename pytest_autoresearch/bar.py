@@ -2,8 +2,8 @@
 
 The bar is the best kept commit HEAD builds on; HEAD's value is the mean of every draw of it
 under this identity (earlier re-runs included), so a re-run is another measurement, never a
-second lottery ticket. With ``min_delta = auto`` the improvement must exceed k standard errors
-of the noise floor.
+second lottery ticket. With ``min_delta = auto`` (the default) the improvement must exceed k
+standard errors of the noise floor once one is known; until then the verdict is strict.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def judge(ctx: Context, test: str, spec: Spec, current: Sequence[float]) -> Judg
     n = len(earlier) + len(current)
     sigma = floor.of_difference(n, best.n) if floor and best else None
     if min_delta == AUTO:
-        if floor is None:
+        if floor is None and spec.min_delta == AUTO:  # the test asked for it: say why it cannot be had yet
             notes.append(AUTO_UNKNOWN)
         min_delta = noise.required_delta(floor, n, best.n, ctx.settings.noise_k) if floor and best else 0.0
     assert isinstance(min_delta, float)

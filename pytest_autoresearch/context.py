@@ -38,6 +38,8 @@ class Context:
     note: str = ""  # said once for the whole session (no repository, detached HEAD)
     identity: str = ""
     identity_parts: dict[str, str] = field(default_factory=dict)
+    surface: dict[str, str] = field(default_factory=dict)  # the pytest surface that judges this session (.trust)
+    surface_digest: str = ""
     lineage: tuple[str, ...] = ()  # HEAD, then every commit it builds on
     reference: str | None = None  # the last kept commit, HEAD included: frozen files are compared with it
     frozen_changes: tuple[str, ...] = ()  # frozen files changed since the reference
@@ -101,5 +103,5 @@ class Context:
             description=description if description is not None else head.subject if head else "",
             metric=spec.metric, test=test, branch=(head.branch or "(detached)") if head else "",
             identity=self.identity, measurement=measurement or run_id,
-            extra={"goal": spec.goal, **(extra or {})},
+            extra={"goal": spec.goal, **({"surface": self.surface_digest} if self.surface_digest else {}), **(extra or {})},
         )

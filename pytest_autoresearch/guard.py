@@ -2,8 +2,9 @@
 
 A result is tied to a commit, so the tree must be committed; and only the declared mutable files
 may differ from the last kept commit, because everything else defines the evaluation. A dirty
-tree stops the whole session (a usage error); a frozen change fails each benchmark, unless a
-person accepts it, which starts a fresh leaderboard.
+tree stops the whole session (a usage error); a frozen change fails each benchmark, and a changed
+pytest surface stops the session, unless a person accepts it (recorded in the ledger). A fresh
+leaderboard follows only when the evaluation identity changed too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import uuid
 import git
 import pytest
 
-from . import gitstate, identity
+from . import gitstate, trust
 from .context import Context
 from .ledger import Entry
 from .settings import Spec
@@ -50,37 +51,40 @@ def require_same_surface(ctx: Context, marked: list[Entry], tests: list[str]) ->
     (``marked``: the lineage's kept and accepted runs, as the session read them).
 
     A usage error rather than a failed test: code loaded into pytest could rewrite a test's
-    report, but not an error raised before the first test; accepted like a frozen change.
+    report, but not an error raised before the first test. A person accepts it like a frozen
+    change; whether the leaderboard goes on after that is the evaluation identity's question.
     """
     if ctx.ledger is None or ctx.reference is None:
         return
     kept = [r for r in marked if r.sha == ctx.reference and r.test in tests]
     if not kept:
         return
-    before = ctx.ledger.identity_parts(kept[-1].identity)
-    changed = tuple(f"{part} ({before[part]} -> {ctx.identity_parts.get(part)})" for part in identity.SURFACE
-                    if part in before and before[part] != ctx.identity_parts.get(part))
+    changed = trust.changes(ctx.ledger.identity_parts(str(kept[-1].extra.get("surface", ""))), ctx.surface)
     if not changed:
         return
     if ctx.settings.accept_frozen:
         ctx.frozen_changes += changed
         return
+    after = ("how values are measured did not change, so the results stay comparable"
+             if kept[-1].identity == ctx.identity else "how values are measured changed too: a new leaderboard")
     raise pytest.UsageError(
         f"autoresearch: the pytest surface changed since {ctx.reference[:7]} (the last kept result on this "
         f"branch): {'; '.join(changed)}; code loaded into pytest judges the run, so it is as frozen as "
         "prepare.py: undo the change, or a person who meant it accepts it with "
-        "pytest --autoresearch --autoresearch-accept-frozen"
+        f"pytest --autoresearch --autoresearch-accept-frozen ({after})"
     )
 
 
 def check_frozen(ctx: Context, test: str, spec: Spec) -> None:
-    """In the call phase: fail on a frozen change, or record that a person accepted it."""
+    """In the call phase: fail on a frozen change, or record that a person accepted it (what, and
+    who; the row itself says when and on which host)."""
     if not ctx.frozen_changes:
         return
     if not ctx.settings.accept_frozen:
         pytest.fail(frozen_message(ctx), pytrace=False)
     ctx.append(ctx.entry(test, spec, uuid.uuid4().hex[:12], "accepted",
-                         description="accepted change to frozen files: " + ", ".join(ctx.frozen_changes)))
+                         description="accepted change to frozen files: " + ", ".join(ctx.frozen_changes),
+                         extra=trust.acceptance(ctx.frozen_changes)))
 
 
 def frozen_message(ctx: Context) -> str:

@@ -1,20 +1,22 @@
 """The evaluation identity: what must be equal for two results to be comparable.
 
-It is computed here, never reported by the target: the content of the frozen files, the
-device the run measures on, the pytest surface that judges the run (conftests, ini file,
-plugins and their versions, ``-p`` and ``-o`` options), and whatever a project's
-``pytest_autoresearch_identity`` hook adds (e.g. a dataset fingerprint).
+It holds only what changes a measured value, computed here, never reported by the target: the
+content of the frozen files (the ini file without its judging keys), the device the run
+measures on, and whatever a project's ``pytest_autoresearch_identity`` hook adds (e.g. a
+dataset fingerprint, profile, budget). How a value is judged (min_delta, repeats, noise,
+timeouts) and which pytest plugins are loaded are not part of it: see :mod:`.trust`.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import platform
-import shlex
+import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,40 +64,72 @@ def device() -> str:
     return f"gpu: {gpus}; cpu: {_cpu_model()}" if gpus else f"cpu: {_cpu_model()}"
 
 
+# Ini keys that decide how a value is judged, never what it is: an ini file that differs only in
+# them measures the same way. Every other line of the ini file counts, like any frozen file.
+JUDGING_KEYS = ("autoresearch_min_delta", "autoresearch_noise_k", "autoresearch_repeat",
+                "autoresearch_timeout", "autoresearch_progress", "autoresearch_ledger")
+_JUDGING_LINE = re.compile(rb"^[ \t]*(?:" + b"|".join(k.encode() for k in JUDGING_KEYS) + rb")[ \t]*[=:].*(?:\r?\n|$)",
+                           re.MULTILINE)
+
+
+def without_judging_keys(content: bytes) -> bytes:
+    """An ini file (pytest.ini, tox.ini, setup.cfg, pyproject.toml) without its judging-key lines."""
+    return _JUDGING_LINE.sub(b"", content)
+
+
+# Marker arguments that decide how a value is judged, never what it is.
+JUDGING_ARGUMENTS = ("threshold", "min_delta", "max_seconds", "requires")
+
+
+def without_judging_arguments(source: bytes) -> bytes:
+    """A test file without the judging arguments of its ``autoresearch`` markers, each cut with the
+    comma before it (or after it, when it comes first), so adding one leaves the rest as it was."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return source
+    starts = [0]
+    for line in source.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+
+    def at(line: int, col: int) -> int:  # ast columns count UTF-8 bytes, as these offsets do
+        return starts[line - 1] + col
+
+    cuts = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "autoresearch"):
+            continue
+        items: list[ast.expr | ast.keyword] = sorted([*node.args, *node.keywords], key=lambda n: (n.lineno, n.col_offset))
+        spans = [(at(n.lineno, n.col_offset), at(n.end_lineno or n.lineno, n.end_col_offset or 0)) for n in items]
+        for i, item in enumerate(items):
+            if isinstance(item, ast.keyword) and item.arg in JUDGING_ARGUMENTS:
+                if i > 0:
+                    cuts.append((spans[i - 1][1], spans[i][1]))
+                else:
+                    cuts.append((spans[i][0], spans[i + 1][0] if len(items) > 1 else spans[i][1]))
+    kept, last = [], 0
+    for start, end in sorted(cuts):
+        kept.append(source[last:max(start, last)])
+        last = max(last, end)
+    return b"".join(kept) + source[last:]
+
+
+def measured_blob(blob: str, content: bytes, cut: Callable[[bytes], bytes]) -> str:
+    """The content id of a frozen file as it counts for measurement: its blob id without what
+    ``cut`` leaves out (the ini file's judging keys, a test file's judging arguments)."""
+    stripped = cut(content)
+    return blob if stripped == content else blob_id(stripped)
+
+
+def blob_id(content: bytes) -> str:
+    """Git's blob id of ``content``: equal to the committed file's id when nothing was left out."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+# The pytest surface, as identities recorded before 0.3 held it: now a matter of trust only (.trust).
 SURFACE = ("pytest conftests", "pytest ini", "pytest plugins", "pytest options")
 
 
-def surface(root: Path, conftests: Iterable[Path], ini: Path | None, plugins: Iterable[str],
-            args: Sequence[str], addopts: str) -> dict[str, str]:
-    """The pytest surface that judges a run, as identity parts: a plugin that rewrites outcomes
-    or a conftest added above the project changes them.
-
-    Paths are named relative to ``root`` (so worktrees compare), with a hash of their content;
-    ``plugins`` are "name==version"; of the options in ``args`` and ``addopts``
-    (PYTEST_ADDOPTS) only ``-p NAME`` (code loaded into the judge) and ``-o`` count: ``-q``,
-    ``-x`` or ``-p no:cacheprovider`` change what is printed or cached, not what is judged.
-    """
-    def named(path: Path) -> str:
-        try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        except OSError:
-            digest = "unreadable"
-        where = path.relative_to(root) if path.is_relative_to(root) else path
-        return f"{where.as_posix()}:{digest}"
-
-    options: list[str] = []
-    words = [*shlex.split(addopts), *args]
-    for i, word in enumerate(words):
-        if word in ("-p", "-o", "--override-ini") and i + 1 < len(words):
-            options.append(f"{'-p' if word == '-p' else '-o'} {words[i + 1]}")
-        elif word.startswith("--override-ini="):
-            options.append(f"-o {word.split('=', 1)[1]}")
-        elif word[:2] in ("-p", "-o") and len(word) > 2 and not word.startswith("--"):
-            options.append(f"{word[:2]} {word[2:]}")
-    options = [o for o in options if not o.startswith("-p no:")]
-    return {
-        "pytest conftests": ", ".join(sorted({named(p) for p in conftests})) or "none",
-        "pytest ini": named(ini) if ini else "none",
-        "pytest plugins": ", ".join(sorted(set(plugins))) or "none",
-        "pytest options": " ".join(sorted(options)) or "none",
-    }
+def measured(parts: Mapping[str, str]) -> dict[str, str]:
+    """The parts of a recorded identity that change a measured value (older ones held the surface too)."""
+    return {k: v for k, v in parts.items() if k not in SURFACE}

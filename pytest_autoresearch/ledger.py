@@ -27,7 +27,7 @@ from typing import IO, Any
 from filelock import FileLock
 from pytest import PytestWarning
 
-from . import chain
+from . import chain, identity
 
 COLUMNS: tuple[str, ...] = (
     "commit",
@@ -309,18 +309,21 @@ class Ledger:
             latest[cells[parser.run_id_at]] = index
         wanted = None if statuses is None else set(statuses) | ({"running"} if "crash" in statuses else set())
         raw = None if wanted is None else wanted | {old for old, new in LEGACY_STATUSES.items() if new in wanted}
+        legacy = self._digests()[1]
         pick = itemgetter(parser.status_at, parser.column("sha"), *(parser.column(name) for name in equal))
-        values = tuple(equal.values())
+        values = [({value} - legacy.keys()) | {old for old, (new, _) in legacy.items() if new == value}
+                  if name == "identity" else {value}  # the digests that read as this identity
+                  for name, value in equal.items()]
         runs = []
         for run_id, index in latest.items():
             cells = lines[index].split("\t")
             status, sha, *others = pick(parser.padded(cells))
             if ((raw is not None and status not in raw) or (shas is not None and sha not in shas)
-                    or tuple(others) != values):
+                    or not all(cell in allowed for cell, allowed in zip(others, values))):
                 continue
             entry = self._parse(parser, first + index, cells) or self._earlier(parser, first, lines, run_id, index)
             if entry is not None:
-                entry = resolve_orphan(entry)
+                entry = resolve_orphan(_migrated(entry, legacy))
                 if wanted is None or entry.status in wanted:
                     runs.append(entry)
         return runs
@@ -337,30 +340,70 @@ class Ledger:
 
     @property
     def identities_path(self) -> Path:
-        """Beside the ledger: what each evaluation identity was made of, to say what changed."""
+        """Beside the ledger: what each recorded digest (an evaluation identity, a pytest surface) was made of."""
         return self.path.with_name(self.path.stem + ".identities.jsonl")
 
     def identity_parts(self, digest: str) -> dict[str, str]:
+        """What the identity or surface ``digest`` was made of; empty when it was never recorded."""
+        return dict(self._digests()[0].get(digest, {}))
+
+    def _digests(self) -> tuple[dict[str, dict[str, str]], dict[str, tuple[str, str]]]:
+        """The parts of every recorded digest; and each identity recorded before 0.3, which held the
+        pytest surface too, as the (identity, surface) digests it stands for now."""
         try:
             text = self.identities_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
-            return {}
+            return {}, {}
+        table: dict[str, dict[str, str]] = {}
+        legacy: dict[str, tuple[str, str]] = {}
+        same: dict[str, str] = {}
         for number, line in enumerate(text.splitlines(), start=1):
             try:
                 record = json.loads(line)
-                if record["identity"] == digest:
-                    return {str(k): str(v) for k, v in record["parts"].items()}
+                if "same_as" in record:
+                    same[str(record["identity"])] = str(record["same_as"])
+                    continue
+                digest, parts = str(record["identity"]), {str(k): str(v) for k, v in record["parts"].items()}
             except (ValueError, KeyError, TypeError, AttributeError):
                 self._warn(f"{self.identities_path}:{number}: corrupt line skipped")
-        return {}
+                continue
+            table.setdefault(digest, parts)
+            if any(part in parts for part in identity.SURFACE):
+                measured = identity.measured(parts)
+                surface = {k: v for k, v in parts.items() if k in identity.SURFACE}
+                legacy[digest] = (identity.digest(measured), identity.digest(surface))
+                table.setdefault(legacy[digest][0], measured)
+                table.setdefault(legacy[digest][1], surface)
+        return table, {old: (same.get(measured, measured), surface) for old, (measured, surface) in legacy.items()}
+
+    def register_same(self, before: str, now: str) -> None:
+        """Record that the measurement ``before``, as an identity recorded before 0.3 stands for it
+        (its frozen files hashed with their judging settings), is the measurement ``now``; only
+        when such an identity exists."""
+        with self.locked():
+            _, legacy = self._digests()
+            if before == now or not any(measured == before for measured, _ in legacy.values()):
+                return
+            with open(self.identities_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"identity": before, "same_as": now}, sort_keys=True) + "\n")
 
     def register_identity(self, digest: str, parts: Mapping[str, str]) -> None:
+        """Record what ``digest`` is made of, once, so a later session can say what changed."""
         with self.locked():
             if self.identity_parts(digest):
                 return
             line = json.dumps({"identity": digest, "parts": dict(parts)}, sort_keys=True)
             with open(self.identities_path, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
+
+
+def _migrated(entry: Entry, legacy: Mapping[str, tuple[str, str]]) -> Entry:
+    """A row written before 0.3 as a row of now: its identity without the pytest surface, which
+    becomes the row's ``surface`` (so its results stay comparable, and trusted, as they were)."""
+    if entry.identity not in legacy:
+        return entry
+    measured, surface = legacy[entry.identity]
+    return replace(entry, identity=measured, extra={"surface": surface, **entry.extra})
 
 
 def sealed_line(entry: Entry, prev: str, log: str = "", log_sha256: str = "") -> tuple[str, str]:

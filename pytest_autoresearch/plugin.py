@@ -38,11 +38,15 @@ TIMEOUT_HELP = (
 )
 MUTABLE_HELP = "Files (globs, relative to the rootdir) the agent may change between runs; any other change is refused (default: train.py)"
 MIN_DELTA_HELP = (
-    "Improvement over the best needed to keep a result, or 'auto' for k times the measured "
-    "noise floor; the marker's min_delta overrides it (default: 0)"
+    "Improvement over the best needed to keep a result, or 'auto' for k times the noise floor "
+    "once one is measured (strict until then); 0 is always strict; the marker's min_delta "
+    "overrides it (default: auto)"
 )
 NOISE_K_HELP = "How many standard errors of noise an improvement must exceed under min_delta auto (default: 2)"
-ACCEPT_HELP = "Accept changes to frozen files since the last kept result: write a baseline row and start a fresh leaderboard"
+ACCEPT_HELP = (
+    "A person accepts the changes to frozen files or to the pytest surface since the last kept result: "
+    "recorded in the ledger (what, who, when, host); a fresh leaderboard only if how values are measured changed"
+)
 JSON_HELP = "Write this session's verdicts as JSON to PATH (for CI)"
 PROGRESS_HELP = "Seconds between progress lines while a script runs when output is not a terminal; 0 turns them off (default: 30)"
 RUNNER_HELP = (
@@ -103,7 +107,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_ledger", LEDGER_HELP)
     parser.addini("autoresearch_timeout", TIMEOUT_HELP, default=DEFAULT_TIMEOUT)
     parser.addini("autoresearch_mutable", MUTABLE_HELP, type="linelist", default=DEFAULT_MUTABLE)
-    parser.addini("autoresearch_min_delta", MIN_DELTA_HELP, default="0")
+    parser.addini("autoresearch_min_delta", MIN_DELTA_HELP, default="auto")
     parser.addini("autoresearch_noise_k", NOISE_K_HELP, default=str(DEFAULT_NOISE_K))
     parser.addini("autoresearch_progress", PROGRESS_HELP, default="30")
     parser.addini("autoresearch_repeat", REPEAT_HELP, default="1")

@@ -12,13 +12,13 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from . import chain, correctness, gitstate, guard, history, identity
+from . import chain, correctness, gitstate, guard, history, identity, trust
 from .context import Context
 from .leases import Leases, detect_devices
 from .ledger import Ledger
@@ -157,16 +157,17 @@ class AutoresearchSession:
         if not benchmarks:
             return
         ctx = self.ctx
-        parts = {"device": identity.device(), **_pytest_surface(ctx.config)}
+        parts = {"device": identity.device()}
+        whole = ""  # the frozen files hashed with their judging settings, as identities before 0.3 did
         if ctx.repo is not None and ctx.head is not None:
-            blobs = gitstate.tracked_blobs(ctx.repo, ctx.head.sha, ctx.scope)
-            kept = set(gitstate.frozen([p for p, _ in blobs], ctx.settings.mutable, ctx.scope))
-            parts["frozen"] = identity.files_digest(b for b in blobs if b[0] in kept)
+            parts["frozen"], whole = _frozen_digest(ctx, {i.path for i in session.items if spec_key in i.stash})
         for extra in ctx.config.hook.pytest_autoresearch_identity(config=ctx.config):
             if extra:
                 parts.update({str(k): str(v) for k, v in extra.items()})
-        ctx.identity_parts = parts
-        ctx.identity = identity.digest(parts)
+        ctx.identity_parts, ctx.surface = parts, _pytest_surface(ctx.config)
+        ctx.identity, ctx.surface_digest = identity.digest(parts), identity.digest(ctx.surface)
+        if ctx.ledger is not None and whole:  # an upgraded ledger goes on with the same leaderboard
+            ctx.ledger.register_same(identity.digest({**parts, "frozen": whole}), ctx.identity)
         ctx.mutable_files = _mutable_files(ctx)
         if ctx.ledger is not None and ctx.ledger.path.is_file():
             ctx.distrusted = _distrusted(ctx)
@@ -180,6 +181,7 @@ class AutoresearchSession:
         guard.require_same_surface(ctx, marked, benchmarks)
         if ctx.ledger is not None:
             ctx.ledger.register_identity(ctx.identity, parts)
+            ctx.ledger.register_identity(ctx.surface_digest, ctx.surface)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
@@ -218,8 +220,24 @@ def _pytest_surface(config: pytest.Config) -> dict[str, str]:
     conftests = [Path(p.__file__) for p in config.pluginmanager.get_plugins()
                  if isinstance(p, ModuleType) and p.__file__ and Path(p.__file__).name == "conftest.py"]
     plugins = [f"{dist.project_name}=={dist.version}" for _, dist in config.pluginmanager.list_plugin_distinfo()]
-    return identity.surface(config.rootpath, conftests, config.inipath, plugins,
-                            config.invocation_params.args, os.environ.get("PYTEST_ADDOPTS", ""))
+    return trust.surface(config.rootpath, conftests, config.inipath, plugins,
+                         config.invocation_params.args, os.environ.get("PYTEST_ADDOPTS", ""))
+
+
+def _frozen_digest(ctx: Context, test_files: set[Path]) -> tuple[str, str]:
+    """The content of every frozen file at HEAD, less the settings that decide how a value is
+    judged, never what it is (the ini file's judging keys, the benchmarks' judging marker
+    arguments); and the same with them, as identities recorded before 0.3 hashed it."""
+    assert ctx.repo is not None and ctx.head is not None and ctx.repo.working_tree_dir
+    top = Path(ctx.repo.working_tree_dir).resolve()
+    cuts: dict[Path, Callable[[bytes], bytes]] = {path.resolve(): identity.without_judging_arguments for path in test_files}
+    if ctx.config.inipath is not None:
+        cuts[ctx.config.inipath.resolve()] = identity.without_judging_keys
+    blobs = gitstate.tracked_blobs(ctx.repo, ctx.head.sha, ctx.scope)
+    frozen = set(gitstate.frozen([p for p, _ in blobs], ctx.settings.mutable, ctx.scope))
+    whole = [(p, b) for p, b in blobs if p in frozen]
+    measured = [(p, identity.measured_blob(b, (top / p).read_bytes(), cuts[top / p]) if top / p in cuts else b) for p, b in whole]
+    return identity.files_digest(measured), identity.files_digest(whole)
 
 
 def _distrusted(ctx: Context) -> frozenset[str]:

@@ -277,7 +277,7 @@ class Trial:
         self.ctx.append(*(
             d.entry.finished(status=status, value=d.value, memory_gb=d.memory_gb,
                              duration_s=d.duration if d.duration is not None else time.time() - started,
-                             extra={"goal": self.spec.goal, **extra})
+                             extra={"goal": self.spec.goal, "surface": self.ctx.surface_digest, **extra})
             for d in self.draws
         ))
         if self.ctx.repo is not None and self.ctx.head is not None:  # reset and gc must not lose the idea

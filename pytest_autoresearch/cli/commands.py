@@ -17,7 +17,7 @@ from pathlib import Path
 
 import git
 
-from .. import __version__, archive, chain, gitstate, history
+from .. import __version__, archive, chain, gitstate, history, trust
 from ..ledger import STATUSES, Entry, Ledger
 from . import night, show, start, stats, views
 from .views import PROG
@@ -237,10 +237,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     found = night.benchmarks(here, runs, args.goal)
     if args.json:
         head = where.head
-        print(json.dumps(night.status_json(here, found, scope, where.ledger, head.branch if head else None,
-                                           head.sha if head else None, warning), indent=2, allow_nan=False))
+        payload = night.status_json(here, found, scope, where.ledger, head.branch if head else None,
+                                    head.sha if head else None, warning)
+        print(json.dumps({**payload, "acceptances": trust.acceptances(here)}, indent=2, allow_nan=False))
         return 0
-    more = [*night.near_miss_lines(found), *night.cost_lines(archive.night_cost(here))]
+    more = [*night.near_miss_lines(found), *night.cost_lines(archive.night_cost(here)), *acceptance_lines(trust.acceptances(here))]
     print("\n".join(views.branch_status(here, runs, scope, where.ledger, args.goal, args.last, warning, more)))
     return 0
 
@@ -367,13 +368,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = chain.verify(where.ledger)
     except OSError as exc:
         raise CliError(f"cannot read {where.ledger}: {exc.strerror or exc}") from None
+    accepted = trust.acceptances(read_runs(where.ledger))
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        print(json.dumps({**report.to_json(), "acceptances": accepted}, indent=2))
     else:
         print(f"{PROG} verify: {report.summary()}")
         for line in report.details():
             print(f"  {line}")
+        for line in acceptance_lines(accepted):
+            print(line)
     return 0 if report.intact else 1
+
+
+def acceptance_lines(accepted: Sequence[str]) -> list[str]:
+    """What people accepted (a changed pytest surface or frozen files), when, who, where: a trust
+    decision the ledger keeps, shown by status and verify."""
+    if not accepted:
+        return []
+    return ["", "accepted by a person (changes to the pytest surface or to frozen files):",
+            *(f"  {line}" for line in accepted)]
 
 
 def chain_alarm(path: Path) -> list[str]:

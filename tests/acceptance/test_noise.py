@@ -89,3 +89,24 @@ def test_auto_discards_pure_noise_at_the_expected_rate(project: Project) -> None
     assert kept <= 6, f"{kept} of 60 noise commits kept"
     assert 20 <= plain <= 40, f"a plain comparison would keep {plain} of 60"
     assert kept == sum(r.status == "keep" for r in trials)
+
+
+def test_noise_aware_by_default_once_the_floor_is_known_strict_when_asked(project: Project) -> None:
+    """No min_delta anywhere: strict while the floor is unknown (the line says how to measure it),
+    k standard errors once it is measured; --autoresearch-min-delta 0 asks for strict."""
+    _setup(project)
+    baseline = project.train(None, "baseline", body=noisy([1.0, 1.02, 1.01, 0.99, 1.03]))
+    project.run().assert_outcomes(passed=1)
+    project.train(0.999, "a hair better")
+    before = project.run("-q")
+    before.assert_outcomes(passed=1)
+    before.stdout.fnmatch_lines(["autoresearch: keep *score=0.999 *| noise unknown: --autoresearch-repeat 3 on the best commit"])
+
+    project.repo.git.reset("--hard", baseline)
+    project.run("--autoresearch-repeat", "4").assert_outcomes(passed=1)  # 5 draws, mean 1.01, sigma 0.0158
+    project.train(0.99, "a gain within the noise")
+    auto = project.run()
+    auto.assert_outcomes(failed=1)
+    auto.stdout.fnmatch_lines(["*DISCARD score = 0.99*by more than 0.0346*"])
+    strict = project.run("--autoresearch-min-delta", "0")
+    strict.assert_outcomes(passed=1)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_autoresearch import identity
 from pytest_autoresearch.ledger import COLUMNS, Entry, Ledger, LedgerWarning
 
 WRITER = """
@@ -108,6 +109,26 @@ def test_identity_parts_are_remembered(tmp_path: Path) -> None:
     ledger.register_identity("abc", {"device": "ignored, already known"})
     assert ledger.identity_parts("abc") == {"device": "cpu: x", "frozen": "123"}
     assert ledger.identity_parts("other") == {}
+
+
+def test_rows_written_before_the_surface_left_the_identity_read_as_rows_of_now(tmp_path: Path) -> None:
+    """An identity recorded with the pytest surface in it stands for the measurement without it,
+    and its rows carry that surface apart: an upgraded ledger keeps its leaderboard and its trust."""
+    measured = {"device": "cpu: x", "frozen": "123"}
+    surface = {"pytest conftests": "none", "pytest ini": "pytest.ini:aaa", "pytest plugins": "p==1", "pytest options": "none"}
+    old = identity.digest({**measured, **surface})
+    ledger = Ledger(tmp_path / "ledger.tsv")
+    ledger.register_identity(old, {**measured, **surface})
+    ledger.append(Entry("old", "keep", sha="s1", value=1.0, identity=old),
+                  Entry("new", "keep", sha="s2", value=0.9, identity=identity.digest(measured)),
+                  Entry("else", "keep", sha="s3", value=0.8, identity="another"))
+    now = ledger.runs(identity=identity.digest(measured))
+    assert [r.run_id for r in now] == ["old", "new"]
+    assert {r.identity for r in now} == {identity.digest(measured)}
+    assert now[0].extra["surface"] == identity.digest(surface)
+    assert ledger.identity_parts(identity.digest(measured)) == measured
+    assert ledger.identity_parts(identity.digest(surface)) == surface
+    assert ledger.runs(identity=old) == [], "the old digest no longer names a leaderboard of its own"
 
 
 def test_runs_are_selected_by_status_commit_and_columns(tmp_path: Path) -> None:
