@@ -30,7 +30,7 @@ from .ledger import Entry, format_line
 from .outcome import PROPERTY, Outcome, failure_message
 from .runner.watchdog import Watchdog
 from .scoring import ScoringError
-from .settings import Spec
+from .settings import AUTO, Spec
 from .sources import FrozenScorer, Recorder, Refused, Source, disagrees, first_value, sources_for
 from .terminal import progress_line
 
@@ -230,6 +230,12 @@ class Trial:
             extra.update(bar=best.value, bar_commit=best.commit, bar_n=best.n)
         if judged is not None and judged.min_delta:
             extra["min_delta"] = judged.min_delta
+        if judged is not None:  # the verdict's own numbers: every report reads them, none re-derives them
+            facts = {"mean": judged.value, "n": judged.n, "delta": judged.verdict.delta, "sigma": judged.sigma}
+            extra.update({k: v for k, v in facts.items() if v is not None and math.isfinite(v)})
+            rule = self.spec.min_delta if self.spec.min_delta is not None else self.ctx.settings.min_delta
+            if rule == AUTO:  # the margin is k standard errors: reports say what an idea needs with this k
+                extra["noise_k"] = self.ctx.settings.noise_k
         if judged is not None and judged.earlier:
             extra["remeasure"] = True
         if self.experiment is not None and status == "crash":
