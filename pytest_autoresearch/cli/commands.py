@@ -12,14 +12,15 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import git
 
 from .. import __version__, archive, chain, gitstate, history
 from ..ledger import STATUSES, Entry, Ledger
-from . import night, project, show, start, stats, views
+from . import digest, night, project, show, start, stats, views
+from .night import strict
 from .views import PROG
 from .where import CliError, Where, empty, locate, on_head, read_runs
 
@@ -79,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="One line per branch (the ledger's branch column), best first")
     status.add_argument("--last", metavar="N", type=_count, default=5, help="How many recent runs to list (default: 5)")
     status.add_argument("--goal", choices=("min", "max"), help=GOAL_HELP)
+    status.add_argument("--since", metavar="AGE|DATE", type=_since,
+                        help="A digest of the runs since then (8h, 90m, 2d, or a date such as 2026-12-01T22:00 "
+                        "in UTC): runs by verdict, the best against where the window began, each kept idea with its "
+                        "delta and sigma, near misses to retest, crashes with their reasons, wall time and cost")
+    status.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                        help="How to print the status or the digest: text, json (as --json) or markdown, for a "
+                        "chat message or a pull request (default: text)")
     status.add_argument("--json", action="store_true",
                         help="Print one JSON object: per benchmark best, baseline, ideas, draws, noise, the margin "
                         "an idea needs, near misses and lucky draws; all near misses; the cost")
@@ -181,6 +189,13 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _since(text: str) -> datetime:
+    try:
+        return digest.parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _status(text: str) -> list[str]:
     wanted = [s.strip() for s in text.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in STATUSES]
@@ -238,7 +253,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         warning = alarm + views.head_state(here, where.head.sha, where.head.short, last_kept)
     settings = project.read()
     found = night.benchmarks(here, runs, args.goal, lineage)
-    if args.json:
+    form = "json" if args.json else args.format
+    if args.since is not None:
+        night_digest = digest.digest(here, found, args.since, scope)
+        print(json.dumps(strict(night_digest), indent=2, allow_nan=False) if form == "json"
+              else "\n".join(digest.lines(night_digest, markdown=form == "markdown")))
+        return 0
+    if form == "markdown":
+        raise CliError("--format markdown is the digest's: add --since 8h (or a date)")
+    if form == "json":
         head = where.head
         print(json.dumps(night.status_json(here, found, scope, where.ledger, head.branch if head else None,
                                            head.sha if head else None, warning, settings), indent=2, allow_nan=False))

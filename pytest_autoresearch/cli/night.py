@@ -193,7 +193,7 @@ def status_json(here: Sequence[Entry], found: Sequence[Benchmark], scope: str, l
         })
         near += items[-1]["near_misses"]
     near.sort(key=lambda m: -float(m["score"]))
-    result: dict[str, Any] = _strict({
+    result: dict[str, Any] = strict({
         "scope": scope, "branch": branch, "head": head, "ledger": str(ledger),
         "runs": stats.finished(stats.draws(here)), "warnings": list(warnings),
         "ideas": _counts(stats.ideas(here)), "draws": _counts(stats.draws(here)), "benchmarks": items,
@@ -223,10 +223,10 @@ def _near(m: history.NearMiss, b: Benchmark) -> dict[str, Any]:
     }
 
 
-def _strict(value: Any) -> Any:
+def strict(value: Any) -> Any:
     """Non-finite numbers as strings, all the way down, so ``json.dumps(allow_nan=False)`` holds."""
     if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
+        return {k: strict(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_strict(v) for v in value]
+        return [strict(v) for v in value]
     return jsonable(value)
