@@ -100,6 +100,13 @@ def require() -> None:
 
 def draw(panels: Sequence[Panel], path: Path, width: int, height: int, dpi: int) -> None:
     """Write the chart as a PNG of exactly ``width`` x ``height`` pixels."""
+    fig = figure(panels, width, height, dpi)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png")
+
+
+def figure(panels: Sequence[Panel], width: int, height: int, dpi: int) -> Any:
+    """The chart as a matplotlib ``Figure``, one axes per panel (tests read its limits)."""
     require()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -111,8 +118,7 @@ def draw(panels: Sequence[Panel], path: Path, width: int, height: int, dpi: int)
     for ax, panel in zip(axes, panels):
         _draw_panel(ax, panel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
+    return fig
 
 
 def _draw_panel(ax: Any, panel: Panel) -> None:
