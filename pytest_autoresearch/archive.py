@@ -172,8 +172,15 @@ class NightCost(TypedDict):
     device_hours_by_device: dict[str, float]
 
 
+def wall_s(run: Entry) -> float:
+    """The wall time a run cost: the target's run and the frozen scorer's (``extra.scoring_s``)."""
+    scoring = run.extra.get("scoring_s")
+    extra = float(scoring) if isinstance(scoring, (int, float)) and not isinstance(scoring, bool) else 0.0
+    return (run.duration_s or 0.0) + extra
+
+
 def night_cost(runs: Iterable[Entry]) -> NightCost:
-    """Runs per hour, wall seconds per outcome and device-hours of finished runs (``duration_s``).
+    """Runs per hour, wall seconds per outcome and device-hours of finished runs (:func:`wall_s`).
 
     A run that never completed has no duration: it counts as a run but adds no time.
     """
@@ -184,7 +191,7 @@ def night_cost(runs: Iterable[Entry]) -> NightCost:
         if run.status not in wall:
             continue
         count += 1
-        seconds = run.duration_s or 0.0
+        seconds = wall_s(run)
         wall[run.status] += seconds
         device = run.extra.get("device")
         if device:

@@ -15,7 +15,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from . import archive, bar, guard, noise
 from .context import Context
 from .experiment import MAX_NOTES, Experiment
 from .leases import Lease
-from .ledger import Entry, format_line
+from .ledger import Entry, format_line, now_iso
 from .outcome import PROPERTY, Outcome, failure_message
 from .runner.watchdog import Watchdog
 from .scoring import ScoringError
@@ -50,6 +50,8 @@ class Draw:
     artifact: Path | None = None  # where the target writes its artifact for the frozen scorer
     self_report: float | None = None  # the metric as the target printed it, when a scorer gives the value
     notes: tuple[str, ...] = ()  # the target's NOTE: lines: said beside the verdict, never judged
+    scored: dict[str, Any] = field(default_factory=dict)  # this draw's scoring_s and scored_* values
+    ended: str = ""  # when this draw ended (UTC, ISO): its row's timestamp, not the verdict's
 
 
 class Trial:
@@ -112,6 +114,7 @@ class Trial:
                     raise
                 draw.value = first_value(sources)
                 draw.memory_gb = self._memory_gb()
+                draw.ended = now_iso()
                 if adaptive and self._settled():
                     break
             outcome = self._judge()
@@ -162,6 +165,7 @@ class Trial:
             assert draw.artifact is not None
             try:
                 self.scorer.score(draw.artifact, self._remaining())
+                draw.scored = self._scored()
             except Refused as exc:
                 self._fail("discard", str(exc))
             except ScoringError as exc:
@@ -188,6 +192,13 @@ class Trial:
             return ""
         notes = list(dict.fromkeys(note for draw in self.draws for note in draw.notes))[:MAX_NOTES]
         return "; ".join(f"{self.experiment.script.name}: {note}" for note in notes)
+
+    def _scored(self) -> dict[str, Any]:
+        """What the frozen scorer said of the draw it scored last: its seconds and its other values."""
+        if self.scorer is None or self.scorer.seconds is None:
+            return {}
+        return {"scoring_s": round(self.scorer.seconds, 2),
+                **{f"scored_{k}": v for k, v in self.scorer.values.items() if k != self.spec.metric and math.isfinite(v)}}
 
     def _memory_gb(self) -> float | None:
         if self.experiment is not None and self.experiment.peak_memory_mb is not None:
@@ -243,10 +254,6 @@ class Trial:
         reports = [d.self_report for d in self.draws if d.self_report is not None]
         if self.scorer is not None and reports:
             extra["self_report"] = statistics.fmean(reports)
-        if self.scorer is not None and self.scorer.seconds is not None:
-            extra["scoring_s"] = round(self.scorer.seconds, 2)
-            extra.update({f"scored_{k}": v for k, v in self.scorer.values.items()
-                          if k != self.spec.metric and math.isfinite(v)})
         target_note = self._target_note()
         if target_note:
             extra["target_note"] = target_note
@@ -266,7 +273,8 @@ class Trial:
         self.ctx.append(*(
             d.entry.finished(status=status, value=d.value, memory_gb=d.memory_gb,
                              duration_s=d.duration if d.duration is not None else time.time() - started,
-                             extra={"goal": self.spec.goal, **extra})
+                             extra={"goal": self.spec.goal, **extra, **d.scored},
+                             **({"timestamp": d.ended} if d.ended else {}))
             for d in self.draws
         ))
         if self.ctx.repo is not None and self.ctx.head is not None:  # reset and gc must not lose the idea

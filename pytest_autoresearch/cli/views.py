@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import archive
 from ..ledger import Entry
 from ..outcome import fmt, fmt_delta, jsonable
 from . import stats
@@ -143,7 +144,7 @@ def log_table(runs: Sequence[Entry], verbose: bool) -> list[str]:
             r.commit or "-", r.branch or "-", fmt(r.value),
             "-" if r.memory_gb is None else f"{r.memory_gb:.1f}",
             f"{r.status} ({stats.REMEASURED})" if stats.remeasured(r) else r.status,
-            "-" if r.duration_s is None else f"{r.duration_s:.0f}", r.run_id[:12],
+            "-" if r.duration_s is None else f"{archive.wall_s(r):.0f}", r.run_id[:12],
         ]
         cells += [str(r.extra.get("device") or "-")] if devices else []
         cells += [r.test, r.metric] if many_tests else []
