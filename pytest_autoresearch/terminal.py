@@ -137,7 +137,8 @@ def write_json(path: Path, outcomes: list[Outcome]) -> None:
             {
                 "test": o.test, "metric": o.metric, "goal": o.goal, "value": jsonable(o.value),
                 "bar": jsonable(o.best), "bar_commit": o.best_commit or None,
-                "threshold": o.threshold, "delta": o.delta, "status": o.status,
+                "threshold": o.threshold, "delta": o.delta, "n": o.n, "sigma": o.sigma,
+                "noise_sigma": o.noise_sigma, "status": o.status,
                 "commit": o.commit or None, "identity": o.identity or None,
                 "duration": o.duration, "reason": o.reason, "note": notes_text(o) or None,
             }

@@ -299,6 +299,7 @@ class Trial:
             delta=judged.verdict.delta if judged else None, n=len(earlier) + len(values), earlier=earlier,
             now=tuple(values),
             spread=noise.spread([*earlier, *values]), sigma=judged.sigma if judged else None,
+            **_noise_fields(judged),
             duration=sum(durations) if durations else time.time() - started,
             memory_gb=max(memories) if memories else None,
             log=self.draws[-1].log if self.draws else "", note=judged.note if judged else self.ctx.note,
@@ -331,6 +332,15 @@ class Trial:
     def _limit(self) -> float | None:
         deadline = self._deadline()
         return deadline - self.item.stash.get(started_key, time.time()) if deadline else None
+
+
+def _noise_fields(judged: bar.Judged | None) -> dict[str, Any]:
+    """The noise floor a verdict used, as the Outcome carries it."""
+    floor = judged.floor if judged else None
+    if judged is None or floor is None:
+        return {}
+    return {"noise_sigma": floor.sigma, "noise_draws": floor.dof + floor.groups, "noise_commits": floor.groups,
+            "needs": judged.needs}
 
 
 def _call_body(item: pytest.Function) -> None:

@@ -83,14 +83,11 @@ def needs(b: Benchmark, project: Project) -> dict[int, float] | None:
     if b.best is None or (rule == AUTO and b.floor is None):
         return None
     sign = -1.0 if b.goal == "min" else 1.0
-    out = {}
-    for n in NEED_AT:
-        if rule == AUTO:
-            assert b.floor is not None
-            out[n] = sign * noise.required_delta(b.floor, n, b.best.n, noise_k(b.series.runs, project))
-        else:
-            out[n] = sign * float(rule)
-    return out
+    if rule != AUTO:
+        return {n: sign * float(rule) for n in NEED_AT}
+    assert b.floor is not None
+    return {n: sign * m for n, m in zip(NEED_AT, noise.margins(b.floor, b.best.n, noise_k(b.series.runs, project),
+                                                               NEED_AT))}
 
 
 def noise_line(b: Benchmark, project: Project) -> str:
