@@ -156,12 +156,13 @@ def near_misses(runs: Sequence[Entry], floor: Noise | None, goal: str,
     kept = {r.sha for r in runs if r.status == "keep"}
     latest: dict[str, Entry] = {}
     for run in runs:
-        if run.status == "discard" and run.sha not in kept and run.sha in groups and _bar(run):
+        if run.status == "discard" and run.sha not in kept and run.sha in groups and "bar" in run.extra:
             latest[run.sha] = run
     found = []
     for sha, run in latest.items():
         bar = _bar(run)
-        assert bar is not None
+        if bar is None:
+            continue
         values = groups[sha]
         unit = floor.of_difference(len(values), bar[1]) if floor else fraction * abs(bar[0])
         miss = NearMiss(run, statistics.fmean(values), len(values), bar[0], bar[1], unit, floor is not None)
@@ -192,7 +193,7 @@ def lucky_draws(runs: Sequence[Entry], goal: str) -> list[Lucky]:
     for run in runs:
         if run.status == "keep" and run.value is not None:
             first.setdefault(run.sha, run)
-        if run.status in JUDGED and _bar(run):
+        if run.status in JUDGED and "bar" in run.extra:
             latest[run.sha] = run
     found = []
     for sha, keep in first.items():

@@ -62,7 +62,7 @@ def digest(here: Sequence[Entry], found: Sequence[night.Benchmark], since: datet
             "kept": kept,
             "near_misses": [{"commit": m.run.commit, "description": m.run.description, "value": m.value, "n": m.n,
                              "bar": m.bar, "delta": m.value - m.bar, "retest": night.RETEST.format(sha=m.run.commit)}
-                            for m in b.near if m.run.sha in touched],
+                            for m in [m for m in b.near if m.run.sha in touched][:night.NEAR_SHOWN]],
         })
     failed = [{"commit": r.commit, "description": r.description, "status": r.status,
                "reason": str(r.extra.get("reason", ""))} for r in window if r.status in ("crash", "timeout")]
@@ -117,7 +117,10 @@ def lines(d: dict[str, Any], markdown: bool = False) -> list[str]:
                        + f" against {fmt(m['bar'])}; retest: {code(m['retest'])}")
     if d["crashes"]:
         out += ["", "**crashes**" if markdown else "crashes"]
-        out += [f"{bullet}{code(c['commit'])} {c['description']}: {c['status']}: {c['reason']}" for c in d["crashes"]]
+        shown = d["crashes"][-night.NEAR_SHOWN:]
+        if len(d["crashes"]) > len(shown):
+            out.append(f"{bullet}... {len(d['crashes']) - len(shown)} earlier ones: --format json lists them all")
+        out += [f"{bullet}{code(c['commit'])} {c['description']}: {c['status']}: {c['reason']}" for c in shown]
     cost = d["cost"]
     wall = ", ".join(f"{s} {night.duration(cost['wall_s'][s])}" for s in archive.COST_STATUSES)
     out += ["", f"{'**cost**: ' if markdown else 'cost: '}{plural(cost['runs'], 'run')} in {cost['hours']:.2f} h; "

@@ -26,6 +26,7 @@ from .views import plural
 RETEST = "git cherry-pick {sha} && pytest --autoresearch --autoresearch-repeat auto"
 REMEASURE = "git checkout {sha} && pytest --autoresearch --autoresearch-repeat 3; git checkout -"
 NEED_AT = (1, 3)  # the draw counts the noise line gives the margin for
+NEAR_SHOWN = 10  # near misses the text lists, most promising first (--json lists them all)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def _count_word(n: int) -> str:
 def near_miss_lines(found: Sequence[Benchmark]) -> list[str]:
     rows = []
     for b in found:
-        for m in b.near:
+        for m in b.near[:NEAR_SHOWN]:
             delta = m.value - m.bar
             scale = (f" ({delta / m.unit:+.1f}σ)" if m.noise and m.unit
                      else f" ({abs(delta) / abs(m.bar):.1%} of the bar, no noise floor yet)" if not m.noise and m.bar
@@ -125,6 +126,9 @@ def near_miss_lines(found: Sequence[Benchmark]) -> list[str]:
             rows += [f"  {m.run.commit}  {m.run.description}: {fmt(m.value)}{draws} against the bar {fmt(m.bar)}, "
                      f"delta {fmt_delta(delta)}{scale}",
                      f"      retest: {RETEST.format(sha=m.run.commit)}"]
+        if len(b.near) > NEAR_SHOWN:
+            rows.append(f"  ... and {len(b.near) - NEAR_SHOWN} more of {b.series.metric}: autoresearch status --json "
+                        "lists them all")
     if not rows:
         return []
     return ["", "near misses (discarded within one standard error of their bar, or beating it by less than the "
