@@ -336,7 +336,7 @@ class Trial:
 
 def _noise_fields(judged: bar.Judged | None) -> dict[str, Any]:
     """The noise floor a verdict used, as the Outcome carries it."""
-    floor = judged.floor if judged else None
+    floor = judged.floor if judged is not None else None
     if judged is None or floor is None:
         return {}
     return {"noise_sigma": floor.sigma, "noise_draws": floor.dof + floor.groups, "noise_commits": floor.groups,

@@ -161,3 +161,18 @@ def test_cost_and_near_misses_without_a_noise_floor(tmp_path: Path) -> None:
     assert status["near_misses"][0]["unit"] == pytest.approx(0.015)
     assert status["benchmarks"][0]["noise"] is None
     assert (status["branch"], status["head"], status["scope"]) == (None, None, "every run (not a git repository)")
+
+
+def test_the_text_lists_the_ten_most_promising_near_misses(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.tsv"
+    base = Entry("base", "keep", commit="b" * 7, sha="b" * 40, value=2.0, measurement="base", metric="score",
+                 test="test_x.py::test_x", identity="id1", extra={"goal": "min"})
+    misses = [Entry(f"m{i:02d}", "discard", commit=f"{i:07d}", sha=f"{i:040d}", value=2.0 - i / 1000,
+                    measurement=f"m{i:02d}", description=f"idea {i}", metric="score", test="test_x.py::test_x",
+                    identity="id1", extra={"goal": "min", "bar": 2.0, "bar_n": 1}) for i in range(12)]
+    Ledger(ledger).append(base, *misses)
+    near = section(run_cli(tmp_path, "status", "--ledger", str(ledger)).stdout, "near misses")
+    assert [line.split()[0] for line in near[:20:2]] == [f"{i:07d}" for i in range(11, 1, -1)]  # best first
+    assert near[20:] == ["  ... and 2 more of score: autoresearch status --json lists them all"]
+    status = json.loads(run_cli(tmp_path, "status", "--ledger", str(ledger), "--json").stdout)
+    assert len(status["near_misses"]) == 12
