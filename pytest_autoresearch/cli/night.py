@@ -1,9 +1,9 @@
 """What a night taught and cost, for ``autoresearch status``: noise, near misses, lucky draws, cost, JSON.
 
 Every number is the verdict's own: the noise floor is ``history.noise_floor`` over HEAD's lineage
-(as ``bar.judge`` reads it), the margin an idea needs is ``noise.required_delta`` with the
-project's ``autoresearch_noise_k``, near misses and lucky draws are ``history``'s. The cost is
-``archive.night_cost`` over the same runs.
+(as ``bar.judge`` reads it), the margin an idea needs is ``noise.margins`` with the rule the rows
+recorded (``extra.noise_k`` under auto, else ``extra.min_delta``; the project's ini for older
+rows), near misses and lucky draws are ``history``'s. The cost is ``archive.night_cost``.
 """
 
 from __future__ import annotations
