@@ -11,7 +11,7 @@ value, as normal around the mean so far with standard deviation sigma * sqrt((N-
 Stop and discard once P(keep after N runs) <= 3%; stop and keep once P(keep after N runs)
 >= 99.5% and the n runs already pass the bar; otherwise run again, and after N runs judge.
 The keep side is stricter on purpose: a false keep raises the bar for every later commit,
-while a missed idea stays in the archive (``archive.near_misses``) to be tried again.
+while a missed idea stays in the archive (``history.near_misses``) to be tried again.
 
 Error rates (tests/unit/test_adaptive.py: k = 2, N = 5, seeded normal noise, bars from 1 to
 5 runs, the same draws given to both rules): pure noise is kept 2.18% of the time against
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from statistics import NormalDist, fmean
 from typing import Literal
 
+from .noise import Noise, required_delta
 from .settings import DEFAULT_NOISE_K
 from .verdict import GOALS, improves
 
@@ -144,7 +145,7 @@ def next_step(
 
 
 def _margin(sigma: float, n: int, n_bar: int, k: float, min_delta: float | None) -> float:
-    """The improvement n runs must show: the same arithmetic as ``noise.required_delta``."""
+    """The improvement n runs must show: ``noise.required_delta``, the verdict's own margin."""
     if min_delta is not None:
         return min_delta
-    return k * (sigma * math.sqrt(1 / n + 1 / n_bar))
+    return required_delta(Noise(sigma, dof=0, groups=0), n, n_bar, k)  # only sigma enters the margin

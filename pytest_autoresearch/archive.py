@@ -4,15 +4,12 @@ Every judged commit gets a ref of its own, ``refs/autoresearch/runs/<run id>``, 
 ``git reset --hard`` nor ``git gc --prune=now`` can lose a discarded idea's code. The refs
 sit in the common git directory (every worktree sees them) and outside ``refs/heads`` and
 ``refs/tags``: a normal ``git push`` or ``clone`` leaves them behind (``--mirror`` does not).
-The second half reads ledger runs: discards that came within the noise of their bar (ideas
-worth another try) and what a night of runs cost.
+The second half reads ledger runs: what a night of runs cost.
 """
 
 from __future__ import annotations
 
-import math
 import re
-import statistics
 import tempfile
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
@@ -30,7 +27,6 @@ REF_PREFIX = "refs/autoresearch/runs/"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", re.IGNORECASE)
 _UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
-NEAR_FRACTION = 0.01  # with no noise floor: a discard within 1% of its bar is a near miss
 COST_STATUSES = ("keep", "discard", "crash", "timeout")
 _EPOCH = datetime.fromtimestamp(0, timezone.utc)
 
@@ -165,52 +161,6 @@ def parse_duration(text: str) -> timedelta:
 # --- what the ledger says -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NearMiss:
-    """A discarded measurement that came within reach of its bar."""
-
-    run: Entry  # its first run (commit, description, test, metric, extra)
-    value: float  # the mean of its runs
-    n: int  # how many runs
-    bar: float
-    gap: float  # |value - bar|
-    allowed: float  # the distance that still counts as near
-
-    @property
-    def closeness(self) -> float:
-        """The gap as a fraction of what was allowed: 0 is on the bar, 1 at the edge."""
-        return self.gap / self.allowed if self.allowed else 0.0
-
-
-def near_misses(runs: Iterable[Entry], noise_sigma: float | None, fraction: float = NEAR_FRACTION) -> list[NearMiss]:
-    """Discarded measurements within the noise of their bar, closest first.
-
-    ``runs``: one test, metric and identity (as for ``history``). With a noise floor,
-    "within" is one standard error of the difference of the two means,
-    ``sigma * sqrt(1/n + 1/bar_n)``: the scale on which a k-sigma rule judged them. Without
-    one, it is ``fraction`` of the bar's magnitude. Runs of one measurement count as their
-    mean; runs judged without a bar (a failed threshold, a crash) are not near anything.
-    """
-    groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
-    for run in runs:
-        if run.status == "discard" and run.value is not None and math.isfinite(run.value):
-            groups[(run.sha, run.measurement or run.run_id)].append(run)
-    misses = []
-    for members in groups.values():
-        first = members[0]
-        bar, bar_n = first.extra.get("bar"), first.extra.get("bar_n", 1)
-        if not isinstance(bar, (int, float)) or not isinstance(bar_n, int) or bar_n < 1:
-            continue
-        value = statistics.fmean(r.value for r in members if r.value is not None)
-        n = len(members)
-        allowed = (noise_sigma * math.sqrt(1 / n + 1 / bar_n) if noise_sigma is not None
-                   else fraction * abs(bar))
-        gap = abs(value - bar)
-        if gap <= allowed:
-            misses.append(NearMiss(first, value, n, float(bar), gap, allowed))
-    return sorted(misses, key=lambda m: m.closeness)
-
-
 class NightCost(TypedDict):
     """What a set of runs cost: rate, wall time by outcome, device time."""
 
@@ -222,8 +172,15 @@ class NightCost(TypedDict):
     device_hours_by_device: dict[str, float]
 
 
+def wall_s(run: Entry) -> float:
+    """The wall time a run cost: the target's run and the frozen scorer's (``extra.scoring_s``)."""
+    scoring = run.extra.get("scoring_s")
+    extra = float(scoring) if isinstance(scoring, (int, float)) and not isinstance(scoring, bool) else 0.0
+    return (run.duration_s or 0.0) + extra
+
+
 def night_cost(runs: Iterable[Entry]) -> NightCost:
-    """Runs per hour, wall seconds per outcome and device-hours of finished runs (``duration_s``).
+    """Runs per hour, wall seconds per outcome and device-hours of finished runs (:func:`wall_s`).
 
     A run that never completed has no duration: it counts as a run but adds no time.
     """
@@ -234,7 +191,7 @@ def night_cost(runs: Iterable[Entry]) -> NightCost:
         if run.status not in wall:
             continue
         count += 1
-        seconds = run.duration_s or 0.0
+        seconds = wall_s(run)
         wall[run.status] += seconds
         device = run.extra.get("device")
         if device:

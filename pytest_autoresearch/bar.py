@@ -31,6 +31,8 @@ class Judged:
     note: str
     hint: str
     now: int = 1  # this run's draws
+    floor: noise.Noise | None = None  # the noise floor the verdict used
+    needs: tuple[float, ...] = ()  # under min_delta auto: what the next idea needs at one draw, at three
 
     @property
     def n(self) -> int:
@@ -53,7 +55,8 @@ def judge(ctx: Context, test: str, spec: Spec, current: Sequence[float]) -> Judg
     value = statistics.fmean([*earlier, *current])
     n = len(earlier) + len(current)
     sigma = floor.of_difference(n, best.n) if floor and best else None
-    if min_delta == AUTO:
+    auto = min_delta == AUTO
+    if auto:
         if floor is None and spec.min_delta == AUTO:  # the test asked for it: say why it cannot be had yet
             notes.append(AUTO_UNKNOWN)
         min_delta = noise.required_delta(floor, n, best.n, ctx.settings.noise_k) if floor and best else 0.0
@@ -61,7 +64,11 @@ def judge(ctx: Context, test: str, spec: Spec, current: Sequence[float]) -> Judg
     outcome = verdict.judge(value, goal=spec.goal, threshold=spec.threshold, best=best,
                             min_delta=min_delta, already_kept=already)
     hint = NOISE_HINT if floor is None and ctx.ledger is not None else ""
-    return Judged(outcome, value, tuple(earlier), sigma, min_delta, "; ".join(notes), hint, len(current))
+    needs: tuple[float, ...] = ()
+    if floor is not None and auto:  # against the bar the next idea faces: this commit's draws if kept
+        needs = noise.margins(floor, n if outcome.keep or best is None else best.n, ctx.settings.noise_k)
+    return Judged(outcome, value, tuple(earlier), sigma, min_delta, "; ".join(notes), hint, len(current),
+                  floor, needs)
 
 
 def fresh_note(ctx: Context, test: str, metric: str) -> str:

@@ -87,8 +87,8 @@ class Entry:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def finished(self, **changes: Any) -> Entry:
-        """The completing line of this run, stamped now."""
-        return replace(self, timestamp=now_iso(), **changes)
+        """The completing line of this run, stamped now unless ``timestamp`` says when it ended."""
+        return replace(self, **{"timestamp": now_iso(), **changes})
 
 
 def now_iso() -> str:

@@ -47,6 +47,11 @@ def required_delta(noise: Noise, n_new: int, n_bar: int, k: float) -> float:
     return k * noise.of_difference(n_new, n_bar)
 
 
+def margins(noise: Noise, n_bar: int, k: float, at: Sequence[int] = (1, 3)) -> tuple[float, ...]:
+    """What an idea measured n times must beat a bar of ``n_bar`` draws by, for each n in ``at``."""
+    return tuple(required_delta(noise, n, n_bar, k) for n in at)
+
+
 def spread(values: Sequence[float]) -> float | None:
     """Sample standard deviation of one measurement's runs (None for a single run)."""
     return statistics.stdev(values) if len(values) > 1 else None

@@ -35,7 +35,11 @@ class Outcome:
     earlier: tuple[float, ...] = ()  # the draws of this commit from earlier runs: a re-measurement
     now: tuple[float, ...] = ()  # this run's draws
     spread: float | None = None  # standard deviation of those draws
-    sigma: float | None = None  # noise: standard error of the delta
+    sigma: float | None = None  # noise: standard error of the delta (the σ of the delta's "-4.9σ")
+    noise_sigma: float | None = None  # the noise floor: the standard deviation of one draw
+    noise_draws: int = 0  # the draws behind it
+    noise_commits: int = 0  # of how many commits measured more than once
+    needs: tuple[float, ...] = ()  # min_delta auto: the improvement an idea needs at one draw, at three
     duration: float | None = None
     memory_gb: float | None = None
     log: str = ""
@@ -57,8 +61,7 @@ class Outcome:
     @classmethod
     def from_json(cls, text: str) -> Outcome:
         fields = {k: _from_jsonable(v) for k, v in json.loads(text).items()}
-        fields["earlier"] = tuple(fields.get("earlier", ()))
-        for name in ("now", "runs", "failed"):
+        for name in ("earlier", "now", "runs", "failed", "needs"):
             fields[name] = tuple(fields.get(name, ()))
         return cls(**fields)
 
@@ -107,6 +110,19 @@ def delta_text(o: Outcome) -> str:
     if o.sigma:
         return f"{fmt_delta(o.delta)} = {o.delta / o.sigma:+.1f}σ"
     return fmt_delta(o.delta)
+
+
+def noise_text(o: Outcome) -> str:
+    """'noise: sigma 0.043 from 6 draws of 3 commits; an idea needs -0.052 at one draw, -0.030 at three'."""
+    if o.noise_sigma is None:
+        return ""
+    text = (f"noise: sigma {fmt(o.noise_sigma)} from {o.noise_draws} draws of {o.noise_commits} "
+            f"commit{'' if o.noise_commits == 1 else 's'}")
+    if len(o.needs) == 2:
+        sign = -1 if o.goal == "min" else 1
+        text += (f"; an idea needs {fmt_delta(sign * o.needs[0])} at one draw, "
+                 f"{fmt_delta(sign * o.needs[1])} at three")
+    return text
 
 
 def bar_text(o: Outcome) -> str:
@@ -178,4 +194,6 @@ def verdict_line(o: Outcome) -> str:
         tail.append(o.target_note)
     if o.hint:
         tail.append(o.hint)
+    if len(o.now) > 1 and o.noise_sigma is not None:  # a repeat group: the noise it measured, in plain sight
+        tail.append(noise_text(o))
     return " | ".join([line, *tail])

@@ -135,7 +135,8 @@ def write_json(path: Path, outcomes: list[Outcome], exitstatus: int, failed: lis
             {
                 "test": o.test, "metric": o.metric, "goal": o.goal, "value": jsonable(o.value),
                 "bar": jsonable(o.best), "bar_commit": o.best_commit or None,
-                "threshold": o.threshold, "delta": o.delta, "status": o.status,
+                "threshold": o.threshold, "delta": o.delta, "n": o.n, "sigma": o.sigma,
+                "noise_sigma": o.noise_sigma, "status": o.status,
                 "commit": o.commit or None, "identity": o.identity or None,
                 "duration": o.duration, "reason": o.reason, "note": notes_text(o) or None,
                 "failed": list(o.failed), "revert": None if o.green else o.revert or None,

@@ -15,7 +15,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,11 @@ from . import archive, bar, correctness, guard, noise
 from .context import Context
 from .experiment import MAX_NOTES, Experiment
 from .leases import Lease
-from .ledger import Entry, format_line
+from .ledger import Entry, format_line, now_iso
 from .outcome import PROPERTY, Outcome, failure_message
 from .runner.watchdog import Watchdog
 from .scoring import ScoringError
-from .settings import Spec
+from .settings import AUTO, Spec
 from .sources import FrozenScorer, Recorder, Refused, Source, disagrees, first_value, sources_for
 from .terminal import progress_line
 
@@ -51,6 +51,8 @@ class Draw:
     artifact: Path | None = None  # where the target writes its artifact for the frozen scorer
     self_report: float | None = None  # the metric as the target printed it, when a scorer gives the value
     notes: tuple[str, ...] = ()  # the target's NOTE: lines: said beside the verdict, never judged
+    scored: dict[str, Any] = field(default_factory=dict)  # this draw's scoring_s and scored_* values
+    ended: str = ""  # when this draw ended (UTC, ISO): its row's timestamp, not the verdict's
 
 
 class Trial:
@@ -114,6 +116,7 @@ class Trial:
                     raise
                 draw.value = first_value(sources)
                 draw.memory_gb = self._memory_gb()
+                draw.ended = now_iso()
                 if adaptive and self._settled():
                     break
             outcome = self._judge()
@@ -174,6 +177,7 @@ class Trial:
             assert draw.artifact is not None
             try:
                 self.scorer.score(draw.artifact, self._remaining())
+                draw.scored = self._scored()
             except Refused as exc:
                 self._fail("discard", str(exc))
             except ScoringError as exc:
@@ -202,6 +206,13 @@ class Trial:
             return ""
         notes = list(dict.fromkeys(note for draw in self.draws for note in draw.notes))[:MAX_NOTES]
         return "; ".join(f"{self.experiment.script.name}: {note}" for note in notes)
+
+    def _scored(self) -> dict[str, Any]:
+        """What the frozen scorer said of the draw it scored last: its seconds and its other values."""
+        if self.scorer is None or self.scorer.seconds is None:
+            return {}
+        return {"scoring_s": round(self.scorer.seconds, 2),
+                **{f"scored_{k}": v for k, v in self.scorer.values.items() if k != self.spec.metric and math.isfinite(v)}}
 
     def _memory_gb(self) -> float | None:
         if self.experiment is not None and self.experiment.peak_memory_mb is not None:
@@ -247,6 +258,12 @@ class Trial:
             extra.update(bar=best.value, bar_commit=best.commit, bar_n=best.n)
         if judged is not None and judged.min_delta:
             extra["min_delta"] = judged.min_delta
+        if judged is not None:  # the verdict's own numbers: every report reads them, none re-derives them
+            facts = {"mean": judged.value, "n": judged.n, "delta": judged.verdict.delta, "sigma": judged.sigma}
+            extra.update({k: v for k, v in facts.items() if v is not None and math.isfinite(v)})
+            rule = self.spec.min_delta if self.spec.min_delta is not None else self.ctx.settings.min_delta
+            if rule == AUTO:  # the margin is k standard errors: reports say what an idea needs with this k
+                extra["noise_k"] = self.ctx.settings.noise_k
         if judged is not None and judged.earlier:
             extra["remeasure"] = True
         if self.experiment is not None and status == "crash":
@@ -254,10 +271,6 @@ class Trial:
         reports = [d.self_report for d in self.draws if d.self_report is not None]
         if self.scorer is not None and reports:
             extra["self_report"] = statistics.fmean(reports)
-        if self.scorer is not None and self.scorer.seconds is not None:
-            extra["scoring_s"] = round(self.scorer.seconds, 2)
-            extra.update({f"scored_{k}": v for k, v in self.scorer.values.items()
-                          if k != self.spec.metric and math.isfinite(v)})
         target_note = self._target_note()
         if target_note:
             extra["target_note"] = target_note
@@ -277,7 +290,8 @@ class Trial:
         self.ctx.append(*(
             d.entry.finished(status=status, value=d.value, memory_gb=d.memory_gb,
                              duration_s=d.duration if d.duration is not None else time.time() - started,
-                             extra={"goal": self.spec.goal, "surface": self.ctx.surface_digest, **extra})
+                             extra={"goal": self.spec.goal, "surface": self.ctx.surface_digest, **extra, **d.scored},
+                             **({"timestamp": d.ended} if d.ended else {}))
             for d in self.draws
         ))
         if self.ctx.repo is not None and self.ctx.head is not None:  # reset and gc must not lose the idea
@@ -302,6 +316,7 @@ class Trial:
             delta=judged.verdict.delta if judged else None, n=len(earlier) + len(values), earlier=earlier,
             now=tuple(values),
             spread=noise.spread([*earlier, *values]), sigma=judged.sigma if judged else None,
+            **_noise_fields(judged),
             duration=sum(durations) if durations else time.time() - started,
             memory_gb=max(memories) if memories else None,
             log=self.draws[-1].log if self.draws else "", note=judged.note if judged else self.ctx.note,
@@ -335,6 +350,15 @@ class Trial:
     def _limit(self) -> float | None:
         deadline = self._deadline()
         return deadline - self.item.stash.get(started_key, time.time()) if deadline else None
+
+
+def _noise_fields(judged: bar.Judged | None) -> dict[str, Any]:
+    """The noise floor a verdict used, as the Outcome carries it."""
+    floor = judged.floor if judged is not None else None
+    if judged is None or floor is None:
+        return {}
+    return {"noise_sigma": floor.sigma, "noise_draws": floor.dof + floor.groups, "noise_commits": floor.groups,
+            "needs": judged.needs}
 
 
 def _call_body(item: pytest.Function) -> None:

@@ -12,14 +12,15 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import git
 
 from .. import __version__, archive, chain, gitstate, history, trust
 from ..ledger import STATUSES, Entry, Ledger
-from . import night, show, start, stats, views
+from . import digest, night, project, show, start, stats, views
+from .night import strict
 from .views import PROG
 from .where import CliError, Where, empty, locate, on_head, read_runs
 
@@ -70,16 +71,25 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser(
         "status", parents=[reading], help="Best result, baseline, counts and last runs of this branch",
         description="Summarise this branch's runs (the commits HEAD builds on, and the runs "
-        "recorded under its name): best and baseline per test and metric, counts and keep rate, "
-        "suspected lucky draws, the last runs.",
+        "recorded under its name): best and baseline per test and metric, ideas (commits) and draws (runs) "
+        "counted apart, the noise floor and the margin an idea needs, suspected lucky draws, near misses "
+        "(most promising first), what the night cost, the last runs. The margin reads autoresearch_min_delta "
+        "and autoresearch_noise_k from the project's ini file.",
     )
     status.add_argument("--all-branches", action="store_true",
                         help="One line per branch (the ledger's branch column), best first")
     status.add_argument("--last", metavar="N", type=_count, default=5, help="How many recent runs to list (default: 5)")
     status.add_argument("--goal", choices=("min", "max"), help=GOAL_HELP)
+    status.add_argument("--since", metavar="AGE|DATE", type=_since,
+                        help="A digest of the runs since then (8h, 90m, 2d, or a date such as 2026-12-01T22:00 "
+                        "in UTC): runs by verdict, the best against where the window began, each kept idea with its "
+                        "delta and sigma, near misses to retest, crashes with their reasons, wall time and cost")
+    status.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                        help="How to print the status or the digest: text, json (as --json) or markdown, for a "
+                        "chat message or a pull request (default: text)")
     status.add_argument("--json", action="store_true",
-                        help="Print one JSON object: per benchmark best, baseline, counts, noise and near misses; "
-                        "all near misses; the cost")
+                        help="Print one JSON object: per benchmark best, baseline, ideas, draws, noise, the margin "
+                        "an idea needs, near misses and lucky draws; all near misses; the cost")
     status.set_defaults(func=cmd_status)
 
     log = commands.add_parser(
@@ -105,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument("target", metavar="RUN|COMMIT",
                        help="A run id or unique prefix (autoresearch log lists them), or a commit: its latest run")
     shown.add_argument("--mutable", metavar="GLOB", action="append",
-                       help="Files whose diff to show, relative to the current folder as autoresearch_mutable "
-                       "is to the rootdir (this command cannot read the ini); repeat for several (default: train.py)")
+                       help="Files whose diff to show, relative to the project folder; repeat for several "
+                       "(default: autoresearch_mutable from the project's ini file, else train.py)")
     shown.add_argument("--tail", metavar="N", type=_count, default=show.DEFAULT_TAIL,
                        help=f"Lines of the log to show (default: {show.DEFAULT_TAIL})")
     shown.add_argument("--json", action="store_true", help="Print every field as one JSON object")
@@ -179,6 +189,13 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _since(text: str) -> datetime:
+    try:
+        return digest.parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _status(text: str) -> list[str]:
     wanted = [s.strip() for s in text.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in STATUSES]
@@ -229,20 +246,30 @@ def cmd_status(args: argparse.Namespace) -> int:
         others = views.plural(len({r.branch for r in runs}), "other branch", "es")
         raise CliError(f"no runs on {scope} yet ({views.plural(len(runs), 'run')} on {others}: "
                        "autoresearch status --all-branches)")
-    warning = alarm
+    warning, lineage = alarm, None
     if where.repo is not None and where.head is not None:
         lineage = gitstate.lineage(where.repo, where.head.sha)
         last_kept = history.last_kept(here, lineage, {r.test for r in here})
         warning = alarm + views.head_state(here, where.head.sha, where.head.short, last_kept)
-    found = night.benchmarks(here, runs, args.goal)
-    if args.json:
+    settings = project.read()
+    found = night.benchmarks(here, runs, args.goal, lineage)
+    form = "json" if args.json else args.format
+    if args.since is not None:
+        night_digest = digest.digest(here, found, args.since, scope)
+        print(json.dumps(strict(night_digest), indent=2, allow_nan=False) if form == "json"
+              else "\n".join(digest.lines(night_digest, markdown=form == "markdown")))
+        return 0
+    if form == "markdown":
+        raise CliError("--format markdown is the digest's: add --since 8h (or a date)")
+    if form == "json":
         head = where.head
         payload = night.status_json(here, found, scope, where.ledger, head.branch if head else None,
-                                    head.sha if head else None, warning)
+                                    head.sha if head else None, warning, settings)
         print(json.dumps({**payload, "acceptances": trust.acceptances(here)}, indent=2, allow_nan=False))
         return 0
-    more = [*night.near_miss_lines(found), *night.cost_lines(archive.night_cost(here)), *acceptance_lines(trust.acceptances(here))]
-    print("\n".join(views.branch_status(here, runs, scope, where.ledger, args.goal, args.last, warning, more)))
+    more = [*night.lucky_lines(found), *night.near_miss_lines(found), *night.cost_lines(archive.night_cost(here)),
+            *acceptance_lines(trust.acceptances(here))]
+    print("\n".join(views.branch_status(here, found, scope, where.ledger, args.last, settings, warning, more)))
     return 0
 
 
@@ -283,8 +310,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         run = show.find_run(runs, args.target, where.repo)
     except show.NotFound as exc:
         raise CliError(str(exc)) from None
-    mutable = args.mutable or ["train.py"]
-    shown = show.gather(run, runs, where.repo, mutable, show.log_places(where.repo, where.ledger), args.tail)
+    settings = project.read()
+    mutable = args.mutable or list(settings.mutable)
+    shown = show.gather(run, runs, where.repo, mutable, show.log_places(where.repo, where.ledger), args.tail,
+                        None if args.mutable else settings.rootdir)
     if args.json:
         print(json.dumps(shown.to_json(), indent=2, allow_nan=False))
     else:
@@ -345,14 +374,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
               and (args.metric is None or r.metric == args.metric)]
     if not chosen:
         raise CliError(f"no runs to plot on {scope}" + (" matching --test/--metric" if args.test or args.metric else ""))
-    panels = [plot.Panel(s, stats.goal_of(runs, s, args.goal), stats.earlier_identity_runs(chosen, s))
+    lineage = (gitstate.lineage(where.repo, where.head.sha)
+               if args.branch is None and where.repo is not None and where.head is not None else None)
+    panels = [plot.Panel(s, stats.goal_of(runs, s, args.goal), stats.earlier_identity_runs(chosen, s),
+                         night.floor_of(s, lineage))
               for s in stats.series(chosen)]
     width, height = args.size
     try:
         plot.draw(panels, args.output, width, height, args.dpi)
     except OSError as exc:
         raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    judged = sum(stats.judged(p.series.runs) for p in panels)
+    judged = sum(stats.finished(stats.draws(p.series.runs)) for p in panels)
     print(f"{PROG}: wrote {args.output} ({width}x{height}, {views.plural(judged, 'run')} of {scope})")
     return 0
 

@@ -1,8 +1,10 @@
 """The progress chart: every judged run of a series, the kept ones labelled, the running best.
 
 Drawn like the chart in Karpathy's autoresearch notebook: discarded runs as faint dots,
-kept runs as prominent dots with their commit subjects, the running best as a step line,
-crashes left out, the y-range from just past the best to just past the baseline.
+kept runs as prominent dots with their commit subjects, the running best (``history.running_best``,
+the verdict's bar as it stood at each run) as a step line, crashes left out. The y-range holds every
+kept run, the running best, the baseline and every discard that beat its bar; only discards worse
+than all of those fall off the scale (arrows at the edge).
 matplotlib comes from the ``plot`` extra and is imported only here, on the Agg canvas
 (no pyplot, no display), so the chart draws the same on a headless server.
 """
@@ -15,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..history import beats_by, running_best
 from ..ledger import Entry
-from ..verdict import better
-from .stats import Series, counts, finite, judged, remeasured
+from ..noise import Noise
+from .stats import REMEASURED, Series, draws, finished, finite, remeasured
 
 INSTALL = "pip install 'pytest-autoresearch[plot]'"
 LABEL_CHARS = 40
@@ -34,33 +37,32 @@ class Panel:
     series: Series
     goal: str
     left_out: int = 0
+    floor: Noise | None = None  # the noise floor: error bars on commits measured more than once
 
 
 def best_so_far(runs: Sequence[Entry], goal: str) -> list[float | None]:
-    """At each run, the best kept commit as known then: each commit's mean over its draws so far,
-    so a re-measurement that pulls a lucky first draw back moves the line back too."""
-    draws: dict[str, list[float]] = {}
-    kept: set[str] = set()
-    out: list[float | None] = []
-    for r in runs:
-        if r.value is not None and finite(r.value):
-            draws.setdefault(r.sha, []).append(r.value)
-        if r.status == "keep":
-            kept.add(r.sha)
-        best: float | None = None
-        for mean in (statistics.fmean(draws[sha]) for sha in kept if sha in draws):
-            if best is None or better(mean, best, goal):
-                best = mean
-        out.append(best)
-    return out
+    """At each run, the bar as it stood then: :func:`history.running_best`'s mean."""
+    return [None if b is None else b.value for b in running_best(runs, goal)]
 
 
-def y_range(best: float, baseline: float, spread: float) -> tuple[float, float]:
-    """From just past the best to just past the baseline (room above for labels); a margin
-    even when they are equal."""
-    low, high = min(best, baseline), max(best, baseline)
+def y_range(must_show: Sequence[float], spread: float) -> tuple[float, float]:
+    """Every value in ``must_show`` inside the axes, with room above for labels; a margin even
+    when they are all equal."""
+    low, high = min(must_show), max(must_show)
     pad = (high - low) * 0.08 or abs(high) * 0.02 or spread * 0.1 or 1.0
     return low - pad, high + 2 * pad
+
+
+def must_show(runs: Sequence[Entry], goal: str) -> list[float]:
+    """The values the axes must hold: kept runs, the running best, and discards that beat their bar."""
+    out = [float(r.value) for r in runs if r.status == "keep" and r.value is not None and finite(r.value)]
+    out += [b for b in best_so_far(runs, goal) if b is not None]
+    for r in runs:
+        bar = r.extra.get("bar")
+        if (r.status == "discard" and r.value is not None and finite(r.value)
+                and isinstance(bar, (int, float)) and beats_by(r.value, float(bar), goal) > 0):
+            out.append(float(r.value))
+    return out
 
 
 def _mark_off_scale(ax: Any, dropped: Sequence[tuple[int, float]], low: float, high: float) -> None:
@@ -77,11 +79,11 @@ def _mark_off_scale(ax: Any, dropped: Sequence[tuple[int, float]], low: float, h
 
 
 def title(panel: Panel) -> str:
-    tally = counts(panel.series.runs)
-    total = judged(panel.series.runs)
+    tally = draws(panel.series.runs)
+    total = finished(tally)
     parts = [f"{total} run{'' if total == 1 else 's'}", f"{tally['keep']} kept", f"{tally['discard']} discarded"]
-    if tally["re-measured"]:
-        parts.append(f"{tally['re-measured']} re-measured")
+    if tally[REMEASURED]:
+        parts.append(f"{tally[REMEASURED]} re-measured")
     if tally["crash"] or tally["timeout"]:
         parts.append(f"{tally['crash'] + tally['timeout']} crashed or timed out (not shown)")
     head = f"autoresearch: {panel.series.metric} ({panel.goal}) — {panel.series.test}"
@@ -98,6 +100,13 @@ def require() -> None:
 
 def draw(panels: Sequence[Panel], path: Path, width: int, height: int, dpi: int) -> None:
     """Write the chart as a PNG of exactly ``width`` x ``height`` pixels."""
+    fig = figure(panels, width, height, dpi)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png")
+
+
+def figure(panels: Sequence[Panel], width: int, height: int, dpi: int) -> Any:
+    """The chart as a matplotlib ``Figure``, one axes per panel (tests read its limits)."""
     require()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -109,8 +118,7 @@ def draw(panels: Sequence[Panel], path: Path, width: int, height: int, dpi: int)
     for ax, panel in zip(axes, panels):
         _draw_panel(ax, panel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
+    return fig
 
 
 def _draw_panel(ax: Any, panel: Panel) -> None:
@@ -137,9 +145,10 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
             text = r.description if len(r.description) <= LABEL_CHARS else r.description[: LABEL_CHARS - 1] + "…"
             ax.annotate(text, (x, v), xytext=(4, 6), textcoords="offset points", fontsize=7,
                         rotation=20, color="#0b4d27", zorder=5, annotation_clip=False)
-        low, high = y_range(steps[-1][1], kept[0][1], max(values) - min(values))
+        low, high = y_range(must_show(shown, goal), max(values) - min(values))
         ax.set_ylim(low, high)
         _mark_off_scale(ax, dropped, low, high)
+        _error_bars(ax, shown, panel.floor)
     ax.set_title(title(panel), fontsize=10)
     ax.set_xlabel("run (crashes left out)" if panel.left_out == 0
                   else f"run (crashes and {panel.left_out} runs under an earlier evaluation left out)")
@@ -149,3 +158,18 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
         ax.set_xlim(0.5, xs[-1] + 0.5)
         # the best runs towards the bottom right (min) or top right (max): the legend goes opposite
         ax.legend(loc="lower left" if goal == "min" else "upper left", fontsize=8)
+
+
+def _error_bars(ax: Any, shown: Sequence[Entry], floor: Noise | None) -> None:
+    """On each commit measured more than once, at its last draw: its mean, ± the noise of that mean."""
+    if floor is None:
+        return
+    last: dict[str, tuple[int, list[float]]] = {}
+    for x, r in enumerate(shown, start=1):
+        values = last.get(r.sha, (x, []))[1]
+        last[r.sha] = (x, [*values, float(r.value or 0.0)])
+    points = [(x, statistics.fmean(v), floor.sigma / len(v) ** 0.5) for x, v in last.values() if len(v) > 1]
+    if points:
+        ax.errorbar([x for x, _, _ in points], [m for _, m, _ in points], yerr=[e for _, _, e in points],
+                    fmt="_", color="#0b4d27", capsize=3, linewidth=0.9, zorder=4,
+                    label="mean of a commit's draws ± noise")

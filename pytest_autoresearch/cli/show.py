@@ -9,7 +9,6 @@ diff against the commit it was tried on, read from the run's ref even after ``gi
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import git
 
-from .. import archive, gitstate
+from .. import archive, gitstate, history
 from ..ledger import Entry
 from ..outcome import fmt, fmt_delta, jsonable
 from . import stats
@@ -63,6 +62,7 @@ class Shown:
 
     run: Entry
     draws: tuple[float | None, ...]  # every run of its measurement (a repeat group), this one included
+    judged: tuple[float, int] | None  # the mean and draw count the verdict judged (history.judged_mean)
     ref: str | None  # the run ref that keeps its commit, if any
     mutable: tuple[str, ...]
     parent: str | None  # the commit it was tried on: the diff's base
@@ -73,8 +73,11 @@ class Shown:
 
     @property
     def mean(self) -> float | None:
-        values = [v for v in self.draws if v is not None]
-        return statistics.fmean(values) if values else None
+        return self.judged[0] if self.judged else None
+
+    @property
+    def n(self) -> int:
+        return self.judged[1] if self.judged else len(self.draws)
 
     @property
     def bar(self) -> float | None:
@@ -83,8 +86,17 @@ class Shown:
 
     @property
     def delta(self) -> float | None:
+        recorded = self.run.extra.get("delta")
+        if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
+            return float(recorded)
         mean, bar = self.mean, self.bar
         return mean - bar if mean is not None and bar is not None and math.isfinite(mean) else None
+
+    @property
+    def sigma(self) -> float | None:
+        """The verdict's standard error of the delta, as its row recorded it."""
+        sigma = self.run.extra.get("sigma")
+        return float(sigma) if isinstance(sigma, (int, float)) and not isinstance(sigma, bool) else None
 
     def to_json(self) -> dict[str, Any]:
         r, extra = self.run, self.run.extra
@@ -92,9 +104,9 @@ class Shown:
             "run_id": r.run_id, "measurement": r.measurement, "commit": r.commit, "sha": r.sha,
             "branch": r.branch, "description": r.description, "test": r.test, "metric": r.metric,
             "goal": extra.get("goal"), "status": r.status, "reason": extra.get("reason"),
-            "value": r.value, "draws": list(self.draws), "n": len(self.draws), "mean": self.mean,
+            "value": r.value, "draws": list(self.draws), "n": self.n, "mean": self.mean,
             "bar": self.bar, "bar_commit": extra.get("bar_commit"), "bar_n": extra.get("bar_n"),
-            "delta": self.delta, "min_delta": extra.get("min_delta"), "adaptive": extra.get("adaptive"),
+            "delta": self.delta, "sigma": self.sigma, "min_delta": extra.get("min_delta"), "adaptive": extra.get("adaptive"),
             "timestamp": r.timestamp, "duration_s": r.duration_s, "memory_gb": r.memory_gb,
             "identity": r.identity, "ref": self.ref, "mutable": list(self.mutable), "parent": self.parent,
             "diff": self.diff, "diff_error": self.diff_error,
@@ -105,8 +117,11 @@ class Shown:
 
 
 def gather(run: Entry, runs: Sequence[Entry], repo: git.Repo | None, mutable: Sequence[str],
-           logs: Sequence[Path], tail: int) -> Shown:
-    """Read the run's measurement from the ledger, its diff from git and its log tail from disk."""
+           logs: Sequence[Path], tail: int, root: Path | None = None) -> Shown:
+    """Read the run's measurement from the ledger, its diff from git and its log tail from disk.
+
+    ``root``: the folder the ``mutable`` globs are relative to (the ini's), else the working folder.
+    """
     draws = tuple(r.value for r in runs if r.measurement == run.measurement and r.sha == run.sha) or (run.value,)
     ref, parent, diff, error = None, None, None, None
     if repo is None:
@@ -120,12 +135,13 @@ def gather(run: Entry, runs: Sequence[Entry], repo: git.Repo | None, mutable: Se
         try:
             commit = repo.commit(run.sha)
             parent = commit.parents[0].hexsha if commit.parents else None
-            diff = archive.mutable_diff(repo, run.sha, mutable, _scope(repo))
+            diff = archive.mutable_diff(repo, run.sha, mutable, _scope(repo, root or Path.cwd()))
         except (ValueError, git.BadName, git.GitCommandError):
             error = (f"commit {run.commit or run.sha[:7]} is no longer in the repository "
                      "(judged before runs were kept under refs/autoresearch/runs, or pruned since)")
     log = _log_path(run, logs)
-    return Shown(run, draws, ref, tuple(mutable), parent, diff, error, log, _tail(log, tail))
+    return Shown(run, draws, history.judged_mean(run, runs), ref, tuple(mutable), parent, diff, error, log,
+                 _tail(log, tail))
 
 
 def log_places(repo: git.Repo | None, ledger: Path) -> list[Path]:
@@ -151,10 +167,10 @@ def _tail(log: Path | None, lines: int) -> str | None:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _scope(repo: git.Repo) -> str:
+def _scope(repo: git.Repo, folder: Path) -> str:
     """The project folder: the mutable globs are relative to it, as the plugin's are to its rootdir."""
     try:
-        return gitstate.scope_of(repo, Path.cwd())
+        return gitstate.scope_of(repo, folder)
     except ValueError:  # run from outside the work tree (e.g. inside .git)
         return "."
 
@@ -171,12 +187,14 @@ def lines(shown: Shown, tail: int) -> list[str]:
            f"  test      {r.test}  {r.metric}{direction}",
            f"  verdict   {r.status}" + (f": {extra['reason']}" if extra.get("reason") else "")]
     value = fmt(r.value)
-    if len(shown.draws) > 1:
-        value = f"{fmt(shown.mean)} (mean of {len(shown.draws)} runs; this one {fmt(r.value)})"
+    if shown.n > 1:
+        value = f"{fmt(shown.mean)} (mean of {shown.n} draws of the commit, as judged; this one {fmt(r.value)})"
     if shown.bar is not None:
         n = extra.get("bar_n", 1)
+        sigmas = f" ({shown.delta / shown.sigma:+.1f}σ)" if shown.sigma and shown.delta is not None else ""
         value += (f" against the bar {fmt(shown.bar)} at {extra.get('bar_commit', '?')}"
-                  + (f" (mean of {n})" if isinstance(n, int) and n > 1 else "") + f": delta {fmt_delta(shown.delta)}")
+                  + (f" (mean of {n})" if isinstance(n, int) and n > 1 else "")
+                  + f": delta {fmt_delta(shown.delta)}{sigmas}")
     out.append(f"  value     {value}")
     if extra.get("adaptive"):
         out.append(f"  repeats   {extra['adaptive']}")

@@ -13,6 +13,7 @@ import git
 
 from .. import gitstate
 from ..ledger import Ledger
+from . import project
 from .views import PROG
 from .where import CliError
 
@@ -54,7 +55,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if untracked:
         print(f"  note: untracked {', '.join(untracked)} would stop pytest --autoresearch: commit or ignore them")
     print(f"next: {NEXT}")
-    print("  (records the baseline; then edit train.py, git commit -am 'try: ...' and run it again:"
+    print(f"  (records the baseline; then edit {project.read().files}, git commit -am 'try: ...' and run it again:"
           " exit 0 keeps the commit, exit 1 prints the revert command to run)")
     return 0
 
@@ -101,7 +102,7 @@ def cmd_worktrees(args: argparse.Namespace) -> int:
     print(f"{PROG}: {len(made)} worktrees from {short}, one idea each; they share the ledger and the device leases")
     for name, path in made:
         print(f"  {path}  ({name})")
-    print(f"next, in each: edit train.py, git commit -am 'try: ...', {NEXT}")
+    print(f"next, in each: edit {project.read().files}, git commit -am 'try: ...', {NEXT}")
     print("then: autoresearch status --all-branches; re-measure the best green one before adopting it "
           "(pytest --autoresearch --autoresearch-repeat 3 in its worktree), and move the session branch "
           "there: git merge --ff-only <branch>")

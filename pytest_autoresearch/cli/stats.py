@@ -1,8 +1,9 @@
-"""What a night of runs adds up to: best, baseline, counts, lucky draws, branch standings.
+"""What a night of runs adds up to: best, baseline, ideas and draws counted, branch standings.
 
 Pure functions over ledger runs (oldest first), shared by ``autoresearch status`` and
 ``autoresearch plot``. The best is :func:`pytest_autoresearch.history.best`, the plugin's own
 bar; the goal is the one each row recorded (``--goal`` reads ledgers written before rows did).
+An idea is a commit, a draw is one run of it: a baseline measured five times is one idea.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime, timezone
 
 from ..history import best
 from ..ledger import Entry
-from ..verdict import GOALS, Best, better
+from ..verdict import GOALS, Best
 
 COUNTED = ("keep", "discard", "crash", "timeout")
 REMEASURED = "re-measured"
@@ -32,24 +33,12 @@ class Series:
 
 
 @dataclass(frozen=True)
-class Lucky:
-    """A kept commit whose later draws pulled its mean back behind the bar it once beat."""
-
-    commit: str
-    description: str
-    bar: float
-    first: float
-    mean: float
-    draws: int
-
-
-@dataclass(frozen=True)
 class Standing:
     """One branch's line in ``status --all-branches``."""
 
     branch: str
     best: Best | None
-    counts: Counter[str]
+    ideas: Counter[str]
     last: str
 
 
@@ -106,43 +95,31 @@ def remeasured(run: Entry) -> bool:
     return bool(run.extra.get("remeasure"))
 
 
-def counts(runs: Iterable[Entry]) -> Counter[str]:
-    """Runs by status; re-measurements apart, so they count as neither kept nor discarded ideas."""
-    return Counter(REMEASURED if remeasured(r) else r.status for r in runs)
+def draws(runs: Sequence[Entry]) -> Counter[str]:
+    """Runs by status (a repeat group's every draw counted), and how many were re-measurements."""
+    tally = Counter(r.status for r in runs if r.status != "accepted")
+    tally[REMEASURED] = sum(1 for r in runs if remeasured(r))
+    return tally
 
 
-def judged(runs: Iterable[Entry]) -> int:
-    """How many ideas were run to an end (kept, discarded, crashed, timed out): re-measurements aside."""
-    tally = counts(runs)
+def ideas(runs: Iterable[Entry]) -> Counter[str]:
+    """Commits by their verdict: keep once kept (a later re-measurement keeps it kept), else the latest."""
+    latest: dict[str, str] = {}
+    for r in runs:
+        if r.status in COUNTED and latest.get(r.sha) != "keep":
+            latest[r.sha] = r.status
+    return Counter(latest.values())
+
+
+def finished(tally: Counter[str]) -> int:
+    """How many ended (kept, discarded, crashed or timed out), of ideas or of draws."""
     return sum(tally[s] for s in COUNTED)
 
 
 def keep_rate(tally: Counter[str]) -> float | None:
-    """Kept runs over judged runs (keep, discard, crash, timeout), or None with none."""
-    judged = sum(tally[s] for s in COUNTED)
-    return tally["keep"] / judged if judged else None
-
-
-def lucky_draws(runs: Sequence[Entry], goal: str) -> list[Lucky]:
-    """Kept commits whose mean over every finite draw does not beat the bar they were kept over."""
-    first_keep: dict[str, Entry] = {}
-    draws: dict[str, list[float]] = {}
-    for r in runs:
-        if r.value is None or not finite(r.value) or r.status not in ("keep", "discard"):
-            continue
-        draws.setdefault(r.sha, []).append(r.value)
-        if r.status == "keep":
-            first_keep.setdefault(r.sha, r)
-    found = []
-    for sha, keep in first_keep.items():
-        bar, values = keep.extra.get("bar"), draws[sha]
-        if not isinstance(bar, (int, float)) or isinstance(bar, bool) or len(values) < 2:
-            continue
-        mean = sum(values) / len(values)
-        if not better(mean, float(bar), goal):
-            assert keep.value is not None
-            found.append(Lucky(keep.commit, keep.description, float(bar), keep.value, mean, len(values)))
-    return found
+    """Kept over finished (keep, discard, crash, timeout), or None with none: of ``ideas``, the share of ideas that worked."""
+    total = finished(tally)
+    return tally["keep"] / total if total else None
 
 
 def standings(runs: Sequence[Entry], goal: str) -> list[Standing]:
@@ -150,7 +127,7 @@ def standings(runs: Sequence[Entry], goal: str) -> list[Standing]:
     branches: dict[str, list[Entry]] = {}
     for r in runs:
         branches.setdefault(r.branch or "(none)", []).append(r)
-    lines = [Standing(name, best(members, goal), counts(members), members[-1].timestamp)
+    lines = [Standing(name, best(members, goal), ideas(members), members[-1].timestamp)
              for name, members in branches.items()]
     sign = 1.0 if goal == "min" else -1.0
     return sorted(lines, key=lambda s: (s.best is None, sign * s.best.value if s.best else 0.0))

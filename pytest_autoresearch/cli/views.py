@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import history
+from .. import archive
 from ..ledger import Entry
 from ..outcome import fmt, fmt_delta, jsonable
 from . import stats
+
+if TYPE_CHECKING:
+    from .night import Benchmark
+    from .project import Project
 
 PROG = "autoresearch"
 ENDED = {"discard": "a discarded", "crash": "a crashed", "timeout": "a timed-out"}
@@ -38,17 +42,36 @@ def head_state(here: Sequence[Entry], head_sha: str, head_short: str, last_kept:
     return [f"HEAD {head_short} is {ENDED[mine[-1].status]} commit{back}"]
 
 
-def branch_status(here: list[Entry], everything: list[Entry], scope: str, ledger: Path,
-                  goal: str | None, last: int, warning: Sequence[str] = (), more: Sequence[str] = ()) -> list[str]:
-    """The status of one branch: a block per test and metric, lucky draws, ``more`` (near misses,
-    cost), the last runs."""
-    lines = [f"{PROG} status: {scope}, {plural(len(here), 'run')}, last {stats.ago(here[-1].timestamp)}",
-             f"  ledger: {ledger}", *warning]
-    lucky: list[str] = []
-    for s in stats.series(here):
-        g = stats.goal_of(everything, s, goal)
-        lines += ["", heading(s, g)]
-        best, base = history.best(s.runs, g), stats.baseline(s.runs)
+def header(runs: Sequence[Entry], scope: str) -> str:
+    """'autoresearch status: branch x at abc1234, 21 runs, last 3m ago': runs as ``cost:`` counts them."""
+    tally = stats.draws(runs)
+    running = f" and {tally['running']} running" if tally["running"] else ""
+    return f"{PROG} status: {scope}, {plural(stats.finished(tally), 'run')}{running}, last {stats.ago(runs[-1].timestamp)}"
+
+
+def counts_lines(runs: Sequence[Entry]) -> list[str]:
+    """Ideas (commits, each once) and draws (runs) counted apart: five draws of a baseline are one idea."""
+    ideas, draws = stats.ideas(runs), stats.draws(runs)
+    rate = stats.keep_rate(ideas)
+    per = ", ".join(f"{name} {ideas[name]}" for name in stats.COUNTED)
+    each = ", ".join(f"{name} {draws[name]}" for name in stats.COUNTED)
+    more = "".join(f", {name} {draws[name]}" for name in (stats.REMEASURED, "running") if draws[name])
+    return [f"  ideas: {per}; keep rate {'-' if rate is None else f'{rate:.0%}'} "
+            f"({plural(stats.finished(ideas), 'commit')})",
+            f"  draws: {each}{more} ({plural(stats.finished(draws), 'run')})"]
+
+
+def branch_status(here: list[Entry], found: Sequence[Benchmark], scope: str, ledger: Path, last: int,
+                  project: Project, warning: Sequence[str] = (), more: Sequence[str] = ()) -> list[str]:
+    """The status of one branch: a block per test and metric (``night.Benchmark``), ``more``
+    (lucky draws, near misses, cost), the last runs."""
+    from .night import noise_line  # here: night imports this module
+
+    lines = [header(here, scope), f"  ledger: {ledger}", *warning]
+    for b in found:
+        s = b.series
+        lines += ["", heading(s, b.goal)]
+        best, base = b.best, stats.baseline(s.runs)
         rows: list[tuple[str, ...]] = []
         if best is not None:
             draws = f" (mean of {best.n})" if best.n > 1 else ""
@@ -64,21 +87,11 @@ def branch_status(here: list[Entry], everything: list[Entry], scope: str, ledger
             lines.append(f"  improvement {fmt_delta(change)}{pct} in {plural(steps, 'kept change')} since the baseline")
         elif best is None:
             lines.append("  nothing kept yet")
-        tally = stats.counts(s.runs)
-        rate = stats.keep_rate(tally)
-        counted = ", ".join(f"{name} {tally[name]}" for name in stats.COUNTED)
-        others = "".join(f", {name} {tally[name]}" for name in (stats.REMEASURED, "running") if tally[name])
-        lines.append(f"  runs: {counted}{others}; keep rate {'-' if rate is None else f'{rate:.0%}'}")
+        lines += counts_lines(s.runs)
+        lines.append(noise_line(b, project))
         earlier = stats.earlier_identity_runs(here, s)
         if earlier:
             lines.append(f"  ({plural(earlier, 'earlier run')} under another evaluation identity not compared)")
-        for luck in stats.lucky_draws(s.runs, g):
-            lucky.append(
-                f"  {luck.commit}  {luck.description}: kept at {fmt(luck.first)} over the bar "
-                f"{fmt(luck.bar)}, but the mean of {luck.draws} draws is {fmt(luck.mean)}"
-            )
-    if lucky:
-        lines += ["", "suspected lucky draws (the mean no longer beats the bar they were kept over):", *lucky]
     lines += more
     lines += ["", f"last {min(last, len(here))} runs:"]
     lines += ["  " + line for line in log_table(here[-last:], verbose=False)]
@@ -95,12 +108,12 @@ def all_branches(runs: list[Entry], goal: str | None, ledger: Path) -> list[str]
         g = stats.goal_of(runs, s, goal)
         several = sum(1 for o in everything if (o.test, o.metric) == (s.test, s.metric)) > 1
         lines += ["", heading(s, g, f"  identity {s.identity}" if several else "")]
-        rows: list[tuple[str, ...]] = [("branch", "best", "commit", "runs", "keep", "rate", "last run", "description")]
+        rows: list[tuple[str, ...]] = [("branch", "best", "commit", "ideas", "kept", "rate", "last run", "description")]
         for st in stats.standings(s.runs, g):
-            rate = stats.keep_rate(st.counts)
+            rate = stats.keep_rate(st.ideas)
             rows.append((
                 st.branch, fmt(st.best.value) if st.best else "-", st.best.commit if st.best else "-",
-                str(sum(st.counts.values())), str(st.counts["keep"]),
+                str(stats.finished(st.ideas)), str(st.ideas["keep"]),
                 "-" if rate is None else f"{rate:.0%}", stats.ago(st.last),
                 st.best.description if st.best else "",
             ))
@@ -131,7 +144,7 @@ def log_table(runs: Sequence[Entry], verbose: bool) -> list[str]:
             r.commit or "-", r.branch or "-", fmt(r.value),
             "-" if r.memory_gb is None else f"{r.memory_gb:.1f}",
             f"{r.status} ({stats.REMEASURED})" if stats.remeasured(r) else r.status,
-            "-" if r.duration_s is None else f"{r.duration_s:.0f}", r.run_id[:12],
+            "-" if r.duration_s is None else f"{archive.wall_s(r):.0f}", r.run_id[:12],
         ]
         cells += [str(r.extra.get("device") or "-")] if devices else []
         cells += [r.test, r.metric] if many_tests else []

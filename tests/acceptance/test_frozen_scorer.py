@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import Project
+from pytest_autoresearch.archive import night_cost, wall_s
 
 # The target: predicts labels and writes them where the plugin says; it may print anything.
 PREDICT = """
@@ -122,3 +123,36 @@ def test_accuracy(experiment):
     result = project.run()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([f"*{message}*"])
+
+
+COUNTED_SCORER = SCORER.replace('return {"accuracy"', 'return {"correct": sum(predictions[k] == v for k, v in '
+                                'ANSWERS.items()), "accuracy"')
+TWO_DRAWS = """
+import json, os, time
+from pathlib import Path
+count = Path("count.txt")
+n = int(count.read_text()) if count.exists() else 0
+count.write_text(str(n + 1))
+predictions = [{"a": 1, "b": 1, "c": 0, "d": 1}, {"a": 1, "b": 0, "c": 1, "d": 1}][n]
+with open(os.environ["AUTORESEARCH_ARTIFACT"], "w") as out:
+    json.dump(predictions, out)
+time.sleep(1.1)  # the two draws end in different seconds
+print("---")
+print("accuracy: 0")
+"""
+
+
+def test_each_draw_keeps_its_own_scoring_facts_and_finish_time(project: Project) -> None:
+    """A repeat group's rows: each its own scoring seconds, scored values and finish time; the cost counts scoring."""
+    (project.path / "score_predictions.py").write_text(COUNTED_SCORER)
+    project.pytester.makepyfile(test_bench=BENCH.format(extra=""))
+    (project.path / ".gitignore").write_text("__pycache__/\ncount.txt\n")
+    project.train(None, "two draws", body=TWO_DRAWS)
+    project.run("--autoresearch-repeat", "2").assert_outcomes(passed=1)
+    first, second = project.runs()
+    assert (first.value, second.value) == (0.5, 1.0)
+    assert (first.extra["scored_correct"], second.extra["scored_correct"]) == (2, 4)
+    assert all(isinstance(r.extra["scoring_s"], float) for r in (first, second))
+    assert first.timestamp < second.timestamp
+    assert wall_s(first) == pytest.approx((first.duration_s or 0) + first.extra["scoring_s"])
+    assert night_cost([first, second])["wall_s"]["keep"] == pytest.approx(wall_s(first) + wall_s(second))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from conftest import Project
+from pytest_autoresearch.outcome import fmt, fmt_delta
 
 # Each run draws the next value of one seeded stream (the counter file is ignored by git),
 # so every run differs like a real noisy training run, and the whole test is deterministic.
@@ -110,3 +112,20 @@ def test_noise_aware_by_default_once_the_floor_is_known_strict_when_asked(projec
     auto.stdout.fnmatch_lines(["*DISCARD score = 0.99*by more than 0.0346*"])
     strict = project.run("--autoresearch-min-delta", "0")
     strict.assert_outcomes(passed=1)
+
+
+def test_the_repeat_line_says_the_noise_and_what_an_idea_needs(project: Project) -> None:
+    """sigma, from how many draws of how many commits, and the margin the next idea must beat (k = 2)."""
+    _setup(project, min_delta="auto")
+    draws = [1.0, 1.02, 1.01, 0.99, 1.03]
+    project.train(None, "baseline", body=noisy(draws))
+    result = project.run("-q", "--autoresearch-repeat", "5")
+    result.assert_outcomes(passed=1)
+    sigma = statistics.stdev(draws)
+    one, three = (fmt_delta(-2 * sigma * math.sqrt(1 / n + 1 / 5)) for n in (1, 3))  # against this 5-draw bar
+    [line] = [x for x in result.outlines if x.startswith("autoresearch: ")]
+    assert line.endswith(f" | noise: sigma {fmt(sigma)} from 5 draws of 1 commit; an idea needs {one} at one draw, "
+                         f"{three} at three")
+    project.train(0.95, "a real gain")
+    [single] = [x for x in project.run("-q").outlines if x.startswith("autoresearch: ")]
+    assert "noise:" not in single  # one draw measures no noise: the line stays short

@@ -73,3 +73,34 @@ def test_bad_size_is_a_usage_error(project: Project, size: str) -> None:
     done = run_cli(project.path, "plot", "--size", size)
     assert done.returncode == 2
     assert "argument --size" in done.stderr
+
+
+@needs_matplotlib
+def test_every_kept_point_and_the_running_best_lie_inside_the_axes() -> None:
+    """A branch like the trial's: a baseline of three draws near 1.745, discards between 1.69 and 1.76
+    (five of them beating the bar), one idea kept far below them at 1.62283 and re-measured."""
+    from pytest_autoresearch.cli import plot, stats
+    from pytest_autoresearch.ledger import Entry
+    from pytest_autoresearch.noise import Noise
+
+    def row(i: int, sha: str, value: float, status: str, **extra: object) -> Entry:
+        return Entry(f"r{i}", status, sha=sha * 8, commit=sha * 7, value=value, description=f"idea {sha}",
+                     test="t.py::t", metric="val_bpb", identity="id", extra={"goal": "min", **extra})
+
+    runs = [row(0, "a", 1.74, "keep"), row(1, "a", 1.745, "keep"), row(2, "a", 1.75, "keep")]
+    discards = [1.69, 1.72, 1.73, 1.70, 1.71, 1.755, 1.76, 1.748, 1.752]
+    runs += [row(3 + i, chr(ord("b") + i), v, "discard", bar=1.745) for i, v in enumerate(discards)]
+    runs += [row(20, "z", 1.62283, "keep", bar=1.745), row(21, "z", 1.70, "keep", bar=1.745, remeasure=True),
+             row(22, "y", 1.75, "discard", bar=1.66)]
+    [series] = stats.series(runs)
+    panel = plot.Panel(series, "min", floor=Noise(0.005, 2, 1))
+    fig = plot.figure([panel], 1200, 600, 100)
+    [ax] = fig.axes
+    low, high = ax.get_ylim()
+    kept = [r.value for r in runs if r.status == "keep"]
+    running = [b for b in plot.best_so_far(runs, "min") if b is not None]
+    beat = [r.value for r in runs if r.status == "discard" and r.value is not None and r.value < r.extra["bar"]]
+    assert len(beat) == 5
+    for value in [*kept, *running, *beat]:
+        assert value is not None and low < value < high, (value, low, high)
+    assert ax.containers, "the re-measured commits carry an error bar"

@@ -69,7 +69,7 @@ def test_json_carries_every_field(project: Project) -> None:
         "test": "test_bench.py::test_train", "metric": "score", "goal": "min", "status": "discard",
         "reason": "not better than the best strictly", "value": 1.3, "draws": [1.3], "n": 1, "mean": 1.3,
         "bar": 1.2, "bar_commit": shas["halve lr"][:7], "bar_n": 1, "delta": pytest.approx(0.1),
-        "min_delta": None, "adaptive": None, "timestamp": run.timestamp, "duration_s": run.duration_s,
+        "sigma": None, "min_delta": None, "adaptive": None, "timestamp": run.timestamp, "duration_s": run.duration_s,
         "memory_gb": 0.5, "identity": run.identity, "ref": f"refs/autoresearch/runs/{run.run_id}",
         "mutable": ["train.py"], "parent": parent, "diff_error": None, "log": log,
         "log_tail": "step 1 ...\n---\nscore: 1.3\npeak_vram_mb: 512.0", "extra": dict(run.extra),
@@ -110,7 +110,7 @@ def test_mutable_globs_choose_the_diff(project: Project) -> None:
     assert "diff of *.md, prepare.py: no change to the mutable files" in done.stdout
     shown = json.loads(run_cli(project.path, "show", shas["wider mlp"][:7], "--mutable", "*.md", "--json").stdout)
     assert (shown["mutable"], shown["diff"]) == (["*.md"], "")
-    assert "default: train.py" in run_cli(project.path, "show", "--help").stdout
+    assert "autoresearch_mutable from the project's ini file" in " ".join(run_cli(project.path, "show", "--help").stdout.split())
 
 
 def test_unknown_targets_say_where_to_look(project: Project) -> None:

@@ -27,7 +27,10 @@ def test_status_of_the_current_branch(project: Project) -> None:
     assert re.fullmatch(rf"  best +1\.1 +{shas['warmdown 0.5'][:7]}  warmdown 0\.5", block[0])
     assert re.fullmatch(rf"  baseline +1\.5 +{shas['baseline'][:7]}  baseline", block[1])
     assert block[2] == "  improvement -0.4 (-26.7%) in 2 kept changes since the baseline"
-    assert block[3] == "  runs: keep 3, discard 1, crash 1, timeout 0; keep rate 60%"
+    assert block[3] == "  ideas: keep 3, discard 1, crash 1, timeout 0; keep rate 60% (5 commits)"
+    assert block[4] == "  draws: keep 3, discard 1, crash 1, timeout 0 (5 runs)"
+    assert block[5] == ("  noise: unknown, no commit measured twice "
+                        "(pytest --autoresearch --autoresearch-repeat 5 on the best commit)")
     recent = section(out, "last 5 runs:")
     assert recent[0].split() == ["finished", "(UTC)", "commit", "branch", "value", "mem_gb", "status", "secs", "run",
                                 "description"]
@@ -68,7 +71,8 @@ def test_a_branch_sees_its_own_history_not_its_siblings(project: Project) -> Non
     out = run_cli(project.path, "status").stdout
     block = section(out, "test_bench.py::test_train  score")
     assert re.fullmatch(rf"  best +1\.1 +{b[:7]}  idea b2", block[0])
-    assert "  runs: keep 3, discard 1, crash 0, timeout 0, re-measured 1; keep rate 75%" in block
+    assert "  ideas: keep 3, discard 1, crash 0, timeout 0; keep rate 75% (4 commits)" in block
+    assert "  draws: keep 4, discard 1, crash 0, timeout 0, re-measured 1 (5 runs)" in block
     assert a[:7] not in out
     project.repo.git.checkout("autoresearch/a")
     out = run_cli(project.path, "status").stdout
@@ -81,9 +85,9 @@ def test_all_branches_best_first(project: Project) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("autoresearch status: 6 runs on 2 branches")
     rows = section(done.stdout, "test_bench.py::test_train  score: lower is better")
-    assert rows[0].split()[:6] == ["branch", "best", "commit", "runs", "keep", "rate"]
+    assert rows[0].split()[:6] == ["branch", "best", "commit", "ideas", "kept", "rate"]
     assert [r.split()[:6] for r in rows[1:]] == [
-        ["autoresearch/b", "1.1", b[:7], "4", "2", "67%"],  # its first run re-measured the base
+        ["autoresearch/b", "1.1", b[:7], "4", "3", "75%"],  # its first run re-measured the kept base
         ["autoresearch/a", "1.2", a[:7], "2", "2", "100%"],
     ]
     assert rows[1].endswith("idea b2")
@@ -148,7 +152,10 @@ def test_lucky_draw_is_flagged(project: Project) -> None:
         project.run().assert_outcomes(passed=1)
     out = run_cli(project.path, "status").stdout
     lucky = section(out, "suspected lucky draws")
-    assert lucky == [f"  {noisy[:7]}  noisy idea: kept at 1.2 over the bar 1.5, but the mean of 3 draws is 1.66667"]
+    assert lucky == [f"  {noisy[:7]}  noisy idea: kept at 1.2, but the mean of 3 draws is 1.66667, not beating "
+                     "the bar 1.5",
+                     f"      re-measure: git checkout {noisy[:7]} && pytest --autoresearch --autoresearch-repeat 3; "
+                     "git checkout -"]
 
 
 def test_repeated_measurements_count_as_their_mean(project: Project) -> None:
@@ -159,4 +166,5 @@ def test_repeated_measurements_count_as_their_mean(project: Project) -> None:
     project.run("--autoresearch-repeat", "2").assert_outcomes(passed=1)
     out = run_cli(project.path, "status").stdout
     assert re.fullmatch(rf"  best +1\.2 \(mean of 2\) +{better[:7]}  halve lr", section(out, "test_bench.py")[0])
-    assert "  runs: keep 3, discard 0, crash 0, timeout 0; keep rate 100%" in out
+    assert "  ideas: keep 2, discard 0, crash 0, timeout 0; keep rate 100% (2 commits)" in out
+    assert "  draws: keep 3, discard 0, crash 0, timeout 0 (3 runs)" in out

@@ -1,9 +1,8 @@
 """The archive: judged commits survive reset and gc, prune deletes exactly what it says, and the
-ledger's near misses and night cost."""
+ledger's night cost (near misses are history's: tests/unit/test_history.py)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +15,6 @@ from pytest_autoresearch.archive import (
     judged_refs,
     keep_ref,
     mutable_diff,
-    near_misses,
     night_cost,
     parse_duration,
     prune,
@@ -203,33 +201,6 @@ def run(run_id: str, value: float | None, status: str = "discard", *, bar: float
         info.update(bar=bar, bar_n=bar_n)
     return Entry(run_id=run_id, status=status, sha=f"sha-{measurement or run_id}", value=value,
                  measurement=measurement, duration_s=duration_s, timestamp=timestamp, extra=info)
-
-
-def test_near_misses_within_the_noise_of_their_bar() -> None:
-    # sigma 0.01, one run against a one-run bar: near means within 0.01 * sqrt(2) = 0.0141
-    runs = [
-        run("close", 1.005),
-        run("edge", 1.014),
-        run("far", 1.02),
-        run("better", 0.99),  # beat the bar but not by min_delta: near as well
-        run("kept", 1.001, "keep"),
-        run("crash", math.nan, "crash"),
-        run("nobar", 1.0, bar=None),  # judged without a bar (a threshold): near nothing
-        run("a", 1.02, measurement="m", bar_n=5),  # repeats count as their mean, 1.01, with n = 2:
-        run("b", 1.00, measurement="m", bar_n=5),  # near within 0.01 * sqrt(1/2 + 1/5) = 0.0084
-    ]
-    misses = near_misses(runs, 0.01)
-    assert [m.run.run_id for m in misses] == ["close", "better", "edge"]
-    assert misses[0].gap == pytest.approx(0.005) and misses[0].allowed == pytest.approx(0.01 * math.sqrt(2))
-    wider = near_misses(runs, 0.02)
-    assert [(m.run.run_id, m.n) for m in wider if m.n > 1] == [("a", 2)]
-    assert wider[-1].closeness <= 1
-
-
-def test_near_misses_without_a_noise_floor_use_a_fraction_of_the_bar() -> None:
-    runs = [run("one", 2.03, bar=2.0), run("two", 1.99, bar=2.0), run("three", -2.09, bar=-2.0)]
-    assert [m.run.run_id for m in near_misses(runs, None)] == ["two"]  # within 1% = 0.02
-    assert [m.run.run_id for m in near_misses(runs, None, fraction=0.05)] == ["two", "one", "three"]
 
 
 def test_night_cost() -> None:

@@ -1,9 +1,24 @@
-"""The bar is the best kept result among proper ancestors; every draw of one commit counts in its mean."""
+"""The bar is the best kept result among proper ancestors; every draw of one commit counts in its mean;
+near misses, lucky draws and the running bar are judged with the verdict's noise and margin."""
 
 from __future__ import annotations
 
-from pytest_autoresearch.history import best_before, kept_at, last_kept
+from typing import Any
+
+import pytest
+
+from pytest_autoresearch.history import (
+    best,
+    best_before,
+    judged_mean,
+    kept_at,
+    last_kept,
+    lucky_draws,
+    near_misses,
+    running_best,
+)
 from pytest_autoresearch.ledger import Entry
+from pytest_autoresearch.noise import Noise
 
 LINEAGE = ["c3", "c2", "c1", "c0"]  # HEAD first
 
@@ -49,3 +64,69 @@ def test_a_kept_commit_pools_its_discarded_draws_too() -> None:
     runs = [run("c1", 1.0, "discard", "a"), run("c1", 1.2, "keep", "b"), run("c2", 1.15)]
     best = best_before(runs, LINEAGE, "min")
     assert best is not None and (best.value, best.n) == (1.1, 2)
+
+
+# --- what the reports read: near misses, lucky draws, the running bar, the judged mean ----------
+
+
+def judged(sha: str, value: float, status: str = "discard", *, bar: float | None = 1.0, bar_n: int = 1,
+           measurement: str = "", **extra: Any) -> Entry:
+    info: dict[str, Any] = dict(extra, **({} if bar is None else {"bar": bar, "bar_n": bar_n}))
+    return Entry(run_id=f"{sha}-{value}-{measurement}", status=status, sha=sha, commit=sha[:7], value=value,
+                 measurement=measurement or f"{sha}-{value}", extra=info)
+
+
+def test_near_misses_are_commits_at_their_full_mean_most_promising_first() -> None:
+    floor = Noise(0.01, dof=4, groups=1)  # one draw against a one-draw bar: one unit is 0.01 * sqrt(2)
+    runs = [
+        judged("close", 1.005),  # -0.35 units
+        judged("edge", 1.014),  # -0.99 units
+        judged("far", 1.02),  # -1.4 units: not near
+        judged("better", 0.985),  # beat the bar by +1.06 units, not by the margin: the most promising
+        judged("kept", 1.001, "keep"),  # kept: no miss
+        judged("nobar", 1.0, bar=None),  # judged without a bar (a threshold): near nothing
+        judged("again", 1.03, measurement="m1"),  # two measurements of one commit count as one mean, 1.0:
+        judged("again", 0.97, measurement="m2", bar_n=5),  # 0 units of 0.01 * sqrt(1/2 + 1/5), its latest bar
+    ]
+    misses = near_misses(runs, floor, "min")
+    assert [m.run.sha for m in misses] == ["better", "again", "close", "edge"]
+    again = misses[1]
+    assert (again.value, again.n, again.bar_n) == (pytest.approx(1.0), 2, 5)
+    assert again.unit == pytest.approx(floor.of_difference(2, 5))
+    assert misses[0].score("min") == pytest.approx(0.015 / floor.of_difference(1, 1))
+    assert [m.run.sha for m in near_misses(runs, floor, "max")] == ["far", "edge", "close", "again"]
+
+
+def test_near_misses_without_a_noise_floor_use_a_fraction_of_the_bar() -> None:
+    runs = [judged("one", 2.03, bar=2.0), judged("two", 1.99, bar=2.0), judged("three", 2.01, bar=2.0)]
+    assert [m.run.sha for m in near_misses(runs, None, "min")] == ["two", "three"]  # within 1% = 0.02
+    assert [m.run.sha for m in near_misses(runs, None, "min", fraction=0.05)] == ["two", "three", "one"]
+    assert not any(m.noise for m in near_misses(runs, None, "min"))
+
+
+def test_lucky_draws_by_the_margin_the_verdict_applied() -> None:
+    # kept at 1.2 over the bar 1.5; re-measured at 1.45: mean 1.325 beats 1.5 strictly, not by 0.2
+    runs = [judged("base", 1.5, "keep", bar=None), judged("b", 1.2, "keep", bar=1.5, min_delta=0.25),
+            judged("b", 1.45, "keep", bar=1.5, min_delta=0.2)]
+    [lucky] = lucky_draws(runs, "min")
+    assert (lucky.run.sha, lucky.first, lucky.mean, lucky.draws, lucky.bar, lucky.margin) == (
+        "b", 1.2, pytest.approx(1.325), 2, 1.5, 0.2)
+    strict = [*runs[:2], judged("b", 1.45, "keep", bar=1.5)]  # min_delta 0: strictly better is enough
+    assert lucky_draws(strict, "min") == []
+    assert lucky_draws(runs[:2], "min") == []  # one draw is not evidence of luck
+    assert lucky_draws([judged("base", 1.5, "keep", bar=None), judged("base", 1.9, "keep", bar=None)], "min") == []
+
+
+def test_running_best_is_best_of_every_prefix() -> None:
+    runs = [run("c0", 3.0, "discard"), run("c1", 3.0), run("c2", 4.0, "discard"), run("c3", 2.0),
+            run("c3", 3.2, "keep", "again"), run("c4", 2.5), run("c1", 2.0, "discard", "x")]
+    for goal in ("min", "max"):
+        assert running_best(runs, goal) == [best(runs[: i + 1], goal) for i in range(len(runs))]
+
+
+def test_judged_mean_is_the_recorded_one_else_every_draw_so_far() -> None:
+    first, second = run("c1", 1.0, measurement="a"), run("c1", 1.4, measurement="b")
+    later = run("c1", 1.6, measurement="c")
+    assert judged_mean(second, [first, second, later]) == (pytest.approx(1.2), 2)
+    recorded = Entry(run_id="r", status="keep", sha="c1", value=1.4, extra={"mean": 1.3, "n": 3})
+    assert judged_mean(recorded, [first, recorded]) == (1.3, 3)

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_autoresearch import history
 from pytest_autoresearch.cli import stats
-from pytest_autoresearch.cli.plot import best_so_far, y_range
+from pytest_autoresearch.cli.plot import best_so_far, must_show, y_range
 from pytest_autoresearch.ledger import Entry
 from pytest_autoresearch.verdict import Best
 
@@ -42,25 +42,22 @@ def test_best_counts_repeated_draws_as_their_mean() -> None:
     assert history.best([run("a", None, "crash")], "min") is None
 
 
-def test_remeasurements_count_apart_from_new_ideas() -> None:
-    runs = [run("a", 1.0), run("b", 0.9), run("b", 0.95, remeasure=True), run("c", 1.2, "discard")]
-    tally = stats.counts(runs)
-    assert (tally["keep"], tally["discard"], tally[stats.REMEASURED]) == (2, 1, 1)
-    assert stats.judged(runs) == 3
-    assert stats.keep_rate(tally) == pytest.approx(2 / 3)
+def test_ideas_and_draws_count_apart() -> None:
+    """Five draws of a baseline are one idea; a re-measured keep stays one kept idea."""
+    runs = [run("a", 1.0, measurement="m"), run("a", 1.01, measurement="m"), run("a", 0.99, measurement="m"),
+            run("b", 0.9), run("b", 0.95, remeasure=True), run("c", 1.2, "discard"), run("d", None, "crash"),
+            run("e", 1.3, "discard"), run("e", 0.8, "keep", remeasure=True), run("f", None, "running"),
+            run("g", None, "accepted")]
+    ideas, draws = stats.ideas(runs), stats.draws(runs)
+    assert (ideas["keep"], ideas["discard"], ideas["crash"], stats.finished(ideas)) == (3, 1, 1, 5)
+    assert (draws["keep"], draws["discard"], draws["crash"], draws["running"]) == (6, 2, 1, 1)
+    assert (draws[stats.REMEASURED], draws["accepted"], stats.finished(draws)) == (2, 0, 9)
+    assert stats.keep_rate(ideas) == pytest.approx(3 / 5)
 
 
 def test_keep_rate() -> None:
     assert stats.keep_rate(Counter(keep=1, discard=2, crash=1, running=3)) == 0.25
     assert stats.keep_rate(Counter(running=1)) is None
-
-
-def test_lucky_draws() -> None:
-    runs = [run("a", 1.5), run("b", 1.2, bar=1.5, reason="improved"),
-            run("b", 1.9, bar=1.5), run("c", 1.1, bar=1.2, reason="improved"), run("c", 1.15, bar=1.2)]
-    [lucky] = stats.lucky_draws(runs, "min")
-    assert lucky == stats.Lucky("bbbbbbb", "idea b", 1.5, 1.2, (1.2 + 1.9) / 2, 2)
-    assert stats.lucky_draws(runs[:2], "min") == []  # one draw is not evidence of luck
 
 
 def test_standings_best_first_unkept_last() -> None:
@@ -93,7 +90,14 @@ def test_best_so_far_and_y_range() -> None:
     assert best_so_far(runs[1:4], "max") == [3.0, 3.0, 3.0]
     lucky = [run("a", 3.0), run("b", 2.0), run("b", 2.8, remeasure=True)]
     assert best_so_far(lucky, "min") == [3.0, 2.0, 2.4], "a re-measurement moves its commit's mean"
-    low, high = y_range(best=1.0, baseline=2.0, spread=5.0)
+    low, high = y_range([1.0, 2.0], spread=5.0)
     assert low < 1.0 < 2.0 < high and high - low < 1.5  # the outliers (spread 5) are cut off
-    low, high = y_range(best=0.0, baseline=0.0, spread=0.0)
+    low, high = y_range([0.0], spread=0.0)
     assert low < 0.0 < high
+
+
+def test_the_axes_must_show_kept_runs_the_running_best_and_discards_that_beat_their_bar() -> None:
+    runs = [run("a", 2.0), run("b", 1.5, bar=2.0), run("c", 1.7, "discard", bar=1.5),
+            run("d", 1.45, "discard", bar=1.5), run("e", 9.0, "discard", bar=1.5)]
+    shown = must_show(runs, "min")
+    assert {2.0, 1.5, 1.45} <= set(shown) and 9.0 not in shown and 1.7 not in shown
