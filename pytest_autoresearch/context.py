@@ -43,6 +43,7 @@ class Context:
     revert_to: str | None = None  # the last kept commit HEAD builds on: where a red run goes back
     mutable_files: tuple[Path, ...] = ()  # what a frozen scorer must never import
     leases: Leases | None = None  # this machine's devices, one per script run; None without any
+    seal_parts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # sealed runs: read, hide, env (NAME=value)
     distrusted: frozenset[str] = frozenset()  # run ids of rows the hash chain says the plugin did not write
     _warned: set[str] = field(default_factory=set)
 

@@ -57,9 +57,14 @@ class LocalRun:
         self.last_output = ""
         self._exit: Exit | None = None
         self._start = time.monotonic()
+        command = [sys.executable, "-u", str(launch.script), *launch.args]
+        if launch.sealing is not None:
+            seal, sealed_env = launch.sealing.seal(str(launch.worktree or launch.script.parent))
+            command = seal.wrap(command)
+            env.update(sealed_env)
         self._log = open(launch.log_path, "wb")
         self._proc = subprocess.Popen(
-            [sys.executable, "-u", str(launch.script), *launch.args], cwd=launch.script.parent, env=env,
+            command, cwd=launch.script.parent, env=env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
         assert self._proc.stdout is not None
