@@ -14,6 +14,7 @@ from typing import Any
 from .. import history
 from ..ledger import Entry
 from ..outcome import fmt, fmt_delta, jsonable
+from ..runner.sandbox import UNSEALED
 from . import stats
 
 PROG = "autoresearch"
@@ -49,10 +50,12 @@ def branch_status(here: list[Entry], everything: list[Entry], scope: str, ledger
         g = stats.goal_of(everything, s, goal)
         lines += ["", heading(s, g)]
         best, base = history.best(s.runs, g), stats.baseline(s.runs)
+        unsealed = [r for r in s.runs if r.extra.get("isolation") == UNSEALED]  # the target ran outside the sandbox
         rows: list[tuple[str, ...]] = []
         if best is not None:
             draws = f" (mean of {best.n})" if best.n > 1 else ""
-            rows.append(("best", fmt(best.value) + draws, best.commit, best.description))
+            mark = " unsealed" if any(r.sha == best.sha for r in unsealed) else ""
+            rows.append(("best", fmt(best.value) + draws + mark, best.commit, best.description))
         if base is not None:
             rows.append(("baseline", fmt(base.value) + (f" (mean of {base.n})" if base.n > 1 else ""),
                          base.commit, base.description))
@@ -68,6 +71,7 @@ def branch_status(here: list[Entry], everything: list[Entry], scope: str, ledger
         rate = stats.keep_rate(tally)
         counted = ", ".join(f"{name} {tally[name]}" for name in stats.COUNTED)
         others = "".join(f", {name} {tally[name]}" for name in (stats.REMEASURED, "running") if tally[name])
+        others += f", unsealed {len(unsealed)}" if unsealed else ""
         lines.append(f"  runs: {counted}{others}; keep rate {'-' if rate is None else f'{rate:.0%}'}")
         earlier = stats.earlier_identity_runs(here, s)
         if earlier:

@@ -114,26 +114,32 @@ def check() -> None:
                                  f"sealing needs ABI {NEEDED_ABI} (Linux 6.7+)")
 
 
-def visible(read: Iterable[str], hide: Iterable[str]) -> list[str]:
-    """The readable paths with the hidden ones cut out: a tree holding a hidden path is replaced by
-    its entries, down to the hidden path's siblings (Landlock only ever adds access, never removes it)."""
+def visible(read: Iterable[str], hide: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The readable paths with the hidden ones cut out, and the folders only listed on the way.
+
+    A tree holding a hidden path is replaced by its entries, down to the hidden path's siblings
+    (Landlock only ever adds access, never removes it); the folders so split stay listable
+    (names only: the import system lists the folders it searches), their files are not opened.
+    """
     hidden = {os.path.realpath(h) for h in hide}
-    out: set[str] = set()
+    whole: set[str] = set()
+    listed: set[str] = set()
 
     def add(path: str) -> None:
         if path in hidden or not os.path.exists(path):
             return
         if not any(h.startswith(path.rstrip("/") + "/") for h in hidden):
-            out.add(path)
+            whole.add(path)
             return
         if not os.path.isdir(path):
             return
+        listed.add(path)
         for entry in os.scandir(path):
             add(os.path.realpath(entry.path))
 
     for path in read:
         add(os.path.realpath(path))
-    return sorted(out)
+    return sorted(whole), sorted(listed)
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -163,9 +169,11 @@ def restrict(seal: Seal) -> None:
     ruleset = libc.syscall(_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
-    rules = [(p, READ) for p in visible(seal.read, seal.hide)]
-    rules += [(p, WRITE) for p in visible(seal.write, seal.hide)]
-    rules += [(p, DEVICE) for p in visible(["/dev"], ["/dev/shm"])]
+    rules: list[tuple[str, int]] = []
+    for paths, rights in ((seal.read, READ), (seal.write, WRITE)):
+        whole, listed = visible(paths, seal.hide)
+        rules += [(p, rights) for p in whole] + [(p, _READ_DIR) for p in listed]
+    rules += [(p, DEVICE) for p in visible(["/dev"], ["/dev/shm"])[0]]
     for path, rights in rules:
         try:
             fd = os.open(path, os.O_PATH | os.O_CLOEXEC)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Project, all_gone
+from tests.cli.cli_helpers import run_cli
 
 # Says where its HOME and TMPDIR are, and that it can read its own work tree.
 WHERE = """
@@ -125,3 +126,14 @@ def test_the_target_cannot_read_the_ledger_or_earlier_logs(project: Project) -> 
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*CRASH*Permission denied*ledger.tsv*refused by the seal*"])
     assert os.access(ledger, os.R_OK)
+
+
+def test_status_says_which_runs_were_unsealed(project: Project) -> None:
+    project.bench()
+    project.train(2.0, "sealed baseline")
+    project.run().assert_outcomes(passed=1)
+    project.train(1.0, "unsealed gain")
+    project.run("--autoresearch-isolation", "none").assert_outcomes(passed=1)
+    out = run_cli(project.path, "status").stdout
+    assert [line for line in out.splitlines() if line.startswith("  best ")][0].split()[:3] == ["best", "1", "unsealed"]
+    assert "  runs: keep 2, discard 0, crash 0, timeout 0, unsealed 1; keep rate 100%" in out
