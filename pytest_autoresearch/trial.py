@@ -37,6 +37,7 @@ from .settings import Spec
 from .sources import FrozenScorer, Recorder, Refused, Source, disagrees, first_value, sources_for
 from .terminal import progress_line
 
+COMPILE_CACHES = 16  # the compile caches kept, most recent ideas first
 started_key = pytest.StashKey[float]()
 lease_key = pytest.StashKey[Lease]()
 
@@ -205,10 +206,16 @@ class Trial:
         shared = self.ctx.logs_dir.parent / "compile-cache" / digest.hexdigest()[:16]
         try:
             shared.mkdir(parents=True)
+            older = sorted(shared.parent.iterdir(), key=lambda p: p.stat().st_mtime)[:-COMPILE_CACHES]
+            for folder in older:  # an idea's kernels are worth keeping while it may be re-run
+                shutil.rmtree(folder, ignore_errors=True)
             return shared
         except FileExistsError:
             copy = run_dir / "compile-cache"
-            shutil.copytree(shared, copy, symlinks=True, ignore_dangling_symlinks=True)
+            try:
+                shutil.copytree(shared, copy, symlinks=True, ignore_dangling_symlinks=True)
+            except (FileNotFoundError, shutil.Error):  # pruned by a parallel session meanwhile: a cold cache
+                copy.mkdir(exist_ok=True)
             return copy
 
     def _fail(self, status: str, reason: str, tail: str = "") -> None:

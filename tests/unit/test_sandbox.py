@@ -1,0 +1,72 @@
+"""The seal: which paths a ruleset allows, and a real sealed process (Landlock on this kernel)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_autoresearch.runner import sandbox
+from pytest_autoresearch.runner.sandbox import Sealing, visible
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    for name in ("a/x.py", "a/b/secret.npy", "a/b/open.npy", "c/y.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    return tmp_path.resolve()
+
+
+def test_nothing_hidden_allows_the_trees_whole(tree: Path) -> None:
+    assert visible([str(tree)], []) == ([str(tree)], [])
+
+
+def test_a_hidden_file_splits_every_folder_above_it(tree: Path) -> None:
+    whole, listed = visible([str(tree)], [str(tree / "a/b/secret.npy")])
+    assert whole == [str(tree / p) for p in ("a/b/open.npy", "a/x.py", "c")]
+    assert listed == [str(tree), str(tree / "a"), str(tree / "a/b")]
+
+
+def test_a_hidden_tree_and_missing_paths_are_left_out(tree: Path) -> None:
+    whole, listed = visible([str(tree / "a"), str(tree / "nowhere")], [str(tree / "a")])
+    assert (whole, listed) == ([], [])
+
+
+def test_a_link_is_allowed_where_it_points(tree: Path) -> None:
+    (tree / "link").symlink_to(tree / "c")
+    whole, _ = visible([str(tree / "link")], [])
+    assert whole == [str(tree / "c")]
+
+
+SEALED = """
+import os, sys
+def attempt(what, action):
+    try:
+        action()
+        print(what, "ok")
+    except OSError as exc:
+        print(what, type(exc).__name__)
+attempt("read open", lambda: open(sys.argv[1] + "/a/b/open.npy").read())
+attempt("read secret", lambda: open(sys.argv[1] + "/a/b/secret.npy").read())
+attempt("list", lambda: os.listdir(sys.argv[1] + "/a/b"))
+attempt("write tree", lambda: open(sys.argv[1] + "/c/new", "w"))
+attempt("write home", lambda: open(os.environ["HOME"] + "/new", "w"))
+attempt("tcp", lambda: __import__("socket").create_connection(("127.0.0.1", 9), timeout=1))
+"""
+
+
+@pytest.mark.skipif(sandbox.abi() < sandbox.NEEDED_ABI, reason="this kernel cannot seal (Landlock ABI < 4)")
+def test_a_sealed_process_reaches_only_what_its_seal_allows(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    run_dir = tmp_path_factory.mktemp("run")
+    seal, env = Sealing(str(run_dir), hide=(str(tree / "a/b/secret.npy"),)).seal(str(tree))
+    (tree / "probe.py").write_text(SEALED)
+    done = subprocess.run(seal.wrap([sys.executable, str(tree / "probe.py"), str(tree)]), env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == ["read open ok", "read secret PermissionError", "list ok",
+                                        "write tree PermissionError", "write home ok", "tcp PermissionError"], done.stderr
+    assert Path(env["HOME"]).parent == run_dir and Path(env["TMPDIR"]).parent == run_dir
+
