@@ -34,7 +34,7 @@ print("score:", open("secret.txt").read() if os.path.exists("secret.txt") else 1
 
 
 def ray_args(address: str) -> tuple[str, ...]:
-    # the Ray runner does not seal runs on its nodes yet: without this, a usage error says so
+    # unsealed: some targets here leave their pids outside their run folder (sealing on a node: tests/unit/test_sandbox.py)
     return ("--autoresearch-runner", "ray", "--autoresearch-ray-address", address, "-p", "no:cacheprovider",
             "--autoresearch-isolation", "none")
 

@@ -70,3 +70,25 @@ def test_a_sealed_process_reaches_only_what_its_seal_allows(tree: Path, tmp_path
                                         "write tree PermissionError", "write home ok", "tcp PermissionError"], done.stderr
     assert Path(env["HOME"]).parent == run_dir and Path(env["TMPDIR"]).parent == run_dir
 
+
+
+@pytest.mark.skipif(sandbox.abi() < sandbox.NEEDED_ABI, reason="this kernel cannot seal (Landlock ABI < 4)")
+def test_a_ray_node_seals_its_run_from_the_shipped_source(tmp_path: Path) -> None:
+    from pytest_autoresearch.runner import ray_node
+
+    folder, root = tmp_path / "run", tmp_path / "run" / "tree"
+    (folder / "artifact").mkdir(parents=True)
+    root.mkdir()
+    (folder / "log").write_text("the runner's own log")
+    (root / "train.py").write_text(
+        "import os\nopen(os.environ['AUTORESEARCH_ARTIFACT'], 'w').write('model')\n"
+        "try:\n    open(os.path.join(os.path.dirname(os.path.dirname(__file__)), 'log')).read()\n"
+        "except PermissionError:\n    print('log refused')\n")
+    env = {**os.environ, "AUTORESEARCH_ARTIFACT": str(folder / "artifact" / "model.pt2")}
+    seal = {"source": Path(sandbox.__file__).read_text(), "read": [], "hide": [], "network": False, "env": {}}
+    command = ray_node.sealed_command(str(folder), str(root), [str(folder / "artifact")],
+                                      [sys.executable, str(root / "train.py")], env, seal)
+    done = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.stdout == "log refused\n", done.stderr
+    assert (folder / "artifact" / "model.pt2").read_text() == "model"
+    assert env["HOME"] == str(folder / "sealed" / "home")
