@@ -59,8 +59,7 @@ class LocalRun:
         self._start = time.monotonic()
         command = [sys.executable, "-u", str(launch.script), *launch.args]
         if launch.sealing is not None:
-            seal, sealed_env = launch.sealing.seal(str(launch.worktree or launch.script.parent))
-            command = seal.wrap(command)
+            command, sealed_env = launch.sealing.command(command, str(launch.worktree or launch.script.parent))
             env.update(sealed_env)
         self._log = open(launch.log_path, "wb")
         self._proc = subprocess.Popen(

@@ -25,7 +25,7 @@ from typing import Any
 import ray
 from ray import cloudpickle
 
-from . import Exit, Launch, ray_node, sandbox
+from . import Exit, Launch, landlock, ray_node
 from .ray_node import GRACE_S
 
 NAMESPACE = "autoresearch"
@@ -68,12 +68,12 @@ def snapshot(worktree: Path, commit: str, script: Path) -> tuple[bytes, str]:
 
 def _node_seal(launch: Launch) -> dict[str, Any] | None:
     """What the node needs to seal the run as a local one would be (``ray_node.sealed_command``):
-    the sandbox's own source, and the session's paths and variables. Paths on this machine only
+    the wrapper's own source, and the session's paths and variables. Paths on this machine only
     (the artifact's folder, the compile cache) stay here: the node writes its own run folders."""
     sealing = launch.sealing
     if sealing is None:
         return None
-    return {"source": Path(sandbox.__file__).read_text(), "read": list(sealing.read), "hide": list(sealing.hide),
+    return {"source": Path(landlock.__file__).read_text(), "read": list(sealing.read), "hide": list(sealing.hide),
             "network": sealing.network, "env": {k: v for k, v in sealing.env.items() if not k.endswith("_CACHE_DIR")}}
 
 

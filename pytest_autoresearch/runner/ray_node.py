@@ -246,20 +246,16 @@ def sealed_command(folder: str, root: str, writable: list[str], cmd: list[str], 
                    seal: dict[str, Any]) -> list[str]:
     """``cmd`` wrapped in the seal on this node, ``env`` given the run's HOME and TMPDIR.
 
-    ``seal`` carries the controller's ``runner/sandbox.py`` as text (``source``; the node needs
+    ``seal`` carries the controller's ``runner/landlock.py`` as text (``source``; the node needs
     no package) and the session's ``read``, ``hide``, ``network`` and ``env``. The node's own
     Python installation and the shipped tree are readable; only the run's folders are writable.
     """
-    wrapper = os.path.join(folder, "sandbox.py")
+    wrapper = os.path.join(folder, "landlock.py")
     with open(wrapper, "w") as f:
         f.write(seal["source"])
-    import types
-
-    module = sys.modules.setdefault("autoresearch_sandbox", types.ModuleType("autoresearch_sandbox"))
-    module.__file__ = wrapper  # dataclasses look their module up in sys.modules
-    exec(compile(seal["source"], wrapper, "exec"), module.__dict__)  # noqa: S102  # our own file, shipped as text
-    sealing = module.Sealing(os.path.join(folder, "sealed"), read=tuple(seal["read"]), write=tuple(writable),
-                                hide=tuple(seal["hide"]), network=bool(seal["network"]), env=dict(seal["env"]))
-    wrapped, sealed_env = sealing.seal(root)
-    env.update(sealed_env)
-    return list(wrapped.wrap(cmd))
+    landlock: dict[str, Any] = {"__name__": "autoresearch_landlock", "__file__": wrapper}
+    exec(compile(seal["source"], wrapper, "exec"), landlock)  # noqa: S102  # our own file, shipped as text
+    command, run_env = landlock["sealed"](cmd, os.path.join(folder, "sealed"), root, list(seal["read"]), writable,
+                                          list(seal["hide"]), bool(seal["network"]), dict(seal["env"]), wrapper)
+    env.update(run_env)
+    return list(command)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_autoresearch.runner import sandbox
-from pytest_autoresearch.runner.sandbox import Sealing, visible
+from pytest_autoresearch.runner import landlock, sandbox
+from pytest_autoresearch.runner.landlock import visible
+from pytest_autoresearch.runner.sandbox import Sealing
 
 
 @pytest.fixture
@@ -59,12 +60,13 @@ attempt("tcp", lambda: __import__("socket").create_connection(("127.0.0.1", 9), 
 """
 
 
-@pytest.mark.skipif(sandbox.abi() < sandbox.NEEDED_ABI, reason="this kernel cannot seal (Landlock ABI < 4)")
+@pytest.mark.skipif(landlock.abi() < sandbox.NEEDED_ABI, reason="this kernel cannot seal (Landlock ABI < 4)")
 def test_a_sealed_process_reaches_only_what_its_seal_allows(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     run_dir = tmp_path_factory.mktemp("run")
-    seal, env = Sealing(str(run_dir), hide=(str(tree / "a/b/secret.npy"),)).seal(str(tree))
+    sealing = Sealing(str(run_dir), hide=(str(tree / "a/b/secret.npy"),))
+    command, env = sealing.command([sys.executable, str(tree / "probe.py"), str(tree)], str(tree))
     (tree / "probe.py").write_text(SEALED)
-    done = subprocess.run(seal.wrap([sys.executable, str(tree / "probe.py"), str(tree)]), env={**os.environ, **env},
+    done = subprocess.run(command, env={**os.environ, **env},
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines() == ["read open ok", "read secret PermissionError", "list ok",
                                         "write tree PermissionError", "write home ok", "tcp PermissionError"], done.stderr
@@ -72,7 +74,7 @@ def test_a_sealed_process_reaches_only_what_its_seal_allows(tree: Path, tmp_path
 
 
 
-@pytest.mark.skipif(sandbox.abi() < sandbox.NEEDED_ABI, reason="this kernel cannot seal (Landlock ABI < 4)")
+@pytest.mark.skipif(landlock.abi() < sandbox.NEEDED_ABI, reason="this kernel cannot seal (Landlock ABI < 4)")
 def test_a_ray_node_seals_its_run_from_the_shipped_source(tmp_path: Path) -> None:
     from pytest_autoresearch.runner import ray_node
 
@@ -85,7 +87,7 @@ def test_a_ray_node_seals_its_run_from_the_shipped_source(tmp_path: Path) -> Non
         "try:\n    open(os.path.join(os.path.dirname(os.path.dirname(__file__)), 'log')).read()\n"
         "except PermissionError:\n    print('log refused')\n")
     env = {**os.environ, "AUTORESEARCH_ARTIFACT": str(folder / "artifact" / "model.pt2")}
-    seal = {"source": Path(sandbox.__file__).read_text(), "read": [], "hide": [], "network": False, "env": {}}
+    seal = {"source": Path(landlock.__file__).read_text(), "read": [], "hide": [], "network": False, "env": {}}
     command = ray_node.sealed_command(str(folder), str(root), [str(folder / "artifact")],
                                       [sys.executable, str(root / "train.py")], env, seal)
     done = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, timeout=60)
