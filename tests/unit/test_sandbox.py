@@ -94,3 +94,25 @@ def test_a_ray_node_seals_its_run_from_the_shipped_source(tmp_path: Path) -> Non
     assert done.stdout == "log refused\n", done.stderr
     assert (folder / "artifact" / "model.pt2").read_text() == "model"
     assert env["HOME"] == str(folder / "sealed" / "home")
+
+
+@pytest.mark.skipif(landlock.abi() < sandbox.NEEDED_ABI, reason="this kernel cannot seal (Landlock ABI < 4)")
+def test_a_sealed_process_reaches_the_data_socket_in_its_run_folder(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    import socket
+
+    run_dir = tmp_path_factory.mktemp("run")
+    path = str(run_dir / "data.sock")  # where the frozen data server listens (AUTORESEARCH_DATA_SOCKET)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    client = "import os, socket\ns = socket.socket(socket.AF_UNIX)\ns.connect(os.environ['AUTORESEARCH_DATA_SOCKET'])\nprint(s.recv(5).decode())\n"
+    command, env = Sealing(str(run_dir)).command([sys.executable, "-c", client], str(tree))
+    proc = subprocess.Popen(command, env={**os.environ, **env, "AUTORESEARCH_DATA_SOCKET": path},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server.settimeout(30)
+    connection, _ = server.accept()
+    connection.sendall(b"batch")
+    out, err = proc.communicate(timeout=60)
+    connection.close()
+    server.close()
+    assert out == "batch\n", err
