@@ -7,6 +7,8 @@ preparation never counts against train.py's budget or the 10-minute limit.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 
@@ -28,3 +30,11 @@ def pytest_autoresearch_identity(config: pytest.Config) -> dict[str, str]:
     say = reporter.write_line if reporter is not None else print
     data = prepare(progress=lambda message: say(f"data: {message}"))  # "autoresearch: " starts only verdict lines
     return data.identity()
+
+
+def pytest_autoresearch_seal(config: pytest.Config) -> dict[str, Any]:
+    """A sealed train.py reads the prepared tokenizer and training tokens, never the scored rows
+    or the documents they come from."""
+    from pytest_autoresearch.lm.dataset import sealed
+
+    return sealed()

@@ -14,6 +14,7 @@ Environment (each is part of the evaluation identity):
     AUTORESEARCH_TIME_BUDGET  override the 300 s training budget (tests, smoke runs)
     AUTORESEARCH_CACHE        where prepared data lives (default ~/.cache/autoresearch)
     AUTORESEARCH_ARTIFACT     where save_model writes the trained model (set by the plugin)
+    AUTORESEARCH_PREPARED     the prepared folder a sealed run is served, without its scored rows (set by the plugin)
 
 The score is not what train.py prints. train.py ends with save_model(model), which exports
 `model(idx)` (token ids (B, T) int64 -> logits (B, T, vocab)) as a graph of tensor operations;

@@ -46,6 +46,7 @@ class Context:
     revert_to: str | None = None  # the last kept commit HEAD builds on: where a red run goes back
     mutable_files: tuple[Path, ...] = ()  # what a frozen scorer must never import
     leases: Leases | None = None  # this machine's devices, one per script run; None without any
+    seal_parts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # sealed runs: read, hide, env (NAME=value)
     distrusted: frozenset[str] = frozenset()  # run ids of rows the hash chain says the plugin did not write
     suite: Suite = field(default_factory=Suite)  # the session's other tests: what a keep needs, what failed
     _warned: set[str] = field(default_factory=set)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .runner import Exit, Launch, Runner
+from .runner.sandbox import Sealing
 from .runner.watchdog import Watchdog
 
 TAIL_LINES = 50
@@ -144,9 +145,10 @@ class Experiment:
         worktree: Path | None = None,
         commit: str | None = None,
         artifact: Path | None = None,
+        sealing: Sealing | None = None,
     ) -> None:
         """Run the script to completion; the run never outlives this call."""
-        launch = Launch(self.script, tuple(self.args), dict(self.env), self.log_path, worktree, commit, artifact)
+        launch = Launch(self.script, tuple(self.args), dict(self.env), self.log_path, worktree, commit, artifact, sealing)
         handle = runner.start(launch)
         if watchdog is not None:
             watchdog.guard(handle.orphan_token())

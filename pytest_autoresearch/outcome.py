@@ -50,6 +50,7 @@ class Outcome:
     self_report: float | None = None  # what the target printed, where it disagrees with the scored value
     runs: tuple[str, ...] = ()  # the run ids of this benchmark's ledger rows
     failed: tuple[str, ...] = ()  # the tests whose failure made this a discard (correct first)
+    unsealed: bool = False  # the target ran outside the sandbox (autoresearch_isolation = none)
 
     @property
     def green(self) -> bool:
@@ -162,7 +163,7 @@ def failure_message(o: Outcome, tail: str = "") -> str:
     if o.hint:
         lines.append(f"  hint:   {o.hint}")
     if o.commit:
-        lines.append(f"  commit: {o.commit}")
+        lines.append(f"  commit: {o.commit}{' (unsealed run)' if o.unsealed else ''}")
     if o.log:
         lines.append(f"  log:    {o.log}")
     if o.revert:
@@ -182,7 +183,8 @@ def verdict_line(o: Outcome) -> str:
     delta = f" delta={fmt_delta(o.delta)}" if o.delta is not None else ""
     sigmas = f" ({o.delta / o.sigma:+.1f}σ)" if o.sigma and o.delta is not None else ""
     commit = f" commit={o.commit}" if o.commit else ""
-    line = f"autoresearch: {o.status} {o.test} {o.metric}={fmt(o.value)}{n}{again}{bar}{thr}{delta}{sigmas}{commit}"
+    unsealed = " unsealed" if o.unsealed else ""
+    line = f"autoresearch: {o.status} {o.test} {o.metric}={fmt(o.value)}{n}{again}{bar}{thr}{delta}{sigmas}{commit}{unsealed}"
     tail = [] if o.green else [o.reason]
     if o.self_report is not None:
         tail.append(self_report_text(o))

@@ -18,7 +18,8 @@ from . import hooks, settings
 from .adaptive import parse_repeat
 from .experiment import Experiment
 from .session import AutoresearchSession, spec_key
-from .settings import DEFAULT_NOISE_K, MARKER_SIGNATURE, RUNNERS, cli_type, min_delta_value, non_negative_float, parse_marker, positive_float
+from .settings import (DEFAULT_ISOLATION, DEFAULT_NOISE_K, MARKER_SIGNATURE, RUNNERS, cli_type, isolation_value, min_delta_value,
+                       non_negative_float, parse_marker, positive_float)
 from .sources import Recorder
 from .terminal import VerdictReporter
 
@@ -65,6 +66,16 @@ REQUIRES_HELP = (
     "--autoresearch the other tests are deselected, since every test that runs must pass for a keep "
     "(default: every selected test)"
 )
+ISOLATION_HELP = (
+    "How each script run is isolated: sandbox (a Landlock seal: it reads only its work tree, the Python "
+    "installation and the data it is served, writes only a fresh run folder, no network) or none (unsealed) "
+    f"(default: {DEFAULT_ISOLATION} on this platform)"
+)
+NETWORK_HELP = "Let sealed script runs use TCP (default: false, no network)"
+PRIVATE_HELP = (
+    "Files (globs, relative to the rootdir) a sealed script may not read but its scorer may, e.g. "
+    "answers.json (default: none)"
+)
 REPEAT_HELP = (
     "Run each benchmark N times on this commit, record every run and judge their mean; "
     "measures the noise floor. 'auto' or 'auto:N' runs again only while the verdict is in "
@@ -104,6 +115,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--autoresearch-runner", metavar="NAME", choices=RUNNERS, help=RUNNER_HELP)
     group.addoption("--autoresearch-ray-address", metavar="ADDRESS", help=RAY_ADDRESS_HELP)
+    group.addoption(
+        "--autoresearch-isolation", metavar="NAME", type=cli_type(isolation_value, "--autoresearch-isolation"),
+        help=ISOLATION_HELP,
+    )
     parser.addini("autoresearch_ledger", LEDGER_HELP)
     parser.addini("autoresearch_timeout", TIMEOUT_HELP, default=DEFAULT_TIMEOUT)
     parser.addini("autoresearch_mutable", MUTABLE_HELP, type="linelist", default=DEFAULT_MUTABLE)
@@ -115,6 +130,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_devices", DEVICES_HELP)
     parser.addini("autoresearch_runner", RUNNER_HELP, default="local")
     parser.addini("autoresearch_ray_address", RAY_ADDRESS_HELP)
+    parser.addini("autoresearch_isolation", ISOLATION_HELP, default=DEFAULT_ISOLATION)
+    parser.addini("autoresearch_network", NETWORK_HELP, type="bool", default=False)
+    parser.addini("autoresearch_private", PRIVATE_HELP, type="linelist", default=[])
 
 
 def pytest_configure(config: pytest.Config) -> None:

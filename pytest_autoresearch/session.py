@@ -24,6 +24,7 @@ from .leases import Leases, detect_devices
 from .ledger import Ledger
 from .outcome import PROPERTY, Outcome
 from .runner import Runner
+from .runner import sandbox
 from .runner.local import LocalRunner
 from .settings import Settings, Spec
 from .terminal import waiting
@@ -65,6 +66,8 @@ class AutoresearchSession:
         if ctx.runner.name != "local" and ctx.repo is None:
             raise pytest.UsageError(f"autoresearch: the {ctx.runner.name} runner ships a commit's tree: "
                                     "run inside a git repository, or use --autoresearch-runner local")
+        if ctx.settings.isolation == sandbox.SEALED:
+            _require_sandbox()
         devices = detect_devices(ctx.settings.devices, os.environ) if ctx.runner.name == "local" else ()
         if devices:
             folder = gitstate.run_folder(ctx.repo) if ctx.repo is not None else root / ".autoresearch"
@@ -169,6 +172,8 @@ class AutoresearchSession:
         if ctx.ledger is not None and whole:  # an upgraded ledger goes on with the same leaderboard
             ctx.ledger.register_same(identity.digest({**parts, "frozen": whole}), ctx.identity)
         ctx.mutable_files = _mutable_files(ctx)
+        if ctx.settings.isolation == sandbox.SEALED:
+            ctx.seal_parts = _seal_parts(ctx)
         if ctx.ledger is not None and ctx.ledger.path.is_file():
             ctx.distrusted = _distrusted(ctx)
         if ctx.repo is None or ctx.head is None:
@@ -277,6 +282,36 @@ def _runner(settings: Settings) -> Runner:
         raise pytest.UsageError("autoresearch: --autoresearch-runner ray needs Ray: "
                                 "pip install 'pytest-autoresearch[ray]'") from None
     return RayRunner(settings.ray_address)
+
+
+def _require_sandbox() -> None:
+    """Sealed runs, or a usage error naming why not and the opt-out: never a silent unsealed run.
+
+    Checked on this machine; a Ray node that cannot seal a run crashes it, saying why.
+    """
+    opt_out = "turn sealing off with autoresearch_isolation = none (or --autoresearch-isolation none); runs are then recorded unsealed"
+    try:
+        sandbox.check()
+    except sandbox.SandboxUnavailable as exc:
+        raise pytest.UsageError(f"autoresearch: cannot seal script runs: {exc}; {opt_out}") from None
+
+
+def _seal_parts(ctx: Context) -> dict[str, tuple[str, ...]]:
+    """What every sealed run of this session may read and may not: the project's hook answers, the
+    private files, and the plugin's own folders (ledger, logs, earlier runs' folders)."""
+    read: list[str] = []
+    hide = [str(ctx.logs_dir.parent)]
+    if ctx.ledger is not None:  # with its lock and sidecars, wherever --autoresearch-ledger put it
+        hide += [str(ctx.ledger.path), *(str(p) for p in ctx.ledger.path.parent.glob(f"{ctx.ledger.path.name}.*"))]
+    root = ctx.config.rootpath
+    hide += sorted(str(p) for pattern in ctx.settings.private for p in root.glob(pattern))
+    env: list[str] = []
+    for answer in ctx.config.hook.pytest_autoresearch_seal(config=ctx.config):
+        if answer:
+            read += [str(p) for p in answer.get("read", ())]
+            hide += [str(p) for p in answer.get("hide", ())]
+            env += [f"{k}={v}" for k, v in dict(answer.get("env", {})).items()]
+    return {"read": tuple(read), "hide": tuple(hide), "env": tuple(env)}
 
 
 def _mutable_files(ctx: Context) -> tuple[Path, ...]:

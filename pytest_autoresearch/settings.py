@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from .runner.sandbox import ISOLATIONS, SEALED, UNSEALED
 from .verdict import GOALS
 
 T = TypeVar("T")
@@ -42,6 +44,7 @@ def non_negative_float(text: str, where: str) -> float:
 
 AUTO = "auto"
 RUNNERS = ("local", "ray")
+DEFAULT_ISOLATION = SEALED if sys.platform.startswith("linux") else UNSEALED  # macOS: no sandbox yet
 DEFAULT_NOISE_K = 2.0  # standard errors an improvement must exceed under min_delta = auto
 
 
@@ -53,6 +56,13 @@ def min_delta_value(text: str, where: str) -> float | str:
         return non_negative_float(text, where)
     except ValueError:
         raise ValueError(f'{where}: expected a number such as 0.001 or "auto", got {text!r}') from None
+
+
+def isolation_value(text: str, where: str) -> str:
+    """How script runs are isolated: one of :data:`ISOLATIONS`."""
+    if text not in ISOLATIONS:
+        raise ValueError(f"{where}: expected one of {', '.join(ISOLATIONS)}, got {text!r}")
+    return text
 
 
 def cli_type(validator: Callable[[str, str], T], option: str) -> Callable[[str], T]:
@@ -86,6 +96,9 @@ class Settings:
     ray_address: str | None = None
     adaptive_repeat: bool = False  # stop repeating once the verdict is clear (adaptive.next_step)
     requires: tuple[str, ...] = ()  # tests a keep needs (node ids or globs); empty: every selected test
+    isolation: str = UNSEALED  # sandbox: each script run sealed (runner/sandbox.py); none: unsealed
+    network: bool = False  # a sealed run may use TCP
+    private: tuple[str, ...] = ()  # files (globs from the rootdir) a sealed target may not read, a scorer may
 
 
 @dataclass(frozen=True)
@@ -218,6 +231,9 @@ def resolve(config: pytest.Config) -> Settings:
         devices=str(config.getini("autoresearch_devices")).strip() or None,
         runner=_runner(config),
         requires=tuple(p.strip() for p in config.getini("autoresearch_requires") if p.strip()),
+        isolation=pick("autoresearch_isolation", isolation_value),
+        network=bool(config.getini("autoresearch_network")),
+        private=tuple(p for p in config.getini("autoresearch_private") if p.strip()),
         ray_address=config.getoption("autoresearch_ray_address") or str(config.getini("autoresearch_ray_address")).strip() or None,
     )
 

@@ -8,10 +8,12 @@ reads FAILED with the reason and the command that discards the commit.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 import shutil
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Generator, Sequence
@@ -28,12 +30,14 @@ from .experiment import MAX_NOTES, Experiment
 from .leases import Lease
 from .ledger import Entry, format_line, now_iso
 from .outcome import PROPERTY, Outcome, failure_message
+from .runner.sandbox import REFUSED, SEALED, UNSEALED, Sealing
 from .runner.watchdog import Watchdog
 from .scoring import ScoringError
 from .settings import AUTO, Spec
 from .sources import FrozenScorer, Recorder, Refused, Source, disagrees, first_value, sources_for
 from .terminal import progress_line
 
+COMPILE_CACHES = 16  # the compile caches kept, most recent ideas first
 started_key = pytest.StashKey[float]()
 MAX_MESSAGE = 2000  # characters of a failed assertion kept in the reason
 lease_key = pytest.StashKey[Lease]()
@@ -157,8 +161,13 @@ class Trial:
         assert exp is not None
         ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)
         tree = self.ctx.repo.working_tree_dir if self.ctx.repo is not None else None
-        exp.run(self.ctx.runner, watchdog, ticker, every, worktree=Path(tree) if tree else None,
-                commit=self.ctx.head.sha if self.ctx.head else None, artifact=draw.artifact)
+        sealing = self._sealing(draw) if self.ctx.settings.isolation == SEALED else None
+        try:
+            exp.run(self.ctx.runner, watchdog, ticker, every, worktree=Path(tree) if tree else None,
+                    commit=self.ctx.head.sha if self.ctx.head else None, artifact=draw.artifact, sealing=sealing)
+        finally:
+            if sealing is not None:  # nothing a run leaves in its folder reaches the next one
+                shutil.rmtree(sealing.run_dir, ignore_errors=True)
         draw.duration = exp.duration
         draw.self_report = exp.metrics.get(self.spec.metric)
         draw.notes = tuple(exp.notes)
@@ -167,6 +176,8 @@ class Trial:
             why = (f"{name} exited with code {exp.returncode}" if exp.returncode
                    else f"{name} printed no {self.spec.metric} line")
             error = exp.error()
+            if sealing is not None and "Permission denied" in error:
+                error += f" ({REFUSED})"
             draw.value = None if self.scorer else first_value(sources)
             self._fail("crash", f"{why}: {error}" if error and exp.returncode else why, exp.tail())
         limit = self.spec.max_seconds
@@ -182,6 +193,46 @@ class Trial:
                 self._fail("discard", str(exc))
             except ScoringError as exc:
                 self._fail("crash", str(exc), exc.log.strip())
+
+    def _sealing(self, draw: Draw) -> Sealing:
+        """This draw's seal: a fresh run folder, the artifact's folder, the session's read and hide
+        lists, and a warm compile cache (see :meth:`_compile_cache`)."""
+        parts = self.ctx.seal_parts
+        run_dir = Path(tempfile.mkdtemp(prefix="autoresearch-sealed-"))
+        write = [str(draw.artifact.parent)] if draw.artifact is not None else []
+        if draw.artifact is not None:
+            draw.artifact.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(item.partition("=")[::2] for item in parts.get("env", ()))
+        cache = self._compile_cache(run_dir)
+        write.append(str(cache))
+        env.update(TORCHINDUCTOR_CACHE_DIR=str(cache), TRITON_CACHE_DIR=str(cache / "triton"))
+        return Sealing(str(run_dir), read=parts.get("read", ()), write=tuple(write), hide=parts.get("hide", ()),
+                       network=self.ctx.settings.network, env=env)
+
+    def _compile_cache(self, run_dir: Path) -> Path:
+        """torch.compile's cache for this code: warm between runs, never a channel between ideas.
+
+        Keyed by the evaluation identity and the mutable files' content, so no other commit's
+        code reads what this one left there. The first run of this code fills it in place; every
+        later run works on a copy in its own run folder that vanishes with it.
+        """
+        digest = hashlib.sha256(self.ctx.identity.encode())
+        for path in self.ctx.mutable_files:
+            digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
+        shared = self.ctx.logs_dir.parent / "compile-cache" / digest.hexdigest()[:16]
+        try:
+            shared.mkdir(parents=True)
+            older = sorted(shared.parent.iterdir(), key=lambda p: p.stat().st_mtime)[:-COMPILE_CACHES]
+            for folder in older:  # an idea's kernels are worth keeping while it may be re-run
+                shutil.rmtree(folder, ignore_errors=True)
+            return shared
+        except FileExistsError:
+            copy = run_dir / "compile-cache"
+            try:
+                shutil.copytree(shared, copy, symlinks=True, ignore_dangling_symlinks=True)
+            except (FileNotFoundError, shutil.Error):  # pruned by a parallel session meanwhile: a cold cache
+                copy.mkdir(exist_ok=True)
+            return copy
 
     def _fail(self, status: str, reason: str, tail: str = "", failed: Sequence[str] = ()) -> None:
         """End the trial red, in the call phase, with this status and reason."""
@@ -284,6 +335,7 @@ class Trial:
             extra["device"] = lease.device
         elif where.get("device"):
             extra["device"] = where["device"]
+        extra["isolation"] = self.ctx.settings.isolation if self.experiment is not None else "in-process"
         if self.ctx.runner.name != "local":
             extra.update(runner=self.ctx.runner.name, node=where.get("node") or where.get("host", ""))
         started = self.item.stash.get(started_key, time.time())
@@ -322,6 +374,7 @@ class Trial:
             log=self.draws[-1].log if self.draws else "", note=judged.note if judged else self.ctx.note,
             target_note=target_note,
             revert=self.ctx.revert or "", hint=judged.hint if judged else "",
+            unsealed=extra["isolation"] == UNSEALED,
             self_report=self_report if disagrees(self_report, statistics.fmean(values) if values else None) else None,
             runs=tuple(d.entry.run_id for d in self.draws), failed=tuple(failed),
         )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .. import archive
 from ..ledger import Entry
 from ..outcome import fmt, fmt_delta, jsonable
+from ..runner.sandbox import UNSEALED
 from . import stats
 
 if TYPE_CHECKING:
@@ -72,10 +73,12 @@ def branch_status(here: list[Entry], found: Sequence[Benchmark], scope: str, led
         s = b.series
         lines += ["", heading(s, b.goal)]
         best, base = b.best, stats.baseline(s.runs)
+        unsealed = [r for r in s.runs if r.extra.get("isolation") == UNSEALED]  # the target ran outside the sandbox
         rows: list[tuple[str, ...]] = []
         if best is not None:
             draws = f" (mean of {best.n})" if best.n > 1 else ""
-            rows.append(("best", fmt(best.value) + draws, best.commit, best.description))
+            mark = " unsealed" if any(r.sha == best.sha for r in unsealed) else ""
+            rows.append(("best", fmt(best.value) + draws + mark, best.commit, best.description))
         if base is not None:
             rows.append(("baseline", fmt(base.value) + (f" (mean of {base.n})" if base.n > 1 else ""),
                          base.commit, base.description))
@@ -88,6 +91,8 @@ def branch_status(here: list[Entry], found: Sequence[Benchmark], scope: str, led
         elif best is None:
             lines.append("  nothing kept yet")
         lines += counts_lines(s.runs)
+        if unsealed:
+            lines.append(f"  unsealed: {plural(len(unsealed), 'run')} outside the sandbox (autoresearch_isolation = none)")
         lines.append(noise_line(b, project))
         earlier = stats.earlier_identity_runs(here, s)
         if earlier:

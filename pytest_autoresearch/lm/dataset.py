@@ -4,8 +4,10 @@ Everything lands in one cache folder named by source, profile and content, writt
 temporary folder and renamed when complete, so a killed preparation never looks finished
 and a second call costs only the load. The fingerprint hashes the validation rows, the
 tokenizer and the constants: it names what a val_bpb was measured on. A held-out split
-about the size of val (every k-th document of the source's train split) is tokenized into rows
-that no training path serves: the scorer compares val_bpb with it to detect training on val.
+about the size of val (the source's own, else every k-th document of its train split) is
+tokenized into rows that no training path serves: the scorer compares val_bpb with it to
+detect training on val. A sealed run is served one prepared folder without its scored rows
+(:func:`sealed`): AUTORESEARCH_PREPARED names it, and prepare() then loads it as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +32,10 @@ from pytest_autoresearch.lm.profiles import Profile
 from pytest_autoresearch.lm.sources import Source, get_source
 from pytest_autoresearch.lm.tokenizer import SPLIT_PATTERN, Tokenizer
 
-FORMAT_VERSION = 2  # bump when the cache layout or the preparation changes meaning (2: held-out split)
+FORMAT_VERSION = 3  # bump when the cache layout or the preparation changes meaning (2: held-out split, 3: pystdlib's from test/)
 SPLITS = ("train", "val", "heldout")
+PREPARED_ENV = "AUTORESEARCH_PREPARED"  # set for a sealed run: the one prepared folder it is served
+SCORED_FILES = ("val_*", "heldout_*")  # the scored rows and the tokens they are cut from
 Progress = Callable[[str], None]
 _MEMO: dict[tuple[str, Profile, Path], PreparedData] = {}  # per-process: train.py asks three times
 
@@ -104,6 +109,9 @@ def prepare(
 
     Repeated calls in one process with the same arguments return the same object.
     """
+    served = os.environ.get(PREPARED_ENV, "").strip()
+    if served and source is None and profile is None and cache is None:
+        return _served(Path(served))
     profile = profile or profiles.active_profile()
     cache = cache or profiles.cache_root()
     src = get_source(source or profiles.source_name(), cache) if source is None or isinstance(source, str) else source
@@ -122,6 +130,27 @@ def prepare(
     return data
 
 
+def _served(directory: Path) -> PreparedData:
+    """The prepared folder a sealed run is served, as it is: no source to fetch, nothing to build."""
+    profile = profiles.active_profile()
+    meta = json.loads((directory / "meta.json").read_text())
+    if meta["profile"] != asdict(profile):
+        raise ValueError(f"{PREPARED_ENV}={directory} was prepared for profile {meta['profile']['name']}, "
+                         f"not {profile.name}")
+    return PreparedData(directory, meta["source"], profile, meta["fingerprint"])
+
+
+def sealed(source: str | None = None, cache: Path | None = None) -> dict[str, Any]:
+    """What a sealed train.py is served, for the plugin's seal hook: the prepared folder without its
+    scored rows, and not the documents those rows come from (nor the raw downloads)."""
+    cache = cache or profiles.cache_root()
+    data = prepare(source, cache=cache)
+    src = get_source(source or profiles.source_name(), cache)
+    hide = [p for pattern in SCORED_FILES for p in data.directory.glob(pattern)]
+    return {"read": [str(data.directory)], "hide": [str(p) for p in [*hide, *src.private_paths()]],
+            "env": {PREPARED_ENV: str(data.directory)}}
+
+
 def _build(src: Source, profile: Profile, directory: Path, progress: Progress) -> None:
     started = time.monotonic()
     tmp = directory.with_name(f"{directory.name}.tmp{os.getpid()}")
@@ -129,7 +158,7 @@ def _build(src: Source, profile: Profile, directory: Path, progress: Progress) -
     tmp.mkdir(parents=True)
     progress(f"preparing {src.name} for profile {profile.name} in {directory} (first use only)")
     progress(f"training a {profile.vocab_size}-token BPE tokenizer ...")
-    every = heldout_every(src)
+    every = 0 if "heldout" in src.splits else heldout_every(src)
     tokenizer = Tokenizer.train(split_documents(src, "train", every), profile.vocab_size)
     tokenizer.save(tmp)
     token_bytes = tokenizer.token_bytes()
@@ -167,9 +196,10 @@ def heldout_every(src: Source) -> int:
 
 
 def split_documents(src: Source, split: str, every: int | None = None) -> Iterator[str]:
-    """The documents of a prepared split: "heldout" takes every `every`-th of the source's train split."""
-    if split == "val":
-        return src.documents("val")
+    """The documents of a prepared split: the source's own, else "heldout" takes every `every`-th of
+    the source's train split."""
+    if split == "val" or "heldout" in src.splits:
+        return src.documents(split)
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     every = every or heldout_every(src)

@@ -1,9 +1,11 @@
 """Text sources: where documents come from and which ones are held out for validation.
 
 `pystdlib` (default) is the running interpreter's own standard library, `.py` files only:
-present on every machine, no network. A folder path instead of a name trains on that
-folder's `.py` files the same way. A file belongs to validation when the hash of its
-relative path says so, so the split is pinned and needs no list. `tinystories` and
+present on every machine, no network. Its scored files (validation and held-out) are picked
+by path hash among its `test/` suites only, which the interpreter never imports at run time,
+so a sealed run can be kept from reading them without breaking Python. A folder path instead
+of a name trains on that folder's `.py` files, 1 in 4 of them (by path hash) validation.
+The split is pinned by paths alone and needs no list. `tinystories` and
 `climbmix` (Karpathy's parquet shards, last shard pinned for validation) are downloaded
 into the cache on first use; AUTORESEARCH_DATA_URL points them at a mirror.
 """
@@ -23,30 +25,42 @@ from pytest_autoresearch.lm.download import download
 URL_ENV = "AUTORESEARCH_DATA_URL"
 SHARDS_ENV = "AUTORESEARCH_SHARDS"
 DEFAULT_SHARDS = 10  # climbmix training shards unless AUTORESEARCH_SHARDS says otherwise
-SPLITS = ("train", "val")
+SPLITS: tuple[str, ...] = ("train", "val")
 
 
 class Source(Protocol):
-    """A corpus split into train and val documents."""
+    """A corpus split into train and val documents (and held-out ones, when ``splits`` names them)."""
 
     name: str
+    splits: tuple[str, ...]  # SPLITS, or SPLITS + ("heldout",) for a source that picks its own held-out documents
 
     def fetch(self) -> str:
         """Make the raw data available locally; return a digest naming exactly this content."""
         ...
 
     def documents(self, split: str) -> Iterator[str]:
-        """The documents of `split` ("train" or "val") in a fixed order."""
+        """The documents of `split` (one of ``splits``) in a fixed order."""
+        ...
+
+    def private_paths(self) -> list[Path]:
+        """The files scored rows come from: a sealed run may not read them."""
         ...
 
 
 class SourceFiles:
-    """The `.py` files under a folder; 1 in `val_every` files (by path hash) is validation."""
+    """The `.py` files under a folder; 1 in `val_every` files (by path hash) is scored.
 
-    def __init__(self, root: Path, name: str, val_every: int = 20) -> None:
+    Without ``scored_under`` the scored files are validation (the held-out split is then cut from
+    train by the dataset). With it, only files under that top-level folder are scored, and they
+    are split between validation and held-out by the hash too.
+    """
+
+    def __init__(self, root: Path, name: str, val_every: int = 20, scored_under: str | None = None) -> None:
         self.root = Path(root)
         self.name = name
         self.val_every = val_every
+        self.scored_under = scored_under
+        self.splits = SPLITS if scored_under is None else (*SPLITS, "heldout")
         self._docs: dict[str, list[str]] | None = None
 
     def _paths(self) -> list[Path]:
@@ -55,7 +69,7 @@ class SourceFiles:
 
     def _load(self) -> dict[str, list[str]]:
         if self._docs is None:
-            docs: dict[str, list[str]] = {"train": [], "val": []}
+            docs: dict[str, list[str]] = {split: [] for split in self.splits}
             for path in self._paths():
                 try:
                     text = path.read_bytes().decode("utf-8")
@@ -68,11 +82,22 @@ class SourceFiles:
 
     def split_of(self, rel: str) -> str:
         """The split a file belongs to, from its path alone."""
-        return "val" if int(hashlib.sha256(rel.encode()).hexdigest()[:8], 16) % self.val_every == 0 else "train"
+        h = int(hashlib.sha256(rel.encode()).hexdigest()[:8], 16)
+        if self.scored_under is None:
+            return "val" if h % self.val_every == 0 else "train"
+        if rel.split("/")[0] != self.scored_under or h % self.val_every:
+            return "train"
+        return "val" if (h // self.val_every) % 2 == 0 else "heldout"
+
+    def private_paths(self) -> list[Path]:
+        """The scored files; a folder that is not the interpreter's own is private as a whole."""
+        if self.scored_under is None:
+            return [self.root]
+        return [p for p in self._paths() if self.split_of(p.relative_to(self.root).as_posix()) != "train"]
 
     def fetch(self) -> str:
         """Digest of the file list with sizes and modification times: cheap, and changes with any edit."""
-        digest = hashlib.sha256(f"{self.root}|{self.val_every}".encode())
+        digest = hashlib.sha256(f"{self.root}|{self.val_every}|{self.scored_under}".encode())
         for path in self._paths():
             stat = path.stat()
             digest.update(f"{path.relative_to(self.root).as_posix()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
@@ -86,6 +111,7 @@ class TinyStories:
     """Ronen Eldan's TinyStories (GPT-4 v2 files), stories separated by <|endoftext|>."""
 
     name = "tinystories"
+    splits = SPLITS
     base_url = "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main"
     files = {"train": "TinyStoriesV2-GPT4-train.txt", "val": "TinyStoriesV2-GPT4-valid.txt"}
 
@@ -99,6 +125,9 @@ class TinyStories:
             download(f"{self.base_url}/{filename}", self.dir / filename, backoff=self.backoff)
         return hashlib.sha256(repr(sorted(self.files.values())).encode()).hexdigest()
 
+    def private_paths(self) -> list[Path]:
+        return [self.dir]  # a sealed run is served tokens, never the raw text
+
     def documents(self, split: str) -> Iterator[str]:
         text = (self.dir / self.files[split]).read_text(encoding="utf-8")
         return (story.strip() for story in text.split("<|endoftext|>") if story.strip())
@@ -108,6 +137,7 @@ class ClimbMix:
     """Karpathy's climbmix-400b-shuffle parquet shards; the last shard is the pinned validation set."""
 
     name = "climbmix"
+    splits = SPLITS
     base_url = "https://huggingface.co/datasets/karpathy/climbmix-400b-shuffle/resolve/main"
     max_shard = 6542
     val_shard = 6542
@@ -128,6 +158,9 @@ class ClimbMix:
             list(pool.map(lambda n: download(f"{self.base_url}/{n}", self.dir / n, backoff=self.backoff), names))
         return hashlib.sha256(repr(names).encode()).hexdigest()
 
+    def private_paths(self) -> list[Path]:
+        return [self.dir]  # a sealed run is served tokens, never the raw shards
+
     def documents(self, split: str) -> Iterator[str]:
         try:
             import pyarrow.parquet as pq  # type: ignore[import-not-found, import-untyped, unused-ignore]
@@ -146,7 +179,7 @@ def train_shards() -> int:
 
 def pystdlib() -> SourceFiles:
     """The running interpreter's standard library: the embedded, offline default."""
-    return SourceFiles(Path(sysconfig.get_paths()["stdlib"]), "pystdlib")
+    return SourceFiles(Path(sysconfig.get_paths()["stdlib"]), "pystdlib", val_every=5, scored_under="test")
 
 
 def get_source(name: str, cache: Path) -> Source:

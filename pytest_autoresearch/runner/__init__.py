@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .sandbox import Sealing
+
 
 @dataclass(frozen=True)
 class Launch:
@@ -26,6 +28,7 @@ class Launch:
     commit: str | None = None  # HEAD's sha: the committed tree a remote runner ships
     artifact: Path | None = None  # where the target's artifact must be, locally, once the run ends;
     # the runner sets AUTORESEARCH_ARTIFACT for the target to a path where it runs and brings the file back
+    sealing: Sealing | None = None  # run inside a kernel sandbox that reaches only these paths; None: unsealed
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,13 @@ class LocalRun:
         self.last_output = ""
         self._exit: Exit | None = None
         self._start = time.monotonic()
+        command = [sys.executable, "-u", str(launch.script), *launch.args]
+        if launch.sealing is not None:
+            command, sealed_env = launch.sealing.command(command, str(launch.worktree or launch.script.parent))
+            env.update(sealed_env)
         self._log = open(launch.log_path, "wb")
         self._proc = subprocess.Popen(
-            [sys.executable, "-u", str(launch.script), *launch.args], cwd=launch.script.parent, env=env,
+            command, cwd=launch.script.parent, env=env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
         assert self._proc.stdout is not None

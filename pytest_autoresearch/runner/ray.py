@@ -25,7 +25,7 @@ from typing import Any
 import ray
 from ray import cloudpickle
 
-from . import Exit, Launch, ray_node
+from . import Exit, Launch, landlock, ray_node
 from .ray_node import GRACE_S
 
 NAMESPACE = "autoresearch"
@@ -66,6 +66,17 @@ def snapshot(worktree: Path, commit: str, script: Path) -> tuple[bytes, str]:
     return git("archive", "--format=tar", commit), relative
 
 
+def _node_seal(launch: Launch) -> dict[str, Any] | None:
+    """What the node needs to seal the run as a local one would be (``ray_node.sealed_command``):
+    the wrapper's own source, and the session's paths and variables. Paths on this machine only
+    (the artifact's folder, the compile cache) stay here: the node writes its own run folders."""
+    sealing = launch.sealing
+    if sealing is None:
+        return None
+    return {"source": Path(landlock.__file__).read_text(), "read": list(sealing.read), "hide": list(sealing.hide),
+            "network": sealing.network, "env": {k: v for k, v in sealing.env.items() if not k.endswith("_CACHE_DIR")}}
+
+
 def _node_ip(node_id: str) -> str:
     nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
     return next((str(n["NodeManagerAddress"]) for n in nodes if n["NodeID"] == node_id), "")
@@ -90,7 +101,8 @@ class RayHandle:
             name=self._name, namespace=NAMESPACE, num_gpus=runner.num_gpus, num_cpus=runner.num_cpus, max_restarts=0,
         ).remote()
         self._started = self._actor.start.remote(
-            tree, script, list(launch.args), dict(launch.env), launch.artifact.name if launch.artifact else ""
+            tree, script, list(launch.args), dict(launch.env), launch.artifact.name if launch.artifact else "",
+            _node_seal(launch),
         )
         self._pending = self._actor.read.remote(0)
         self._gcs = ray.get_runtime_context().gcs_address

@@ -115,7 +115,8 @@ class RemoteRun:
         self.folder = ""
         self.artifact = ""
 
-    def start(self, tree: bytes, script: str, args: list[str], env: dict[str, str], artifact_name: str) -> dict[str, str]:
+    def start(self, tree: bytes, script: str, args: list[str], env: dict[str, str], artifact_name: str,
+              seal: dict[str, Any] | None = None) -> dict[str, str]:
         import io
         import socket
         import tarfile
@@ -139,6 +140,9 @@ class RemoteRun:
             self.artifact = run_env["AUTORESEARCH_ARTIFACT"] = os.path.join(self.folder, "artifact", artifact_name)
         path = os.path.join(root, script)
         cmd = [sys.executable, "-u", path, *args]
+        if seal is not None:
+            artifacts = [os.path.dirname(self.artifact)] if self.artifact else []
+            cmd = sealed_command(self.folder, root, artifacts, cmd, run_env, seal)
         self.guard = subprocess.Popen(
             [sys.executable, "-c", GUARD, self._result, self._log, os.path.dirname(path), *cmd],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=run_env, start_new_session=True,
@@ -236,3 +240,22 @@ class RemoteRun:
                 data = f.read()
         shutil.rmtree(self.folder, ignore_errors=True)
         return data
+
+
+def sealed_command(folder: str, root: str, writable: list[str], cmd: list[str], env: dict[str, str],
+                   seal: dict[str, Any]) -> list[str]:
+    """``cmd`` wrapped in the seal on this node, ``env`` given the run's HOME and TMPDIR.
+
+    ``seal`` carries the controller's ``runner/landlock.py`` as text (``source``; the node needs
+    no package) and the session's ``read``, ``hide``, ``network`` and ``env``. The node's own
+    Python installation and the shipped tree are readable; only the run's folders are writable.
+    """
+    wrapper = os.path.join(folder, "landlock.py")
+    with open(wrapper, "w") as f:
+        f.write(seal["source"])
+    landlock: dict[str, Any] = {"__name__": "autoresearch_landlock", "__file__": wrapper}
+    exec(compile(seal["source"], wrapper, "exec"), landlock)  # noqa: S102  # our own file, shipped as text
+    command, run_env = landlock["sealed"](cmd, os.path.join(folder, "sealed"), root, list(seal["read"]), writable,
+                                          list(seal["hide"]), bool(seal["network"]), dict(seal["env"]), wrapper)
+    env.update(run_env)
+    return list(command)

@@ -40,7 +40,9 @@ def _pids(project: Project) -> list[int]:
 
 
 def _ignore_pids(project: Project) -> None:
+    """The target writes its pids into the project: an unsealed run (a sealed one could not write there)."""
     (project.path / ".gitignore").write_text("__pycache__/\npids.txt\n")
+    project.pytester.makeini("[pytest]\nautoresearch_isolation = none\n")
 
 
 def test_crash_is_red_with_the_log_tail(project: Project) -> None:

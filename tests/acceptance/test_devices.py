@@ -29,7 +29,7 @@ def test_train(experiment, n):
 
 def test_four_parallel_runs_on_two_devices_never_overlap(project: Project) -> None:
     project.pytester.makepyfile(test_bench=FOUR)
-    project.pytester.makeini("[pytest]\nautoresearch_devices = 0,1\n")
+    project.pytester.makeini("[pytest]\nautoresearch_devices = 0,1\nautoresearch_isolation = none\n")  # spans.txt: written into the project
     (project.path / ".gitignore").write_text("__pycache__/\nspans.txt\n")
     project.train(None, "baseline", body=TARGET)
     result = project.run_subprocess("-n", "4", "-p", "xdist")

@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 from pytest_autoresearch.lm import dataset  # noqa: E402
 from pytest_autoresearch.lm.dataloader import make_dataloader  # noqa: E402
 from pytest_autoresearch.lm.dataset import PreparedData, split_documents  # noqa: E402
-from pytest_autoresearch.lm.sources import get_source  # noqa: E402
+from pytest_autoresearch.lm.sources import get_source, pystdlib  # noqa: E402
 
 LM = Path(dataset.__file__).parent
 
@@ -23,6 +23,32 @@ def test_heldout_documents_are_never_training_documents(tiny_corpus: Path, lm_ca
     train, heldout, val = (set(split_documents(source, split)) for split in ("train", "heldout", "val"))
     assert heldout and not heldout & train and not heldout & val
     assert train | heldout == set(source.documents("train"))
+
+
+def test_pystdlib_scores_only_test_suites_the_interpreter_never_imports() -> None:
+    source = pystdlib()
+    scored = source.private_paths()
+    splits = {source.split_of(p.relative_to(source.root).as_posix()) for p in scored}
+    assert splits == {"val", "heldout"}
+    assert all(p.relative_to(source.root).parts[0] == "test" for p in scored)
+    size = sum(p.stat().st_size for p in scored) / sum(p.stat().st_size for p in source._paths())
+    assert 0.05 < size < 0.2, f"scored files are {size:.0%} of the source"
+
+
+def test_a_sealed_run_is_served_the_prepared_folder_without_its_scored_rows(
+        tiny_corpus: Path, lm_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTORESEARCH_PROFILE", "cpu")
+    served = dataset.sealed(str(tiny_corpus), lm_cache)
+    directory = Path(served["read"][0])
+    hidden = {Path(p).name for p in served["hide"]}
+    assert {"val_inputs.npy", "val_tokens.npy", "heldout_inputs.npy", "heldout_targets.npy"} <= hidden
+    assert str(tiny_corpus) in served["hide"] and "train_tokens.npy" not in hidden
+    monkeypatch.setenv("AUTORESEARCH_PREPARED", served["env"]["AUTORESEARCH_PREPARED"])
+    data = dataset.prepare()
+    assert data.directory == directory and data.fingerprint == dataset.prepare(str(tiny_corpus), cache=lm_cache).fingerprint
+    monkeypatch.setenv("AUTORESEARCH_PROFILE", "gpu")
+    with pytest.raises(ValueError, match="prepared for profile cpu, not gpu"):
+        dataset.prepare()
 
 
 def test_heldout_rows_are_prepared_and_fingerprinted(tiny_data: PreparedData) -> None:
