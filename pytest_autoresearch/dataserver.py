@@ -31,7 +31,7 @@ from typing import Any
 from .scoring import forbidden_loaded, isolated_command, refuse_mutable
 
 SOCKET_ENV = "AUTORESEARCH_DATA_SOCKET"  # where the target's loader connects
-WARMUP_BATCHES = 10  # untimed batches: train.py's first steps compile the model (5 steps of 2 micro-batches)
+WARMUP_BATCHES = 4  # untimed batches: the model compiles on the first; train.py's 2 untimed steps of 2 micro-batches
 WARMUP_LIMIT_S = 180.0  # the clock starts this long after the server opened even if warm-up goes on
 EXPORT_ALLOWANCE_S = 20.0  # after the budget: the last step, the export, the summary and the exit
 PREFETCH = 4  # batches made ahead of the requests, per connection

@@ -54,7 +54,7 @@ def make_dataloader(
     device = torch.device(device)
     pin = device.type == "cuda"  # pinned memory + non_blocking only help host→GPU copies
     socket_path = os.environ.get(SOCKET_ENV, "").strip()
-    if socket_path and split == "train" and data is None:
+    if socket_path and split == "train":  # the server's batches, whatever data= says: its clock counts them
         batches = _received(socket_path, B, T, seed)
     else:
         batches = _batches(data or prepare(), B, T, split, seed)
