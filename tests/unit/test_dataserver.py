@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -98,3 +101,32 @@ def test_a_data_server_that_imports_a_mutable_file_is_refused(tmp_path: Path) ->
     server = start(tmp_path, Clock(budget=60), source="import train\n" + COUNTER, forbidden=(tmp_path / "train.py",))
     with pytest.raises(DataServerError, match="imported the mutable file .*train.py"):
         server.stop()
+
+
+def test_the_server_ends_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """pytest ended by os._exit (pytest-timeout's thread method) leaves no server behind."""
+    (tmp_path / "counter.py").write_text(COUNTER)
+    starter = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from pytest_autoresearch.dataserver import Clock, DataServer\n"
+        f"server = DataServer('counter:serve', Clock(budget=60), Path({str(tmp_path / 'data.sock')!r}), "
+        f"search_path=[Path({str(tmp_path)!r})])\n"
+        "print(server._proc.pid, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", starter], capture_output=True, text=True, check=True)
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")  # Linux: a zombie waiting for init to reap it is gone too
+    return not stat.exists() or stat.read_text().split(") ")[-1].split()[0] != "Z"
