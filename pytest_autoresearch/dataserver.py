@@ -4,8 +4,8 @@ How long a target trains is measured here, outside its process, so editing its o
 nothing. The plugin opens the socket in the run folder and starts the server in an isolated
 interpreter (scoring's bootstrap: frozen code only); the target finds it in
 AUTORESEARCH_DATA_SOCKET. The rule (see :class:`Clock`): the first WARMUP_BATCHES batches are
-untimed (compilation); the clock starts at the next one, or WARMUP_LIMIT_S after the server
-opened, whichever comes first; no batch is served once budget + export allowance have passed;
+untimed (compilation); the clock starts when the next one is handed over (the loader then asks
+for the one after), or WARMUP_LIMIT_S after the server opened, whichever comes first; no batch is served once budget + export allowance have passed;
 and the target must have exited by then, or the run is red: ``over budget: trained 331 s, budget 300 s``.
 """
 
@@ -65,7 +65,7 @@ class Served:
     """What the server saw, in time.monotonic() seconds (one clock for the whole machine)."""
 
     opened: float
-    first_timed: float | None = None  # when batch warmup_batches + 1 was asked for
+    first_timed: float | None = None  # when batch warmup_batches + 1 was handed over (the next one asked for)
     batches: int = 0
     tokens: int = 0  # tokens in the batches served (the ledger's served_tokens)
     refused: int = 0  # requests answered "budget spent"
@@ -190,7 +190,8 @@ class _Budget:
         """Count a batch asked for now; False once the budget and its allowance are spent."""
         with self.lock:
             now, s = time.monotonic(), self.served
-            first_timed = now if s.first_timed is None and s.batches == self.clock.warmup_batches else s.first_timed
+            # the loader asks for batch n + 1 as it hands over batch n: the clock starts with the first timed batch
+            first_timed = now if s.first_timed is None and s.batches == self.clock.warmup_batches + 1 else s.first_timed
             s = Served(s.opened, first_timed, s.batches, s.tokens, s.refused)
             if now - s.clock_start(self.clock) > self.clock.closes:
                 self.served = Served(s.opened, s.first_timed, s.batches, s.tokens, s.refused + 1)
@@ -294,21 +295,22 @@ class BudgetSpent(RuntimeError):
 def receive(path: str | Path, request: Mapping[str, Any]) -> Iterator[tuple[int, memoryview]]:
     """Connect to the server at `path`, send `request`, and yield (tokens, payload) batch after batch.
 
-    A batch is asked for only when the previous one is taken, so the server's clock sees when
-    training needs data. Raises BudgetSpent when the server refuses, with its reason.
+    Each batch is asked for when the one before is handed over: the server makes and sends it
+    while that one trains (nothing waits on a busy machine's scheduler), and its clock sees when
+    training takes data. Raises BudgetSpent, with the server's reason, when it serves no more.
     """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.connect(str(path))
-        conn.sendall(json.dumps(dict(request)).encode() + b"\n")
+        conn.sendall(json.dumps(dict(request)).encode() + b"\n" + REQUEST)
         header = bytearray(HEADER.size)
         while True:
-            conn.sendall(REQUEST)
             _receive_into(conn, memoryview(header))
             kind, tokens, length = HEADER.unpack(header)
             payload = memoryview(bytearray(length))
             _receive_into(conn, payload)
             if kind != b"B":
                 raise BudgetSpent(bytes(payload).decode(errors="replace"))
+            conn.sendall(REQUEST)
             yield tokens, payload
 
 

@@ -68,7 +68,7 @@ def test_batches_arrive_in_order_and_are_counted(tmp_path: Path) -> None:
     assert [(tokens, bytes(payload)) for tokens, payload in got] == [
         (2, n.to_bytes(4, "big") * 2) for n in range(1, 6)]
     served = server.stop()
-    assert (served.batches, served.tokens) == (5, 10)
+    assert served.batches in (5, 6) and served.tokens == 2 * served.batches  # the 6th is asked for as the 5th is taken
     assert served.first_timed is not None and served.opened < served.first_timed <= time.monotonic()
     assert not server.path.exists(), "the socket goes with the server"
 
@@ -80,9 +80,11 @@ def test_warmup_batches_are_untimed(tmp_path: Path) -> None:
         next(batches)
     time.sleep(0.3)  # a slow compile on the last warm-up batch
     asked = time.monotonic()
+    next(batches)  # the first timed batch: the loader asks for the next one as it hands this one over
     next(batches)
+    answered = time.monotonic()
     served = server.stop()
-    assert served.first_timed is not None and asked <= served.first_timed < asked + 0.2
+    assert served.first_timed is not None and asked <= served.first_timed <= answered
 
 
 def test_no_batch_after_the_budget_and_its_allowance(tmp_path: Path) -> None:
@@ -90,10 +92,11 @@ def test_no_batch_after_the_budget_and_its_allowance(tmp_path: Path) -> None:
     batches = receive(server.path, {"width": 1})
     next(batches)
     time.sleep(0.5)
+    next(batches)  # asked for and sent in time, as the first was handed over
     with pytest.raises(BudgetSpent, match="the data server's budget is spent: 0.3 s of training and 0.1 s"):
         next(batches)
     served = server.stop()
-    assert (served.batches, served.refused) == (1, 1)
+    assert (served.batches, served.refused) == (2, 1)
 
 
 def test_a_data_server_that_imports_a_mutable_file_is_refused(tmp_path: Path) -> None:
