@@ -1,7 +1,7 @@
 """The budget rule's margin: how far past its budget an honest train.py runs on the data server's clock.
 
 Usage: python benchmarks/budget_margin.py [runs] [budget_s] [cold_compiles]
-Runs the example's train.py (shrunk as the tests shrink it) `runs` times against a frozen data
+Runs the example's train.py (shrunk as the tests shrink it, two micro-batches a step) `runs` times against a frozen data
 server, the last `cold_compiles` of them with COMPILE = True and an empty inductor cache (the
 first compile of a new model shape). For each: trained seconds on the server's clock (first timed
 batch to exit), the overrun past the budget, and how much of the export allowance is left.
@@ -21,7 +21,8 @@ from pathlib import Path
 from pytest_autoresearch.dataserver import EXPORT_ALLOWANCE_S, SOCKET_ENV, Clock, DataServer, over_budget
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_TRAIN = {"DEPTH": "2", "ASPECT_RATIO": "32", "HEAD_DIM": "32", "TOTAL_BATCH_SIZE": "2**12",
+# the tests' tiny model, with the CPU example's two micro-batches per step (train.py's warm-up: 2 steps, 4 batches)
+TINY_TRAIN = {"DEPTH": "2", "ASPECT_RATIO": "32", "HEAD_DIM": "32", "TOTAL_BATCH_SIZE": "2**13",
               "DEVICE_BATCH_SIZE": "16", "COMPILE": "False", "EVAL_BATCH_SIZE": "16"}
 
 

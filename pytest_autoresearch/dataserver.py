@@ -4,9 +4,10 @@ How long a target trains is measured here, outside its process, so editing its o
 nothing. The plugin opens the socket in the run folder and starts the server in an isolated
 interpreter (scoring's bootstrap: frozen code only); the target finds it in
 AUTORESEARCH_DATA_SOCKET. The rule (see :class:`Clock`): the first WARMUP_BATCHES batches are
-untimed (compilation); the clock starts when the next one is handed over (the loader then asks
-for the one after), or WARMUP_LIMIT_S after the server opened, whichever comes first; no batch is served once budget + export allowance have passed;
-and the target must have exited by then, or the run is red: ``over budget: trained 331 s, budget 300 s``.
+untimed (compilation); the clock starts when the next one is handed over, or WARMUP_LIMIT_S
+after the server opened, whichever comes first; no batch is served once budget + export
+allowance have passed; and the target must have exited by then, or the run is red:
+``over budget: trained 331 s, budget 300 s``.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def socket_path(run_folder: Path) -> Path:
 
 
 class DataServer:
-    """One server for one run of a target: `start`, run the target with `env`, then `stop` for what it served."""
+    """One server for one run of a target, listening once made: run the target with `env`, then `stop`."""
 
     def __init__(self, target: str, clock: Clock, path: Path, *, search_path: Sequence[Path] = (),
                  forbidden: Sequence[Path] = (), env: Mapping[str, str] | None = None, log_path: Path | None = None) -> None:
