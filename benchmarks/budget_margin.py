@@ -11,6 +11,7 @@ None may be red. Uses AUTORESEARCH_DATA / AUTORESEARCH_CACHE as set (the tests' 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,8 +40,8 @@ def shrunk_train(dest: Path, compile_model: bool) -> Path:
     return dest / "train.py"
 
 
-def one_run(budget: float, cold: bool) -> tuple[float, bool, float]:
-    """(trained seconds on the server's clock, red, setup-to-exit wall seconds) of one honest run."""
+def one_run(budget: float, cold: bool) -> tuple[float, bool, float, str]:
+    """(trained seconds on the server's clock, red, wall seconds, what train.py said of its time) of one honest run."""
     with tempfile.TemporaryDirectory(prefix="bench-margin-") as tmp:
         folder = Path(tmp)
         train = shrunk_train(folder, compile_model=cold)
@@ -57,7 +58,9 @@ def one_run(budget: float, cold: bool) -> tuple[float, bool, float]:
         served = server.stop()
         if proc.returncode != 0:
             raise SystemExit(f"train.py failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-        return served.trained(clock, ended), over_budget(served, clock, ended) is not None, ended - started
+        said = ", ".join(m.group(0) for m in re.finditer(r"(setup: \S+|export: .* in \S+|training_seconds: +\S+)",
+                                                         proc.stdout))
+        return served.trained(clock, ended), over_budget(served, clock, ended) is not None, ended - started, said
 
 
 def main() -> None:
@@ -69,11 +72,12 @@ def main() -> None:
     overruns = []
     for i in range(runs):
         compiled = i >= runs - cold
-        trained, red, wall = one_run(budget, compiled)
+        trained, red, wall, said = one_run(budget, compiled)
         overruns.append(trained - budget)
         print(f"run {i + 1:2d} ({'cold compile' if compiled else 'eager'}): trained {trained:6.2f} s, "
               f"overrun {trained - budget:+6.2f} s, allowance left {EXPORT_ALLOWANCE_S - (trained - budget):6.2f} s, "
-              f"wall {wall:6.1f} s, {'RED' if red else 'ok'}", flush=True)
+              f"wall {wall:6.1f} s, {'RED' if red else 'ok'}; train.py: {said.replace(str(Path(tempfile.gettempdir())), '')}",
+              flush=True)
     print(f"worst honest overrun {max(overruns):+.2f} s of {EXPORT_ALLOWANCE_S:g} s allowed; "
           f"red: {sum(o > EXPORT_ALLOWANCE_S for o in overruns)} of {runs}; load average {os.getloadavg()[0]:.2f}")
 
