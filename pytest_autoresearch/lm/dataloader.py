@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pytest_autoresearch.lm.packing import Piece, pack_rows, pieces_of, split_rows
 from pytest_autoresearch.dataserver import SOCKET_ENV, receive
+from pytest_autoresearch.lm.packing import Piece, pack_rows, pieces_of, split_rows
 from pytest_autoresearch.lm.sources import SHARDS_ENV, train_shards
 
 if TYPE_CHECKING:
