@@ -119,6 +119,7 @@ class Experiment:
     duration: float | None = None
     peak_memory_mb: float | None = None
     where: Mapping[str, str] = field(default_factory=dict)
+    ended: float | None = None  # time.monotonic() when the plugin saw the script exit
 
     @property
     def crashed(self) -> bool:
@@ -146,9 +147,11 @@ class Experiment:
         commit: str | None = None,
         artifact: Path | None = None,
         sealing: Sealing | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """Run the script to completion; the run never outlives this call."""
-        launch = Launch(self.script, tuple(self.args), dict(self.env), self.log_path, worktree, commit, artifact, sealing)
+        """Run the script to completion (`env` on top of its own); the run never outlives this call."""
+        launch = Launch(self.script, tuple(self.args), {**self.env, **(env or {})}, self.log_path, worktree, commit,
+                        artifact, sealing)
         handle = runner.start(launch)
         if watchdog is not None:
             watchdog.guard(handle.orphan_token())
@@ -161,6 +164,7 @@ class Experiment:
                     on_tick(now - start, handle.last_output)
                     next_tick = now + tick_s
                 time.sleep(POLL_S)
+            self.ended = time.monotonic()
         finally:
             handle.cancel()
         self._read(done)

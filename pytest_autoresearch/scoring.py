@@ -82,7 +82,7 @@ def run_scorer(
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="autoresearch-scorer-") as cwd:
-            command = [sys.executable, "-I", "-c", _BOOTSTRAP, str(write_fd), json.dumps(request)]
+            command = isolated_command(__name__, str(write_fd), json.dumps(request))
             proc = subprocess.Popen(
                 command, cwd=cwd, env=dict(os.environ if env is None else env), pass_fds=(write_fd,),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
@@ -152,11 +152,27 @@ def _last_line(text: str) -> str:
 # The package's own folder goes last on sys.path: an installed copy wins, a source checkout still works.
 _BOOTSTRAP = (
     f"import sys; sys.path.append({str(Path(__file__).resolve().parents[1])!r}); "
-    "import pytest_autoresearch.scoring as s; s._child_main()"
+    "import importlib; importlib.import_module(sys.argv.pop(1))._child_main()"
 )
 
 
-class _RefuseMutable(importlib.abc.MetaPathFinder):
+def isolated_command(module: str, *args: str) -> list[str]:
+    """The command of a fresh `python -I` interpreter that calls `module._child_main()` with `args` in sys.argv[1:].
+
+    Shared by every piece of frozen code that runs beside an untrusted target (the scorer, the
+    data server): no user site, no PYTHON* variables, no current folder on sys.path.
+    """
+    return [sys.executable, "-I", "-c", _BOOTSTRAP, module, *args]
+
+
+def refuse_mutable(forbidden: Sequence[str]) -> RefuseMutable:
+    """Put a RefuseMutable first on this interpreter's meta path and return it."""
+    guard = RefuseMutable(list(forbidden))
+    sys.meta_path.insert(0, guard)
+    return guard
+
+
+class RefuseMutable(importlib.abc.MetaPathFinder):
     """First on the child's meta path: a module whose file is mutable is never executed."""
 
     def __init__(self, forbidden: list[str]) -> None:
@@ -182,10 +198,9 @@ def _child_main() -> None:
     fd, request = int(sys.argv[1]), json.loads(sys.argv[2])
     channel = os.fdopen(fd, "w")
     sys.path[0:0] = request["search_path"]
-    guard = _RefuseMutable(request["forbidden"])
-    sys.meta_path.insert(0, guard)
+    guard = refuse_mutable(request["forbidden"])
     reply = _child_call(request["target"], Path(request["artifact"]))
-    loaded = guard.hit or _forbidden_loaded(request["forbidden"])
+    loaded = guard.hit or forbidden_loaded(request["forbidden"])
     if loaded is not None:
         reply = {"forbidden": loaded}
     channel.write(json.dumps(reply))
@@ -215,7 +230,7 @@ def _child_call(target: str, artifact: Path) -> dict[str, Any]:
     return {"values": {k: (v if math.isfinite(v) else str(v)) for k, v in values.items()}}
 
 
-def _forbidden_loaded(forbidden: list[str]) -> str | None:
+def forbidden_loaded(forbidden: list[str]) -> str | None:
     """The first forbidden file any loaded module came from, if one did."""
     if not forbidden:
         return None

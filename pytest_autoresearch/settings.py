@@ -116,14 +116,18 @@ class Spec:
     artifact: str | None = None  # the file name the target writes its artifact to
     max_seconds: float | None = None  # the target's wall time allowed, measured from outside
     requires: tuple[str, ...] = ()  # tests this benchmark's keep needs, on top of autoresearch_requires
+    data_server: str | None = None  # "module:function": frozen code that serves the training batches
+    budget: float | None = None  # training seconds, on the data server's clock
+    export_allowance: float | None = None  # seconds after the budget until the target exits (default: the server's)
 
 
 MARKER_SIGNATURE = (
     'autoresearch(metric, goal="min", *, threshold=None, min_delta=None|"auto", script=None, '
-    'args=(), env=None, scorer=None, artifact=None, max_seconds=None, requires=())'
+    'args=(), env=None, scorer=None, artifact=None, max_seconds=None, requires=(), data_server=None, budget=None, '
+    'export_allowance=None)'
 )
 ARGUMENTS = frozenset({"metric", "goal", "threshold", "min_delta", "script", "args", "env", "scorer",
-                       "artifact", "max_seconds", "requires"})
+                       "artifact", "max_seconds", "requires", "data_server", "budget", "export_allowance"})
 
 
 def _number(value: Any, name: str, where: str) -> float:
@@ -178,6 +182,18 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
     if not isinstance(requires, (list, tuple)) or not all(isinstance(r, str) and r.strip() for r in requires):
         raise ValueError(f'{where}: requires must be a list of test ids or globs, e.g. '
                          f'requires=["tests/test_recipes.py::test_factor*"]')
+    data_server, budget, allowance = given.get("data_server"), given.get("budget"), given.get("export_allowance")
+    if data_server is not None and (not isinstance(data_server, str) or not all(data_server.partition(":")[::2])):
+        raise ValueError(f'{where}: data_server must be "module:function", '
+                         'e.g. data_server="pytest_autoresearch.lm.dataloader:serve"')
+    if (data_server is None) != (budget is None) or (data_server is not None and script is None):
+        raise ValueError(f'{where}: a data server keeps a script\'s training budget: give script=, data_server= and '
+                         'budget= together, e.g. data_server="pytest_autoresearch.lm.dataloader:serve", budget=300')
+    if budget is not None and _number(budget, "budget", where) <= 0:
+        raise ValueError(f"{where}: budget is the training time in seconds: a positive number, not {budget!r}")
+    if allowance is not None and (_number(allowance, "export_allowance", where) < 0 or data_server is None):
+        raise ValueError(f"{where}: export_allowance is the seconds after budget= until the script exits: "
+                         "a number >= 0, with data_server= and budget=")
     spec = Spec(
         metric=metric,
         goal=goal,
@@ -191,6 +207,9 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
         artifact=artifact,
         max_seconds=None if max_seconds is None else float(max_seconds),
         requires=tuple(r.strip() for r in requires),
+        data_server=data_server,
+        budget=None if budget is None else float(budget),
+        export_allowance=None if allowance is None else float(allowance),
     )
     if isinstance(spec.min_delta, float) and spec.min_delta < 0:
         raise ValueError(f"{where}: min_delta must be >= 0, not {min_delta!r}")

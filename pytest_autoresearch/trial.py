@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import os
 import shutil
 import statistics
 import tempfile
@@ -26,13 +27,14 @@ from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped
 
 from . import archive, bar, correctness, guard, noise
 from .context import Context
-from .experiment import MAX_NOTES, Experiment
+from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, over_budget, socket_path
+from .experiment import MAX_NOTES, Experiment, parse_notes
 from .leases import Lease
 from .ledger import Entry, format_line, now_iso
 from .outcome import PROPERTY, Outcome, failure_message
 from .runner.sandbox import REFUSED, SEALED, UNSEALED, Sealing
 from .runner.watchdog import Watchdog
-from .scoring import ScoringError
+from .scoring import LOG_TAIL, ScoringError
 from .settings import AUTO, Spec
 from .sources import FrozenScorer, Recorder, Refused, Source, disagrees, first_value, sources_for
 from .terminal import progress_line
@@ -57,6 +59,7 @@ class Draw:
     notes: tuple[str, ...] = ()  # the target's NOTE: lines: said beside the verdict, never judged
     scored: dict[str, Any] = field(default_factory=dict)  # this draw's scoring_s and scored_* values
     ended: str = ""  # when this draw ended (UTC, ISO): its row's timestamp, not the verdict's
+    extra: dict[str, Any] = field(default_factory=dict)  # this draw's own ledger fields (trained_s, served_tokens)
 
 
 class Trial:
@@ -162,15 +165,29 @@ class Trial:
         ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)
         tree = self.ctx.repo.working_tree_dir if self.ctx.repo is not None else None
         sealing = self._sealing(draw) if self.ctx.settings.isolation == SEALED else None
+        server = self._data_server(draw)
         try:
             exp.run(self.ctx.runner, watchdog, ticker, every, worktree=Path(tree) if tree else None,
-                    commit=self.ctx.head.sha if self.ctx.head else None, artifact=draw.artifact, sealing=sealing)
+                    commit=self.ctx.head.sha if self.ctx.head else None, artifact=draw.artifact,
+                    sealing=sealing, env=server.env if server else None)
+        except BaseException:
+            if server is not None:
+                server.kill()
+            raise
         finally:
             if sealing is not None:  # nothing a run leaves in its folder reaches the next one
                 shutil.rmtree(sealing.run_dir, ignore_errors=True)
         draw.duration = exp.duration
         draw.self_report = exp.metrics.get(self.spec.metric)
         draw.notes = tuple(exp.notes)
+        limit = self.spec.max_seconds
+        if limit is not None and exp.duration is not None and exp.duration > limit:
+            if server is not None:
+                server.kill()
+            self._fail("timeout", f"over budget: {exp.duration:.0f} s, limit {limit:g} s "
+                                  "(the wall time the plugin measured, whatever the script printed)", exp.tail())
+        if server is not None:
+            self._keep_budget(server, draw)
         if exp.crashed:
             name = exp.script.name
             why = (f"{name} exited with code {exp.returncode}" if exp.returncode
@@ -180,10 +197,6 @@ class Trial:
                 error += f" ({REFUSED})"
             draw.value = None if self.scorer else first_value(sources)
             self._fail("crash", f"{why}: {error}" if error and exp.returncode else why, exp.tail())
-        limit = self.spec.max_seconds
-        if limit is not None and exp.duration is not None and exp.duration > limit:
-            self._fail("timeout", f"over budget: {exp.duration:.0f} s, limit {limit:g} s "
-                                  "(the wall time the plugin measured, whatever the script printed)", exp.tail())
         if self.scorer is not None:
             assert draw.artifact is not None
             try:
@@ -233,6 +246,32 @@ class Trial:
             except (FileNotFoundError, shutil.Error):  # pruned by a parallel session meanwhile: a cold cache
                 copy.mkdir(exist_ok=True)
             return copy
+
+    def _data_server(self, draw: Draw) -> DataServer | None:
+        """The frozen data server for this draw, listening before the target starts; None without data_server=."""
+        spec = self.spec
+        if spec.data_server is None or spec.budget is None:
+            return None
+        allowance = EXPORT_ALLOWANCE_S if spec.export_allowance is None else spec.export_allowance
+        log = Path(draw.log).with_suffix(".data.log")
+        folder = draw.artifact.parent if draw.artifact is not None else log.parent
+        return DataServer(spec.data_server, Clock(spec.budget, allowance), socket_path(folder),
+                          search_path=[self.item.path.parent], forbidden=self.ctx.mutable_files,
+                          env={**os.environ, **(spec.env or {})}, log_path=log)
+
+    def _keep_budget(self, server: DataServer, draw: Draw) -> None:
+        """Red when the target trained past its budget on the server's clock; record what it was served."""
+        exp = self.experiment
+        assert exp is not None and exp.ended is not None
+        try:
+            served = server.stop()
+        except DataServerError as exc:
+            self._fail("crash", str(exc), server.log_tail())
+        draw.notes = tuple(dict.fromkeys([*draw.notes, *parse_notes(server.log_tail(LOG_TAIL))]))[:MAX_NOTES]
+        draw.extra.update(trained_s=round(served.trained(server.clock, exp.ended), 2), served_tokens=served.tokens)
+        reason = over_budget(served, server.clock, exp.ended)
+        if reason is not None:
+            self._fail("timeout", reason, exp.tail())
 
     def _fail(self, status: str, reason: str, tail: str = "", failed: Sequence[str] = ()) -> None:
         """End the trial red, in the call phase, with this status and reason."""
@@ -342,7 +381,8 @@ class Trial:
         self.ctx.append(*(
             d.entry.finished(status=status, value=d.value, memory_gb=d.memory_gb,
                              duration_s=d.duration if d.duration is not None else time.time() - started,
-                             extra={"goal": self.spec.goal, "surface": self.ctx.surface_digest, **extra, **d.scored},
+                             extra={"goal": self.spec.goal, "surface": self.ctx.surface_digest, **extra, **d.scored,
+                                    **d.extra},
                              **({"timestamp": d.ended} if d.ended else {}))
             for d in self.draws
         ))

@@ -10,12 +10,14 @@ a `NOTE:` line of its output (the plugin shows it beside the verdict).
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_autoresearch.dataserver import SOCKET_ENV, receive
 from pytest_autoresearch.lm.packing import Piece, pack_rows, pieces_of, split_rows
 from pytest_autoresearch.lm.sources import SHARDS_ENV, train_shards
 
@@ -42,15 +44,21 @@ def make_dataloader(
 
     "train" reshuffles pieces every epoch; "val" cycles through the pinned evaluation rows.
     `tokenizer` is accepted for Karpathy's signature; the prepared data already carries it.
+    Under the plugin (AUTORESEARCH_DATA_SOCKET set) "train" batches come from the frozen data
+    server, which keeps the budget's clock; run by hand they are packed here.
     """
     import torch
 
     from pytest_autoresearch.lm.dataset import prepare
 
-    data = data or prepare()
     device = torch.device(device)
     pin = device.type == "cuda"  # pinned memory + non_blocking only help host→GPU copies
-    for inputs, targets, epoch in _batches(data, B, T, split, seed):
+    socket_path = os.environ.get(SOCKET_ENV, "").strip()
+    if socket_path and split == "train":  # the server's batches, whatever data= says: its clock counts them
+        batches = _received(socket_path, B, T, seed)
+    else:
+        batches = _batches(data or prepare(), B, T, split, seed)
+    for inputs, targets, epoch in batches:
         x, y = torch.from_numpy(inputs.astype(np.int64)), torch.from_numpy(targets.astype(np.int64))
         if pin:
             x, y = x.pin_memory(), y.pin_memory()
@@ -98,3 +106,25 @@ def _batches(data: PreparedData, B: int, T: int, split: str, seed: int) -> Itera
             note = repeat_note(PASSES_BEFORE_NOTE, time.monotonic() - started, len(tokens), data.source)
             print(f"NOTE: {note}", flush=True)
         yield inputs, targets, epoch
+
+
+def serve(request: Mapping[str, Any]) -> Iterator[tuple[bytes, int]]:
+    """The data server's batches (run in its isolated interpreter): `request` is {"B", "T", "seed"}.
+
+    Each payload is the epoch (int64) then inputs and targets (2, B, T) as int32; the tokens
+    counted are the batch's inputs, B * T.
+    """
+    from pytest_autoresearch.lm.dataset import prepare
+
+    B, T, seed = int(request["B"]), int(request["T"]), int(request.get("seed", 0))
+    for inputs, targets, epoch in _batches(prepare(), B, T, "train", seed):
+        payload = np.int64(epoch).tobytes() + np.stack([inputs, targets]).astype(np.int32).tobytes()
+        yield payload, B * T
+
+
+def _received(path: str, B: int, T: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """The "train" batches from the data server at `path` (raises BudgetSpent when it stops serving)."""
+    for _, payload in receive(path, {"B": B, "T": T, "seed": seed}):
+        epoch = int(np.frombuffer(payload, dtype=np.int64, count=1)[0])
+        rows = np.frombuffer(payload, dtype=np.int32, offset=8).reshape(2, B, T)
+        yield rows[0], rows[1], epoch

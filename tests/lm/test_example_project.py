@@ -11,6 +11,9 @@ import pytest
 pytest.importorskip("torch")
 git = pytest.importorskip("git")
 
+from pytest_autoresearch.dataserver import EXPORT_ALLOWANCE_S  # noqa: E402
+from pytest_autoresearch.ledger import Ledger  # noqa: E402
+
 
 PROJECT_FILES = [".gitignore", "prepare.py", "train.py", "test_train.py", "conftest.py", "pytest.ini"]
 
@@ -36,6 +39,10 @@ def test_marker_judges_green_then_red(pytester: pytest.Pytester, tiny_project: P
         first = pytester.runpytest_subprocess("--autoresearch", "-p", "no:cacheprovider", timeout=300)
         first.assert_outcomes(passed=1)
         first.stdout.fnmatch_lines(["*test_train*val_bpb*keep*"])
+        [kept] = [r for r in Ledger(pytester.path / ".git" / "autoresearch" / "ledger.tsv").runs() if r.status == "keep"]
+        # trained on served batches (at least its 3 steps' worth: a loaded machine may not leave warm-up), on the server's clock
+        assert int(kept.extra["served_tokens"]) >= 4 * 16 * 256
+        assert 0 <= float(kept.extra["trained_s"]) <= 3 + EXPORT_ALLOWANCE_S
 
         edit_train(pytester.path / "train.py", EMBEDDING_LR="0.0", UNEMBEDDING_LR="0.0", MATRIX_LR="0.0", SCALAR_LR="0.0")
         commit(repo, "try: no learning at all")

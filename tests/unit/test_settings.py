@@ -45,6 +45,12 @@ def test_marker_positional_and_keyword() -> None:
     assert spec == Spec("val_bpb", "max", 2.0, AUTO, "train.py", ("--fast",), {"SEED": "1"})
 
 
+def test_a_data_server_keeps_a_budget() -> None:
+    spec = parse_marker(("val_bpb",), {"script": "train.py", "data_server": "pytest_autoresearch.lm.dataloader:serve",
+                                       "budget": 300, "export_allowance": 30}, "marker on test_train")
+    assert (spec.data_server, spec.budget, spec.export_allowance) == ("pytest_autoresearch.lm.dataloader:serve", 300.0, 30.0)
+
+
 @pytest.mark.parametrize(("args", "kwargs", "fragment"), [
     ((), {}, "a metric name is required"),
     (("m", "min", "x"), {}, "too many positional arguments"),
@@ -55,6 +61,13 @@ def test_marker_positional_and_keyword() -> None:
     (("m",), {"min_delta": -1}, "min_delta must be >= 0"),
     (("m",), {"args": "--fast"}, "args must be a list of strings"),
     (("m",), {"env": {"SEED": 1}}, "env must map strings to strings"),
+    (("m",), {"script": "t.py", "data_server": "batches", "budget": 5}, 'data_server must be "module:function"'),
+    (("m",), {"script": "t.py", "data_server": "b:serve"}, "give script=, data_server= and budget= together"),
+    (("m",), {"data_server": "b:serve", "budget": 5}, "give script=, data_server= and budget= together"),
+    (("m",), {"script": "t.py", "data_server": "b:serve", "budget": 0}, "budget is the training time in seconds"),
+    (("m",), {"script": "t.py", "budget": 5, "data_server": "b:serve", "export_allowance": -1},
+     "export_allowance is the seconds after budget="),
+    (("m",), {"script": "t.py", "export_allowance": 5}, "with data_server= and budget="),
 ])
 def test_bad_marker_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValueError) as info:
