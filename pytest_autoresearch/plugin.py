@@ -14,11 +14,16 @@ from typing import Any
 
 import pytest
 
+import os
+
 from . import hooks, settings
 from .adaptive import parse_repeat
+from .benchmark_suite import FIXTURE, BenchmarkSuite, measures_itself
 from .experiment import Experiment
+from .fresh_draw import DRAW_ENV
 from .session import AutoresearchSession, spec_key
-from .settings import DEFAULT_NOISE_K, MARKER_SIGNATURE, RUNNERS, cli_type, min_delta_value, non_negative_float, parse_marker, positive_float
+from .settings import (BENCHMARK_METRIC, BENCHMARK_STATS, DEFAULT_NOISE_K, MARKER_SIGNATURE, RUNNERS, benchmark_stat,
+                       cli_type, min_delta_value, non_negative_float, parse_marker, positive_float)
 from .sources import Recorder
 from .terminal import VerdictReporter
 
@@ -55,6 +60,11 @@ DEVICES_HELP = (
     "Devices a script benchmark leases one at a time, e.g. 0,1,2,3 (its run sees only that one as "
     "CUDA_VISIBLE_DEVICES); 'none' turns leasing off (default: CUDA_VISIBLE_DEVICES, else nvidia-smi -L, "
     "else none)"
+)
+BENCHMARK_HELP = (
+    "Judge every test using pytest-benchmark's benchmark fixture by this statistic of its timings "
+    f"({', '.join(BENCHMARK_STATS)}; seconds, lower is better), the suite kept as one; needs "
+    "pytest-autoresearch[benchmark] (default: off)"
 )
 REPEAT_HELP = (
     "Run each benchmark N times on this commit, record every run and judge their mean; "
@@ -93,6 +103,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--autoresearch-repeat", metavar="N", type=cli_type(parse_repeat, "--autoresearch-repeat"),
         help=REPEAT_HELP,
     )
+    group.addoption(
+        "--autoresearch-benchmark", metavar="STAT", type=cli_type(benchmark_stat, "--autoresearch-benchmark"),
+        help=BENCHMARK_HELP,
+    )
     group.addoption("--autoresearch-runner", metavar="NAME", choices=RUNNERS, help=RUNNER_HELP)
     group.addoption("--autoresearch-ray-address", metavar="ADDRESS", help=RAY_ADDRESS_HELP)
     parser.addini("autoresearch_ledger", LEDGER_HELP)
@@ -103,6 +117,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_progress", PROGRESS_HELP, default="30")
     parser.addini("autoresearch_repeat", REPEAT_HELP, default="1")
     parser.addini("autoresearch_devices", DEVICES_HELP)
+    parser.addini("autoresearch_benchmark", BENCHMARK_HELP)
     parser.addini("autoresearch_runner", RUNNER_HELP, default="local")
     parser.addini("autoresearch_ray_address", RAY_ADDRESS_HELP)
 
@@ -113,9 +128,11 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER_SIGNATURE}: a benchmark of `metric`, judged against `threshold` and the best "
         "kept result on the branch; runs only with --autoresearch",
     )
-    if config.getoption("autoresearch"):
+    if config.getoption("autoresearch") and not os.environ.get(DRAW_ENV):  # not in a benchmark's repeat
         session = AutoresearchSession(config, settings.resolve(config))
         reporter = VerdictReporter(config, session.ctx.settings, lambda: session.ctx.note)
+        if session.ctx.settings.benchmark is not None:
+            config.pluginmanager.register(BenchmarkSuite(config, session, reporter), "autoresearch-benchmark-suite")
         config.stash[session_key] = session
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(session, "autoresearch-session")
@@ -128,6 +145,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         session.close()
         config.pluginmanager.unregister(session)
         config.pluginmanager.unregister(config.stash[reporter_key])
+        suite = config.pluginmanager.get_plugin("autoresearch-benchmark-suite")
+        if suite is not None:
+            config.pluginmanager.unregister(suite)
         del config.stash[session_key]
         del config.stash[reporter_key]
 
@@ -144,21 +164,29 @@ def pytest_pycollect_makeitem(
             mark = item.get_closest_marker("autoresearch")
             if mark is not None:
                 try:
-                    item.stash[spec_key] = parse_marker(mark.args, mark.kwargs, f"marker on {item.name}")
+                    item.stash[spec_key] = parse_marker(mark.args, mark.kwargs, f"marker on {item.name}",
+                                                        benchmark=FIXTURE in item.fixturenames)
                 except ValueError as exc:
                     raise collector.CollectError(str(exc)) from None
     return result
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip benchmarks unless --autoresearch; otherwise give them the autoresearch time limit."""
+    """Skip benchmarks unless --autoresearch (a pytest-benchmark test stays the ordinary test it is);
+    otherwise give them the autoresearch time limit."""
     session = config.stash.get(session_key, None)
     for item in items:
         if spec_key not in item.stash:
             continue
         if session is None:
-            item.add_marker(pytest.mark.skip(reason="autoresearch benchmark: run with pytest --autoresearch"))
-        elif item.get_closest_marker("timeout") is None:
+            if not measures_itself(item):
+                item.add_marker(pytest.mark.skip(reason="autoresearch benchmark: run with pytest --autoresearch"))
+            continue
+        if item.stash[spec_key].metric == BENCHMARK_METRIC:
+            raise pytest.UsageError(f"autoresearch: {item.nodeid} is a pytest-benchmark test marked without a metric: "
+                                    "choose the statistic to judge with --autoresearch-benchmark median "
+                                    "(or ini autoresearch_benchmark = median; also min, mean)")
+        if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(session.ctx.settings.timeout * session.ctx.settings.repeat))
 
 

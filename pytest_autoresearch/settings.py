@@ -42,6 +42,7 @@ def non_negative_float(text: str, where: str) -> float:
 
 AUTO = "auto"
 RUNNERS = ("local", "ray")
+BENCHMARK_STATS = ("min", "median", "mean")  # statistics of a pytest-benchmark result that can be judged
 DEFAULT_NOISE_K = 2.0  # standard errors an improvement must exceed under min_delta = auto
 
 
@@ -53,6 +54,14 @@ def min_delta_value(text: str, where: str) -> float | str:
         return non_negative_float(text, where)
     except ValueError:
         raise ValueError(f'{where}: expected a number such as 0.001 or "auto", got {text!r}') from None
+
+
+def benchmark_stat(text: str, where: str) -> str | None:
+    """The pytest-benchmark statistic to judge (min, median or mean), or None when empty."""
+    stat = text.strip().lower()
+    if stat and stat not in BENCHMARK_STATS:
+        raise ValueError(f"{where}: expected one of {', '.join(BENCHMARK_STATS)}, got {text!r}")
+    return stat or None
 
 
 def cli_type(validator: Callable[[str, str], T], option: str) -> Callable[[str], T]:
@@ -85,6 +94,7 @@ class Settings:
     runner: str = "local"
     ray_address: str | None = None
     adaptive_repeat: bool = False  # stop repeating once the verdict is clear (adaptive.next_step)
+    benchmark: str | None = None  # judge every pytest-benchmark test by this statistic (min, median, mean)
 
 
 @dataclass(frozen=True)
@@ -101,14 +111,17 @@ class Spec:
     scorer: str | None = None  # "module:function": frozen code that scores the artifact
     artifact: str | None = None  # the file name the target writes its artifact to
     max_seconds: float | None = None  # the target's wall time allowed, measured from outside
+    protected: bool = False  # in a benchmark suite: must not regress beyond its own noise
+    benchmark: str | None = None  # the value is this statistic of the test's pytest-benchmark fixture
 
 
 MARKER_SIGNATURE = (
     'autoresearch(metric, goal="min", *, threshold=None, min_delta=None|"auto", script=None, '
-    'args=(), env=None, scorer=None, artifact=None, max_seconds=None)'
+    'args=(), env=None, scorer=None, artifact=None, max_seconds=None, protected=False)'
 )
 ARGUMENTS = frozenset({"metric", "goal", "threshold", "min_delta", "script", "args", "env", "scorer",
-                       "artifact", "max_seconds"})
+                       "artifact", "max_seconds", "protected"})
+BENCHMARK_METRIC = ""  # the metric of a marker without one on a pytest-benchmark test: the chosen statistic
 
 
 def _number(value: Any, name: str, where: str) -> float:
@@ -117,8 +130,18 @@ def _number(value: Any, name: str, where: str) -> float:
     return float(value)
 
 
-def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> Spec:
-    """Validate marker arguments; ValueError says what to write instead."""
+def _flag(value: Any, name: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: {name} must be True or False, not {value!r}")
+    return value
+
+
+def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str, benchmark: bool = False) -> Spec:
+    """Validate marker arguments; ValueError says what to write instead.
+
+    On a test using pytest-benchmark's fixture (``benchmark``) the metric may be left out: it is
+    the statistic chosen with --autoresearch-benchmark.
+    """
     hint = f"write @pytest.mark.{MARKER_SIGNATURE}"
     names = ("metric", "goal")
     if len(args) > len(names):
@@ -130,8 +153,8 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
     unknown = sorted(set(given) - ARGUMENTS)
     if unknown:
         raise ValueError(f"{where}: unknown argument(s) {', '.join(unknown)}; {hint}")
-    metric = given.get("metric")
-    if not isinstance(metric, str) or not metric.strip():
+    metric = given.get("metric", BENCHMARK_METRIC if benchmark else None)
+    if not isinstance(metric, str) or not (metric.strip() or benchmark):
         raise ValueError(f'{where}: a metric name is required, e.g. metric="val_bpb"; {hint}')
     goal = given.get("goal", "min")
     if goal not in GOALS:
@@ -171,6 +194,7 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
         scorer=scorer,
         artifact=artifact,
         max_seconds=None if max_seconds is None else float(max_seconds),
+        protected=_flag(given.get("protected", False), "protected", where),
     )
     if isinstance(spec.min_delta, float) and spec.min_delta < 0:
         raise ValueError(f"{where}: min_delta must be >= 0, not {min_delta!r}")
@@ -210,6 +234,7 @@ def resolve(config: pytest.Config) -> Settings:
         adaptive_repeat=plan.adaptive,
         devices=str(config.getini("autoresearch_devices")).strip() or None,
         runner=_runner(config),
+        benchmark=pick("autoresearch_benchmark", benchmark_stat),
         ray_address=config.getoption("autoresearch_ray_address") or str(config.getini("autoresearch_ray_address")).strip() or None,
     )
 

@@ -30,6 +30,8 @@ class VerdictReporter:
         self.settings = settings
         self.note = note
         self.outcomes: list[Outcome] = []
+        self.lines: list[str] = []  # said after the verdicts: a benchmark suite's verdict line
+        self.suite: dict[str, Any] | None = None  # that suite's verdict, for the JSON report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
@@ -43,8 +45,8 @@ class VerdictReporter:
         if not self.outcomes and not note:
             return
         if self.config.get_verbosity() < 0:
-            for outcome in self.outcomes:
-                terminalreporter.write_line(verdict_line(outcome))
+            for line in [*map(verdict_line, self.outcomes), *self.lines]:
+                terminalreporter.write_line(line)
             return
         terminalreporter.write_sep("=", "autoresearch")
         if note:
@@ -59,10 +61,12 @@ class VerdictReporter:
                     terminalreporter.write_line(f"{outcome.test}: {outcome.target_note}")
                 if outcome.hint:
                     terminalreporter.write_line(f"{outcome.test}: {outcome.hint}")
+        for line in self.lines:
+            terminalreporter.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.settings.json_path is not None and not hasattr(self.config, "workerinput"):
-            write_json(self.settings.json_path, self.outcomes)
+            write_json(self.settings.json_path, self.outcomes, self.suite)
 
 
 def progress_line(
@@ -130,9 +134,9 @@ def summary_table(outcomes: list[Outcome]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
-def write_json(path: Path, outcomes: list[Outcome]) -> None:
-    """The session's verdicts for CI systems."""
-    payload = {
+def write_json(path: Path, outcomes: list[Outcome], suite: dict[str, Any] | None = None) -> None:
+    """The session's verdicts for CI systems (and a benchmark suite's, when one was judged)."""
+    payload: dict[str, Any] = {
         "verdicts": [
             {
                 "test": o.test, "metric": o.metric, "goal": o.goal, "value": jsonable(o.value),
@@ -144,5 +148,7 @@ def write_json(path: Path, outcomes: list[Outcome]) -> None:
             for o in outcomes
         ]
     }
+    if suite is not None:
+        payload["suite"] = {k: jsonable(v) for k, v in suite.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
