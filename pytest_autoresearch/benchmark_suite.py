@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from . import bar, history, suite
-from .fresh_draw import forwarded
+from .fresh_draw import forwarded, split_options
 from .outcome import Outcome
 from .session import AutoresearchSession, spec_key, trial_key
 from .settings import AUTO, Spec
@@ -43,6 +43,11 @@ def check_usable(config: pytest.Config) -> None:
     if config.getoption("benchmark_disable") and not config.getoption("benchmark_enable"):
         raise pytest.UsageError(f"autoresearch: {fix}, and --benchmark-disable measures nothing: remove it "
                                 "(or add --benchmark-enable)")
+    split = split_options(config.invocation_params.args)
+    if split:
+        raise pytest.UsageError(f"autoresearch: {fix}, measured the same way in every repeat's fresh pytest "
+                                f"process: write {split[0]} and its value as one word ({split[0]}=VALUE), or put "
+                                "it in the ini's addopts")
     if config.getoption("benchmark_skip") and not config.getoption("benchmark_only"):
         raise pytest.UsageError(f"autoresearch: {fix}, and --benchmark-skip skips every benchmark: remove it")
     if config.getoption("dist", "no") != "no" or config.getoption("numprocesses", None) or os.environ.get("PYTEST_XDIST_WORKER"):

@@ -26,6 +26,8 @@ from .runner.watchdog import Watchdog
 DRAW_ENV = "AUTORESEARCH_BENCHMARK_DRAW"  # set in the fresh process: autoresearch stays off there
 NOT_FORWARDED = ("--benchmark-json", "--benchmark-save", "--benchmark-autosave", "--benchmark-compare",
                  "--benchmark-histogram", "--benchmark-cprofile-dump")  # they write or compare saved runs
+FLAGS = ("--benchmark-disable-gc", "--benchmark-enable", "--benchmark-only", "--benchmark-verbose",
+         "--benchmark-quiet")  # pytest-benchmark options that take no value
 
 
 @dataclass(frozen=True)
@@ -41,15 +43,16 @@ class Drawn:
 
 def forwarded(args: Sequence[str]) -> list[str]:
     """pytest-benchmark's options from the command line (its calibration: rounds, timer, warmup),
-    without those that save or compare results."""
-    kept: list[str] = []
-    for i, arg in enumerate(args):
-        if arg.startswith("--benchmark") and not arg.startswith(NOT_FORWARDED):
-            kept.append(arg)
-            value = args[i + 1] if i + 1 < len(args) else ""
-            if "=" not in arg and value and not value.startswith("-") and "::" not in value and not Path(value).exists():
-                kept.append(value)
-    return kept
+    without those that save or compare results; each written as one word (see :func:`split_options`)."""
+    return [arg for arg in args if arg.startswith("--benchmark-") and not arg.startswith(NOT_FORWARDED)
+            and ("=" in arg or arg in FLAGS)]
+
+
+def split_options(args: Sequence[str]) -> list[str]:
+    """pytest-benchmark options given as two words (``--benchmark-min-rounds 9``): a repeat could
+    not be sure to measure the same way, so they must be written ``--benchmark-min-rounds=9``."""
+    return [arg for arg in args if arg.startswith("--benchmark-") and not arg.startswith(NOT_FORWARDED)
+            and "=" not in arg and arg not in FLAGS]
 
 
 def run(config: pytest.Config, item: pytest.Function, stat: str, log: Path, timeout: float,

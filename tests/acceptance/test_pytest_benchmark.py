@@ -176,6 +176,7 @@ def test_a_marked_benchmark_test_is_an_ordinary_test_without_autoresearch(projec
     (("--benchmark-skip",), "*--benchmark-skip skips every benchmark: remove it*"),
     (("-n", "2"), "*pytest-benchmark turns itself off under xdist: run without -n*"),
     (("-p", "no:benchmark"), "*pytest-benchmark is not installed*pip install 'pytest-autoresearch[[]benchmark]'*"),
+    (("--benchmark-min-rounds", "5"), "*write --benchmark-min-rounds and its value as one word*"),
     (("-p", "codspeed", "--codspeed"), "*pytest-codspeed is active*run without --codspeed*"),
 ])
 def test_settings_that_measure_nothing_are_usage_errors(project: Project, args: tuple[str, ...], message: str) -> None:
