@@ -27,7 +27,7 @@ DRAW_ENV = "AUTORESEARCH_BENCHMARK_DRAW"  # set in the fresh process: autoresear
 NOT_FORWARDED = ("--benchmark-json", "--benchmark-save", "--benchmark-autosave", "--benchmark-compare",
                  "--benchmark-histogram", "--benchmark-cprofile-dump")  # they write or compare saved runs
 FLAGS = ("--benchmark-disable-gc", "--benchmark-enable", "--benchmark-only", "--benchmark-verbose",
-         "--benchmark-quiet")  # pytest-benchmark options that take no value
+         "--benchmark-quiet", "--benchmark-skip", "--benchmark-disable")  # options that take no value
 
 
 @dataclass(frozen=True)
