@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import Project
+from conftest import Project, run_cli
 
 pytest.importorskip("pytest_benchmark")
 
@@ -90,6 +90,11 @@ def test_a_suite_is_kept_when_its_geomean_improves(project: Project) -> None:
     report = json.loads((project.path / "verdicts.json").read_text())
     assert report["suite"]["status"] == "keep" and report["suite"]["benchmarks"] == 3
     assert report["suite"]["geomean"] < 0.9 and len(report["verdicts"]) == 3
+    member = next(r for r in kept if r.test.endswith("test_a"))
+    shown = run_cli(project.path, "show", member.run_id)
+    assert "  suite     keep of 3 benchmarks, geomean 0." in shown.stdout, shown.stdout
+    logged = run_cli(project.path, "log", "-v")
+    assert logged.stdout.count("suite: improved (this benchmark x") == 3, logged.stdout
 
 
 def test_a_slower_suite_is_red_and_every_row_a_discard(project: Project) -> None:
