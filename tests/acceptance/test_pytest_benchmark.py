@@ -4,6 +4,7 @@ correct first, a suite verdict, and the settings under which nothing could be me
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -51,12 +52,18 @@ BENCH = ("--autoresearch-benchmark", "median")
 def suite(project: Project, marker: str = "") -> None:
     project.pytester.makeini(INI)
     tests = SUITE if not marker else SUITE.replace("def test_b", f"{marker}\ndef test_b")
-    project.pytester.makepyfile(test_suite=("import pytest\n" if marker else "") + tests)
+    project.pytester.makepyfile(test_speed=("import pytest\n" if marker else "") + tests)
 
 
 def lib(project: Project, message: str, a: float = 0.01, b: float = 0.01, c: float = 0.001, answer: str = "1") -> str:
-    (project.path / "lib.py").write_text(LIB.format(a=a, b=b, c=c, answer=answer))
+    write(project, LIB.format(a=a, b=b, c=c, answer=answer))
     return project.commit(message)
+
+
+def write(project: Project, source: str) -> None:
+    """A new lib.py; its old bytecode goes, as a rewrite of the same size in the same second looks unchanged."""
+    (project.path / "lib.py").write_text(source)
+    shutil.rmtree(project.path / "__pycache__", ignore_errors=True)
 
 
 def rows(project: Project) -> list[tuple[str, str, str]]:
@@ -68,7 +75,7 @@ def test_every_benchmark_is_judged_without_a_marker(project: Project) -> None:
     lib(project, "baseline")
     result = project.run(*BENCH, "-q")
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["autoresearch: keep test_suite.py::test_a median=0.01*",
+    result.stdout.fnmatch_lines(["autoresearch: keep test_speed.py::test_a median=0.01*",
                                  "autoresearch: keep suite[[]3 benchmarks] commit=*"])
     assert sorted(rows(project)) == [("test_a", "median", "keep"), ("test_b", "median", "keep"),
                                      ("test_c", "median", "keep")]
@@ -117,7 +124,7 @@ def test_a_protected_benchmark_may_not_regress_for_the_others(project: Project) 
     result = project.run(*BENCH, "-q")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["autoresearch: discard suite[[]3 benchmarks] geomean=0.* | "
-                                 "protected test_suite.py::test_b regressed: *"])
+                                 "protected test_speed.py::test_b regressed: *"])
 
 
 def test_fast_and_wrong_is_never_kept(project: Project) -> None:
@@ -128,8 +135,8 @@ def test_fast_and_wrong_is_never_kept(project: Project) -> None:
     result = project.run(*BENCH, "-q")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
-        "autoresearch: discard test_suite.py::test_a median=* | test failed: AssertionError*",
-        "autoresearch: discard suite[[]3 benchmarks] commit=* | the suite is not green (test_suite.py::test_a)*",
+        "autoresearch: discard test_speed.py::test_a median=* | test failed: AssertionError*",
+        "autoresearch: discard suite[[]3 benchmarks] commit=* | the suite is not green (test_speed.py::test_a)*",
     ])
     latest = [r for r in project.runs() if r.description == "a is instant and wrong"]
     assert {r.status for r in latest} == {"discard"}, "no row of a red suite is a keep"
@@ -152,12 +159,12 @@ def test_each_repeat_is_a_fresh_pytest_process(project: Project) -> None:
 
 def test_a_repeat_that_fails_makes_the_suite_red(project: Project) -> None:
     suite(project)
-    (project.path / "lib.py").write_text(LIB.format(a=0.0, b=0.01, c=0.001, answer="1")
-                                         .replace("return 1", "return 1 if 'AUTORESEARCH_BENCHMARK_DRAW' not in os.environ else 0"))
+    write(project, LIB.format(a=0.0, b=0.01, c=0.001, answer="1")
+          .replace("return 1", "return 1 if 'AUTORESEARCH_BENCHMARK_DRAW' not in os.environ else 0"))
     project.commit("right in the first process, wrong in the repeats")
     result = project.run(*BENCH, "--autoresearch-repeat", "2", "-q")
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["autoresearch: discard test_suite.py::test_a * | test failed in a fresh pytest "
+    result.stdout.fnmatch_lines(["autoresearch: discard test_speed.py::test_a * | test failed in a fresh pytest "
                                  "process (draw 2): FAILED *test_a - assert 0 == 1*"])
     assert "keep" not in {r.status for r in project.runs()}
 
