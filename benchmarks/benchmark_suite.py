@@ -4,9 +4,10 @@
    suite, alternated in one run (repeat 1: the same one process; and the ini's repeats).
 2. No-op commits: N empty commits judged one after another; how many were kept (target 0-1).
 3. A real speedup (~10%: `words` builds its words in a list): kept in how many of T tries,
-   each tried from the same kept baseline; processes per verdict.
+   each in a fresh repository whose baseline is measured just before it (so the machine's
+   drift between bar and candidate spans one run, not the whole benchmark); processes per verdict.
 
-    python benchmarks/benchmark_suite.py [--noops 20] [--tries 5] [--pairs 3]
+    python benchmarks/benchmark_suite.py [--noops 20] [--tries 5] [--pairs 3] [--statistic median]
 """
 
 from __future__ import annotations
@@ -58,50 +59,60 @@ def faster(path: Path) -> None:
     (path / "textstats.py").write_text(source)
 
 
+def fresh(tmp: Path, name: str) -> Path:
+    """The example in a new repository, its baseline committed."""
+    path = Path(tmp) / name
+    shutil.copytree(EXAMPLE, path)
+    init(path)
+    (path / ".gitignore").write_text((EXAMPLE / ".gitignore").read_text() + "__pycache__/\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "baseline")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--noops", type=int, default=20)
     parser.add_argument("--tries", type=int, default=5)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--statistic", default="", help="judge this statistic instead of the ini's")
     args = parser.parse_args()
+    judge = ["--autoresearch", *(["--autoresearch-benchmark", args.statistic] if args.statistic else [])]
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "example"
-        shutil.copytree(EXAMPLE, path)
-        init(path)
-        (path / ".gitignore").write_text((EXAMPLE / ".gitignore").read_text() + "__pycache__/\n")
-        git(path, "add", "-A")
-        git(path, "commit", "-qm", "baseline")
-
+        path = fresh(Path(tmp), "example")
         plain, judged, repeated = [], [], []
         for _ in range(args.pairs):
             plain.append(pytest(path, "--benchmark-only", "-p", "no:autoresearch")[0])
             judged.append(pytest(path, "--autoresearch", "--autoresearch-repeat", "1")[0])
             repeated.append(pytest(path, "--autoresearch")[0])
-        p, j, r = (statistics.median(x) for x in (plain, judged, repeated))
-        print(f"overhead: plain --benchmark-only {p:.2f} s, --autoresearch (repeat 1) {j:.2f} s = x{j / p:.2f}, "
-              f"with the ini's repeats {r:.2f} s = x{r / p:.2f} (medians of {args.pairs})")
+        if args.pairs:
+            p, j, r = (statistics.median(x) for x in (plain, judged, repeated))
+            print(f"overhead: plain --benchmark-only {p:.2f} s, --autoresearch (repeat 1) {j:.2f} s = x{j / p:.2f}, "
+                  f"with the ini's repeats {r:.2f} s = x{r / p:.2f} (medians of {args.pairs})")
 
         kept = 0
         for i in range(args.noops):
             git(path, "commit", "-q", "--allow-empty", "-m", f"no-op {i + 1}")
-            line = suite_line(pytest(path, "--autoresearch")[1])
+            line = suite_line(pytest(path, *judge)[1])
             kept += line.startswith("autoresearch: keep")
             print(f"no-op {i + 1}: {line[:120]}")
-        print(f"no-ops kept: {kept} of {args.noops}")
+        if args.noops:
+            print(f"no-ops kept: {kept} of {args.noops}")
 
-        base = git(path, "rev-parse", "HEAD").strip()
-        wins, processes = 0, 0
+        wins = 0
         for i in range(args.tries):
+            path = fresh(Path(tmp), f"try{i + 1}")
+            base = suite_line(pytest(path, *judge)[1])
             faster(path)
-            git(path, "commit", "-qam", f"words: build each word in a list (try {i + 1})")
-            seconds, output = pytest(path, "--autoresearch")
+            git(path, "commit", "-qam", "words: build each word in a list")
+            seconds, output = pytest(path, *judge)
             line = suite_line(output)
             wins += line.startswith("autoresearch: keep")
-            logs = len(re.findall(r"autoresearch: \w+ test_textstats", output))
-            print(f"speedup try {i + 1} ({seconds:.0f} s): {line[:140]}")
-            processes = 1 + logs * 2  # the session's process, and the ini's repeat 3: two fresh ones per benchmark
-            git(path, "reset", "-q", "--hard", base)
-        print(f"speedup kept: {wins} of {args.tries}; {processes} pytest processes per verdict")
+            draws = len(re.findall(r"^autoresearch: \w+ test_textstats", output, re.MULTILINE))
+            print(f"speedup try {i + 1} ({seconds:.0f} s; baseline {base[:40]}): {line[:150]}")
+        # the session's own process draws every benchmark once; the ini's repeat 3 adds two fresh ones each
+        if args.tries:
+            print(f"speedup kept: {wins} of {args.tries}; {1 + 2 * draws} pytest processes per verdict")
 
 
 if __name__ == "__main__":
