@@ -18,7 +18,7 @@ import git
 import pytest
 
 from . import gitstate
-from .correctness import Suite
+from .correctness import Correctness
 from .leases import Leases
 from .ledger import Entry, Ledger, LedgerWarning
 from .runner import Runner
@@ -48,7 +48,7 @@ class Context:
     leases: Leases | None = None  # this machine's devices, one per script run; None without any
     seal_parts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # sealed runs: read, hide, env (NAME=value)
     distrusted: frozenset[str] = frozenset()  # run ids of rows the hash chain says the plugin did not write
-    suite: Suite = field(default_factory=Suite)  # the session's other tests: what a keep needs, what failed
+    correctness: Correctness = field(default_factory=Correctness)  # the session's other tests: what a keep needs, what failed
     _warned: set[str] = field(default_factory=set)
 
     @property

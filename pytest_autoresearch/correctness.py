@@ -48,7 +48,7 @@ def failed_text(failed: Sequence[str], what: str = "other test") -> str:
 
 
 @dataclass
-class Suite:
+class Correctness:
     """What the session knows of its tests: the benchmarks, the required others, and the failures.
 
     Fed by the test reports of the process it lives in: on an xdist worker only that worker's,

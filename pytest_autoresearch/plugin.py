@@ -14,12 +14,17 @@ from typing import Any
 
 import pytest
 
+import os
+
 from . import hooks, settings
 from .adaptive import parse_repeat
+from .benchmark_suite import FIXTURE, BenchmarkSuite, measures_itself
 from .experiment import Experiment
+from .fresh_draw import DRAW_ENV
 from .session import AutoresearchSession, spec_key
-from .settings import (DEFAULT_ISOLATION, DEFAULT_NOISE_K, MARKER_SIGNATURE, RUNNERS, cli_type, isolation_value, min_delta_value,
-                       non_negative_float, parse_marker, positive_float)
+from .settings import (BENCHMARK_METRIC, BENCHMARK_STATS, DEFAULT_ISOLATION, DEFAULT_NOISE_K, MARKER_SIGNATURE, RUNNERS,
+                       benchmark_stat, cli_type, isolation_value, min_delta_value, non_negative_float, parse_marker,
+                       positive_float)
 from .sources import Recorder
 from .terminal import VerdictReporter
 
@@ -76,6 +81,11 @@ PRIVATE_HELP = (
     "Files (globs, relative to the rootdir) a sealed script may not read but its scorer may, e.g. "
     "answers.json (default: none)"
 )
+BENCHMARK_HELP = (
+    "Judge every test using pytest-benchmark's benchmark fixture by this statistic of its timings "
+    f"({', '.join(BENCHMARK_STATS)}; seconds, lower is better), the suite kept as one; needs "
+    "pytest-autoresearch[benchmark] (default: off)"
+)
 REPEAT_HELP = (
     "Run each benchmark N times on this commit, record every run and judge their mean; "
     "measures the noise floor. 'auto' or 'auto:N' runs again only while the verdict is in "
@@ -113,6 +123,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--autoresearch-repeat", metavar="N", type=cli_type(parse_repeat, "--autoresearch-repeat"),
         help=REPEAT_HELP,
     )
+    group.addoption(
+        "--autoresearch-benchmark", metavar="STAT", type=cli_type(benchmark_stat, "--autoresearch-benchmark"),
+        help=BENCHMARK_HELP,
+    )
     group.addoption("--autoresearch-runner", metavar="NAME", choices=RUNNERS, help=RUNNER_HELP)
     group.addoption("--autoresearch-ray-address", metavar="ADDRESS", help=RAY_ADDRESS_HELP)
     group.addoption(
@@ -128,6 +142,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_repeat", REPEAT_HELP, default="1")
     parser.addini("autoresearch_requires", REQUIRES_HELP, type="linelist", default=[])
     parser.addini("autoresearch_devices", DEVICES_HELP)
+    parser.addini("autoresearch_benchmark", BENCHMARK_HELP)
     parser.addini("autoresearch_runner", RUNNER_HELP, default="local")
     parser.addini("autoresearch_ray_address", RAY_ADDRESS_HELP)
     parser.addini("autoresearch_isolation", ISOLATION_HELP, default=DEFAULT_ISOLATION)
@@ -141,10 +156,12 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER_SIGNATURE}: a benchmark of `metric`, judged against `threshold` and the best "
         "kept result on the branch; runs only with --autoresearch",
     )
-    if config.getoption("autoresearch"):
+    if config.getoption("autoresearch") and not os.environ.get(DRAW_ENV):  # not in a benchmark's repeat
         session = AutoresearchSession(config, settings.resolve(config))
         reporter = VerdictReporter(config, session.ctx.settings, lambda: session.ctx.note,
-                                   lambda: session.outcomes, session.ctx.suite.failures)
+                                   lambda: session.outcomes, session.ctx.correctness.failures)
+        if session.ctx.settings.benchmark is not None:
+            config.pluginmanager.register(BenchmarkSuite(config, session, reporter), "autoresearch-benchmark-suite")
         config.stash[session_key] = session
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(session, "autoresearch-session")
@@ -157,6 +174,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         session.close()
         config.pluginmanager.unregister(session)
         config.pluginmanager.unregister(config.stash[reporter_key])
+        suite = config.pluginmanager.get_plugin("autoresearch-benchmark-suite")
+        if suite is not None:
+            config.pluginmanager.unregister(suite)
         del config.stash[session_key]
         del config.stash[reporter_key]
 
@@ -173,21 +193,29 @@ def pytest_pycollect_makeitem(
             mark = item.get_closest_marker("autoresearch")
             if mark is not None:
                 try:
-                    item.stash[spec_key] = parse_marker(mark.args, mark.kwargs, f"marker on {item.name}")
+                    item.stash[spec_key] = parse_marker(mark.args, mark.kwargs, f"marker on {item.name}",
+                                                        benchmark=FIXTURE in item.fixturenames)
                 except ValueError as exc:
                     raise collector.CollectError(str(exc)) from None
     return result
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip benchmarks unless --autoresearch; otherwise give them the autoresearch time limit."""
+    """Skip benchmarks unless --autoresearch (a pytest-benchmark test stays the ordinary test it is);
+    otherwise give them the autoresearch time limit."""
     session = config.stash.get(session_key, None)
     for item in items:
         if spec_key not in item.stash:
             continue
         if session is None:
-            item.add_marker(pytest.mark.skip(reason="autoresearch benchmark: run with pytest --autoresearch"))
-        elif item.get_closest_marker("timeout") is None:
+            if not measures_itself(item):
+                item.add_marker(pytest.mark.skip(reason="autoresearch benchmark: run with pytest --autoresearch"))
+            continue
+        if item.stash[spec_key].metric == BENCHMARK_METRIC:
+            raise pytest.UsageError(f"autoresearch: {item.nodeid} is a pytest-benchmark test marked without a metric: "
+                                    "choose the statistic to judge with --autoresearch-benchmark median "
+                                    "(or ini autoresearch_benchmark = median; also min, mean)")
+        if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(session.ctx.settings.timeout * session.ctx.settings.repeat))
 
 

@@ -97,20 +97,20 @@ class AutoresearchSession:
             items[:] = [i for i in items if i.nodeid not in drop]
         items[:] = correctness.benchmarks_last(items, lambda i: spec_key in i.stash)
         self._specs = {i.nodeid: i.stash[spec_key] for i in bench}
-        suite = self.ctx.suite
-        suite.benchmarks, suite.required, suite.deselected = frozenset(i.nodeid for i in bench), tuple(needed), len(outside)
+        known = self.ctx.correctness
+        known.benchmarks, known.required, known.deselected = frozenset(i.nodeid for i in bench), tuple(needed), len(outside)
 
     def pytest_report_collectionfinish(self) -> list[str]:
-        header = self.ctx.suite.header(self._unselected)
+        header = self.ctx.correctness.header(self._unselected)
         return [header] if header else []
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            self.ctx.suite.record(report.nodeid or "(collection)", "collect", True)
+            self.ctx.correctness.record(report.nodeid or "(collection)", "collect", True)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Every test's result, for what a keep needs; every benchmark's outcome, for the reports."""
-        self.ctx.suite.record(report.nodeid, report.when, report.failed)
+        self.ctx.correctness.record(report.nodeid, report.when, report.failed)
         for name, value in report.user_properties:
             if name == PROPERTY and report.when == "call":
                 self.outcomes.append(Outcome.from_json(str(value)))
@@ -125,13 +125,13 @@ class AutoresearchSession:
         if red:
             self.outcomes = [self._demoted(o, int(exitstatus)) if o.green else o for o in self.outcomes]
             judged = {o.test for o in self.outcomes}
-            if self.ctx.suite.failures():  # e.g. -x stopped the session before the benchmarks
+            if self.ctx.correctness.failures():  # e.g. -x stopped the session before the benchmarks
                 self.outcomes += [self._not_reached(t, s) for t, s in self._specs.items()
-                                  if t not in judged and t not in self.ctx.suite.reported]
+                                  if t not in judged and t not in self.ctx.correctness.reported]
 
     def _not_reached(self, test: str, spec: Spec) -> Outcome:
         """A benchmark the session never ran because tests failed first: recorded as such."""
-        failed = self.ctx.suite.failures(besides=test)
+        failed = self.ctx.correctness.failures(besides=test)
         reason = f"not run: {correctness.failed_text(failed)}"
         entry = self.ctx.entry(test, spec, uuid.uuid4().hex[:12], "discard",
                                extra={"reason": reason, "failed": failed[:correctness.KEPT]})
@@ -142,7 +142,7 @@ class AutoresearchSession:
 
     def _demoted(self, outcome: Outcome, exitstatus: int) -> Outcome:
         """A keep the rest of the session did not confirm: recorded again as a discard, with why."""
-        failed = self.ctx.suite.failures(besides=outcome.test)
+        failed = self.ctx.correctness.failures(besides=outcome.test)
         reason = correctness.failed_text(failed) if failed else f"the session exited with code {exitstatus}"
         if self.ctx.ledger is not None and outcome.runs:
             ids = set(outcome.runs)

@@ -45,6 +45,7 @@ def non_negative_float(text: str, where: str) -> float:
 AUTO = "auto"
 RUNNERS = ("local", "ray")
 DEFAULT_ISOLATION = SEALED if sys.platform.startswith("linux") else UNSEALED  # macOS: no sandbox yet
+BENCHMARK_STATS = ("min", "median", "mean")  # statistics of a pytest-benchmark result that can be judged
 DEFAULT_NOISE_K = 2.0  # standard errors an improvement must exceed under min_delta = auto
 
 
@@ -63,6 +64,14 @@ def isolation_value(text: str, where: str) -> str:
     if text not in ISOLATIONS:
         raise ValueError(f"{where}: expected one of {', '.join(ISOLATIONS)}, got {text!r}")
     return text
+
+
+def benchmark_stat(text: str, where: str) -> str | None:
+    """The pytest-benchmark statistic to judge (min, median or mean), or None when empty."""
+    stat = text.strip().lower()
+    if stat and stat not in BENCHMARK_STATS:
+        raise ValueError(f"{where}: expected one of {', '.join(BENCHMARK_STATS)}, got {text!r}")
+    return stat or None
 
 
 def cli_type(validator: Callable[[str, str], T], option: str) -> Callable[[str], T]:
@@ -99,6 +108,7 @@ class Settings:
     isolation: str = UNSEALED  # sandbox: each script run sealed (runner/sandbox.py); none: unsealed
     network: bool = False  # a sealed run may use TCP
     private: tuple[str, ...] = ()  # files (globs from the rootdir) a sealed target may not read, a scorer may
+    benchmark: str | None = None  # judge every pytest-benchmark test by this statistic (min, median, mean)
 
 
 @dataclass(frozen=True)
@@ -119,15 +129,18 @@ class Spec:
     data_server: str | None = None  # "module:function": frozen code that serves the training batches
     budget: float | None = None  # training seconds, on the data server's clock
     export_allowance: float | None = None  # seconds after the budget until the target exits (default: the server's)
+    protected: bool = False  # in a benchmark suite: must not regress beyond its own noise
+    benchmark: str | None = None  # the value is this statistic of the test's pytest-benchmark fixture
 
 
 MARKER_SIGNATURE = (
     'autoresearch(metric, goal="min", *, threshold=None, min_delta=None|"auto", script=None, '
     'args=(), env=None, scorer=None, artifact=None, max_seconds=None, requires=(), data_server=None, budget=None, '
-    'export_allowance=None)'
+    'export_allowance=None, protected=False)'
 )
 ARGUMENTS = frozenset({"metric", "goal", "threshold", "min_delta", "script", "args", "env", "scorer",
-                       "artifact", "max_seconds", "requires", "data_server", "budget", "export_allowance"})
+                       "artifact", "max_seconds", "requires", "data_server", "budget", "export_allowance", "protected"})
+BENCHMARK_METRIC = ""  # the metric of a marker without one on a pytest-benchmark test: the chosen statistic
 
 
 def _number(value: Any, name: str, where: str) -> float:
@@ -136,8 +149,18 @@ def _number(value: Any, name: str, where: str) -> float:
     return float(value)
 
 
-def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> Spec:
-    """Validate marker arguments; ValueError says what to write instead."""
+def _flag(value: Any, name: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: {name} must be True or False, not {value!r}")
+    return value
+
+
+def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str, benchmark: bool = False) -> Spec:
+    """Validate marker arguments; ValueError says what to write instead.
+
+    On a test using pytest-benchmark's fixture (``benchmark``) the metric may be left out: it is
+    the statistic chosen with --autoresearch-benchmark.
+    """
     hint = f"write @pytest.mark.{MARKER_SIGNATURE}"
     names = ("metric", "goal")
     if len(args) > len(names):
@@ -149,8 +172,8 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
     unknown = sorted(set(given) - ARGUMENTS)
     if unknown:
         raise ValueError(f"{where}: unknown argument(s) {', '.join(unknown)}; {hint}")
-    metric = given.get("metric")
-    if not isinstance(metric, str) or not metric.strip():
+    metric = given.get("metric", BENCHMARK_METRIC if benchmark else None)
+    if not isinstance(metric, str) or not (metric.strip() or benchmark):
         raise ValueError(f'{where}: a metric name is required, e.g. metric="val_bpb"; {hint}')
     goal = given.get("goal", "min")
     if goal not in GOALS:
@@ -210,6 +233,7 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> 
         data_server=data_server,
         budget=None if budget is None else float(budget),
         export_allowance=None if allowance is None else float(allowance),
+        protected=_flag(given.get("protected", False), "protected", where),
     )
     if isinstance(spec.min_delta, float) and spec.min_delta < 0:
         raise ValueError(f"{where}: min_delta must be >= 0, not {min_delta!r}")
@@ -253,6 +277,7 @@ def resolve(config: pytest.Config) -> Settings:
         isolation=pick("autoresearch_isolation", isolation_value),
         network=bool(config.getini("autoresearch_network")),
         private=tuple(p for p in config.getini("autoresearch_private") if p.strip()),
+        benchmark=pick("autoresearch_benchmark", benchmark_stat),
         ray_address=config.getoption("autoresearch_ray_address") or str(config.getini("autoresearch_ray_address")).strip() or None,
     )
 

@@ -1,7 +1,7 @@
 """Where a benchmark's value comes from: the value sources, asked in order for each draw.
 
 A frozen scorer reading the target's artifact, a value recorded in-process, the target
-script's printed output, a fixture named like the metric. Adding a source is one class here
+script's printed output, a fixture named like the metric, a pytest-benchmark fixture's statistic. Adding a source is one class here
 and one line in :func:`sources_for`; the bar, the ledger and the reports never see which
 source spoke.
 """
@@ -42,12 +42,18 @@ class Recorder:
 
 
 class Source(Protocol):
+    # whether calling the test body again draws again in this process (False: a repeat is a
+    # fresh pytest process, as for pytest-benchmark's fixture, usable once per test)
+    redrawable: bool
+
     def value(self) -> float | None:
         """This draw's value, or None when this source has none."""
 
 
 class Recorded:
     """``autoresearch.record(value)`` in the test body; read once per draw, then cleared."""
+
+    redrawable = True
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
@@ -60,6 +66,8 @@ class Recorded:
 class ScriptOutput:
     """The metric as the target script printed it: a self-report where a scorer exists."""
 
+    redrawable = True
+
     def __init__(self, experiment: Experiment, metric: str) -> None:
         self.experiment, self.metric = experiment, metric
 
@@ -69,6 +77,8 @@ class ScriptOutput:
 
 class MetricFixture:
     """The value of the fixture named like the metric."""
+
+    redrawable = True
 
     def __init__(self, item: pytest.Function, metric: str) -> None:
         self.item, self.metric = item, metric
@@ -86,6 +96,8 @@ class FrozenScorer:
 
     :meth:`score` runs once per draw, right after the target; :meth:`value` reads the result.
     """
+
+    redrawable = True
 
     def __init__(self, spec: Spec, search_path: Sequence[Path], forbidden: Sequence[Path]) -> None:
         assert spec.scorer is not None
@@ -115,6 +127,27 @@ class FrozenScorer:
         return value
 
 
+class BenchmarkStats:
+    """A statistic (min, median, mean; seconds per call) of the test's pytest-benchmark fixture,
+    read after the body: none when the fixture was not called or benchmarks are disabled."""
+
+    redrawable = False
+    missing = ("the benchmark fixture recorded no statistics: call benchmark(...) or benchmark.pedantic(...) "
+               "in the test (--benchmark-disable leaves none)")
+
+    def __init__(self, item: pytest.Function, stat: str) -> None:
+        self.item, self.stat = item, stat
+        self.read = False
+
+    def value(self) -> float | None:
+        if self.read:  # the fixture holds one measurement: a later draw is another process's
+            return None
+        self.read = True
+        metadata = getattr(self.item.funcargs.get("benchmark"), "stats", None)
+        value = getattr(getattr(metadata, "stats", None), self.stat, None) if metadata else None
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def disagrees(self_report: float | None, scored: float | None, tolerance: float = 0.01) -> bool:
     """Whether a target's printed value differs from the scored one by more than ``tolerance``
     of the scored value (1%: bf16 against fp32 evaluation differs far less)."""
@@ -123,17 +156,20 @@ def disagrees(self_report: float | None, scored: float | None, tolerance: float 
     return abs(self_report - scored) > tolerance * max(abs(scored), 1e-12)
 
 
-def sources_for(item: pytest.Function, metric: str, experiment: Experiment | None,
+def sources_for(item: pytest.Function, spec: Spec, experiment: Experiment | None,
                 recorder: Recorder | None, scorer: FrozenScorer | None = None) -> list[Source]:
-    """The sources of one benchmark, the most trusted first; with a scorer, only the scorer."""
+    """The sources of one benchmark, the most trusted first; with a scorer, only the scorer, and
+    for a pytest-benchmark test only its statistic (what the body records is not its measurement)."""
     if scorer is not None:
         return [scorer]
+    if spec.benchmark is not None:
+        return [BenchmarkStats(item, spec.benchmark)]
     sources: list[Source] = []
     if recorder is not None:
         sources.append(Recorded(recorder))
     if experiment is not None:
-        sources.append(ScriptOutput(experiment, metric))
-    sources.append(MetricFixture(item, metric))
+        sources.append(ScriptOutput(experiment, spec.metric))
+    sources.append(MetricFixture(item, spec.metric))
     return sources
 
 

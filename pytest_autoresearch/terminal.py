@@ -32,6 +32,8 @@ class VerdictReporter:
         self.note = note
         self.outcomes = outcomes  # the session's, settled once every result is in
         self.failures = failures  # the session's failed tests
+        self.lines: list[str] = []  # said after the verdicts: a benchmark suite's verdict line
+        self.suite: dict[str, Any] | None = None  # that suite's verdict, for the JSON report
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """At the end: one greppable line per benchmark with -q, else the table and the notes
@@ -40,8 +42,8 @@ class VerdictReporter:
         if not outcomes and not note:
             return
         if self.config.get_verbosity() < 0:
-            for outcome in outcomes:
-                terminalreporter.write_line(verdict_line(outcome))
+            for line in [*map(verdict_line, outcomes), *self.lines]:
+                terminalreporter.write_line(line)
             return
         terminalreporter.write_sep("=", "autoresearch")
         if note:
@@ -56,10 +58,12 @@ class VerdictReporter:
                     terminalreporter.write_line(f"{outcome.test}: {outcome.target_note}")
                 if outcome.hint:
                     terminalreporter.write_line(f"{outcome.test}: {outcome.hint}")
+        for line in self.lines:
+            terminalreporter.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.settings.json_path is not None and not hasattr(self.config, "workerinput"):
-            write_json(self.settings.json_path, self.outcomes(), int(exitstatus), self.failures())
+            write_json(self.settings.json_path, self.outcomes(), int(exitstatus), self.failures(), self.suite)
 
 
 def progress_line(
@@ -127,9 +131,11 @@ def summary_table(outcomes: list[Outcome]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
-def write_json(path: Path, outcomes: list[Outcome], exitstatus: int, failed: list[str]) -> None:
-    """The session's verdicts for CI systems, and the session's outcome they agree with."""
-    payload = {
+def write_json(path: Path, outcomes: list[Outcome], exitstatus: int, failed: list[str],
+               suite: dict[str, Any] | None = None) -> None:
+    """The session's verdicts for CI systems, the session's outcome they agree with, and a benchmark
+    suite's verdict when one was judged."""
+    payload: dict[str, Any] = {
         "session": {"exitstatus": exitstatus, "failed": failed},
         "verdicts": [
             {
@@ -144,5 +150,7 @@ def write_json(path: Path, outcomes: list[Outcome], exitstatus: int, failed: lis
             for o in outcomes
         ]
     }
+    if suite is not None:
+        payload["suite"] = {k: jsonable(v) for k, v in suite.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped]
 
-from . import archive, bar, correctness, guard, noise
+from . import archive, bar, correctness, fresh_draw, guard, noise
 from .context import Context
 from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, over_budget, socket_path
 from .experiment import MAX_NOTES, Experiment, parse_notes
@@ -36,7 +36,7 @@ from .runner.sandbox import REFUSED, SEALED, UNSEALED, Sealing
 from .runner.watchdog import Watchdog
 from .scoring import LOG_TAIL, ScoringError
 from .settings import AUTO, Spec
-from .sources import FrozenScorer, Recorder, Refused, Source, disagrees, first_value, sources_for
+from .sources import BenchmarkStats, FrozenScorer, Recorder, Refused, Source, disagrees, first_value, sources_for
 from .terminal import progress_line
 
 COMPILE_CACHES = 16  # the compile caches kept, most recent ideas first
@@ -74,6 +74,8 @@ class Trial:
         self.draws: list[Draw] = []
         self.outcome: Outcome | None = None  # set once the ledger rows are completed
         self.repeat_note = ""  # why adaptive repeats stopped where they did
+        self.pending: Watchdog | None = None  # measured, waiting for its suite's verdict
+        self.suite_extra: dict[str, Any] = {}  # what the suite's verdict adds to each row
 
     # -- what the fixtures hand to the test ------------------------------------------------
 
@@ -100,11 +102,17 @@ class Trial:
     # -- the judged run --------------------------------------------------------------------
 
     def run(self) -> Generator[None, object, object]:
-        """The body of ``pytest_pyfunc_call``: each draw, then the verdict; yields once for the test body."""
+        """The body of ``pytest_pyfunc_call``: each draw, then the verdict; yields once for the test body.
+
+        A source that cannot draw again in this process (pytest-benchmark's fixture) has each
+        repeat drawn by a fresh pytest process; a pytest-benchmark test's verdict is its suite's,
+        given at the end of the session (:mod:`pytest_autoresearch.suite`).
+        """
         guard.check_frozen(self.ctx, self.item.nodeid, self.spec)
         self._check_correct_first()
-        sources = sources_for(self.item, self.spec.metric, self.experiment, self.recorder, self.scorer)
-        repeat = self.ctx.settings.repeat if (self.experiment or self.recorder) else 1
+        sources = sources_for(self.item, self.spec, self.experiment, self.recorder, self.scorer)
+        redrawable = all(source.redrawable for source in sources)
+        repeat = self.ctx.settings.repeat if (self.experiment or self.recorder or not redrawable) else 1
         adaptive = self.ctx.settings.adaptive_repeat and repeat > 1
         watchdog = Watchdog(self.ctx.ledger.path if self.ctx.ledger else None, self._deadline(), self.ctx.logs_dir)
         try:
@@ -115,27 +123,57 @@ class Trial:
                         self._run_target(draw, watchdog, sources)
                     if index == 0:  # pytest's own call of the body: the first draw, as the last is not known yet
                         result = yield
+                    elif not redrawable:
+                        draw.value = self._fresh_process_draw(draw, watchdog)
                     elif self.experiment is None:
                         _call_body(self.item)
                 except BaseException as exc:
                     if self.outcome is None:  # else already judged a crash, with its log tail
                         self._ended_by(exc, draw, sources)
                     raise
-                draw.value = first_value(sources)
+                if index == 0 or redrawable:
+                    draw.value = first_value(sources)
                 draw.memory_gb = self._memory_gb()
                 draw.ended = now_iso()
                 if adaptive and self._settled():
                     break
+            if self.spec.benchmark is not None and all(d.value is not None for d in self.draws):
+                self.pending = watchdog  # its rows are completed with the suite's verdict
+                return result
             outcome = self._judge()
             if not outcome.green:
                 pytest.fail(failure_message(outcome), pytrace=False)
             return result
         finally:
-            watchdog.release()
+            if self.pending is not watchdog:
+                watchdog.release()
+
+    def complete(self, status: str, reason: str, judged: bar.Judged | None, extra: dict[str, Any]) -> Outcome:
+        """Complete a pending trial's rows with its suite's verdict (see :meth:`run`)."""
+        self.suite_extra = extra
+        try:
+            return self._finish(status, reason, judged)
+        finally:
+            if self.pending is not None:
+                self.pending.release()
+                self.pending = None
+
+    def _fresh_process_draw(self, draw: Draw, watchdog: Watchdog) -> float | None:
+        """A repeat drawn by a fresh pytest process running this test alone; red unless it passed."""
+        assert self.spec.benchmark is not None
+        log = self.ctx.logs_dir / f"{draw.entry.run_id}.log"
+        drawn = fresh_draw.run(self.ctx.config, self.item, self.spec.benchmark, log, self._remaining(), watchdog)
+        draw.duration, draw.log, draw.value = drawn.duration, str(log), drawn.value
+        if drawn.returncode is None:
+            self._fail("timeout", "a repeat in a fresh pytest process ran out of time", drawn.tail)
+        if drawn.returncode != 0:
+            self._fail("discard" if drawn.value is not None else "crash",
+                       f"test failed in a fresh pytest process (draw {len(self.draws)}): {drawn.error}", drawn.tail)
+        return drawn.value
 
     def _check_correct_first(self) -> None:
         """A required test already failed: this commit cannot be kept, so its expensive run is not made."""
-        failed = [t for t in self.ctx.suite.failures() if t not in self.ctx.suite.benchmarks]
+        failed = [t for t in self.ctx.correctness.failures() if t not in self.ctx.correctness.benchmarks]
         if failed:
             self._start_draw(None)
             self._fail("discard", f"not run: {correctness.failed_text(failed)}", failed=failed)
@@ -327,7 +365,7 @@ class Trial:
         """Read the bar, judge and record under one lock, so no other run judges in between."""
         values = [d.value for d in self.draws]
         if any(v is None for v in values):
-            return self._finish("crash", (
+            return self._finish("crash", BenchmarkStats.missing if self.spec.benchmark is not None else (
                 f"no value for {self.spec.metric}: use the experiment fixture with script=..., call "
                 f"autoresearch.record(value), or define a fixture named {self.spec.metric}"
             ))
@@ -343,6 +381,7 @@ class Trial:
         extra["reason"] = reason
         if failed:
             extra["failed"] = list(failed[:correctness.KEPT])
+        extra.update(self.suite_extra)
         best = judged.verdict.best if judged else None
         if best is not None:
             extra.update(bar=best.value, bar_commit=best.commit, bar_n=best.n)

@@ -198,6 +198,10 @@ def lines(shown: Shown, tail: int) -> list[str]:
     out.append(f"  value     {value}")
     if extra.get("adaptive"):
         out.append(f"  repeats   {extra['adaptive']}")
+    if extra.get("suite"):  # a member of a pytest-benchmark suite: the suite's verdict was its verdict
+        geomean = f", geomean {fmt(extra['suite_geomean'])}" if isinstance(extra.get("suite_geomean"), float) else ""
+        ratio = f"; this benchmark x{extra['ratio']:.3f} its bar" if isinstance(extra.get("ratio"), float) else ""
+        out.append(f"  suite     {extra['suite']} benchmarks{geomean}{ratio}")
     out.append(f"  kept by   {shown.ref}" if shown.ref else "  kept by   no run ref (git gc may remove the commit)")
     files = ", ".join(shown.mutable)
     if shown.diff_error is not None:

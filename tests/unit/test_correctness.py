@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_autoresearch.correctness import Suite, benchmarks_last, failed_text, matches, required
+from pytest_autoresearch.correctness import Correctness, benchmarks_last, failed_text, matches, required
 
 
 @pytest.mark.parametrize(("nodeid", "pattern", "named"), [
@@ -33,24 +33,24 @@ def test_benchmarks_go_last_each_group_in_its_order() -> None:
 
 
 def test_a_failure_in_any_phase_counts_once_and_the_first_few_are_named() -> None:
-    suite = Suite(benchmarks=frozenset({"b.py::bench"}), required=("a.py::t1", "a.py::t2"))
-    suite.record("a.py::t1", "setup", True)
-    suite.record("a.py::t1", "teardown", True)
-    suite.record("a.py::t2", "call", False)
-    suite.record("b.py::bench", "call", True)
-    assert suite.failures() == ["a.py::t1", "b.py::bench"]
-    assert suite.failures(besides="b.py::bench") == ["a.py::t1"]
-    assert suite.reported == {"a.py::t1", "b.py::bench"}, "a passed test counts as reported at its teardown"
+    known = Correctness(benchmarks=frozenset({"b.py::bench"}), required=("a.py::t1", "a.py::t2"))
+    known.record("a.py::t1", "setup", True)
+    known.record("a.py::t1", "teardown", True)
+    known.record("a.py::t2", "call", False)
+    known.record("b.py::bench", "call", True)
+    assert known.failures() == ["a.py::t1", "b.py::bench"]
+    assert known.failures(besides="b.py::bench") == ["a.py::t1"]
+    assert known.reported == {"a.py::t1", "b.py::bench"}, "a passed test counts as reported at its teardown"
     names = [f"t.py::t{i}" for i in range(7)]
     assert failed_text(names) == "7 other tests failed: t.py::t0, t.py::t1, t.py::t2, t.py::t3, t.py::t4, ..."
     assert failed_text(names[:1]) == "1 other test failed: t.py::t0"
 
 
 def test_the_header_says_the_order_and_what_is_not_checked() -> None:
-    assert Suite().header() == "", "no benchmark: nothing to say"
-    assert Suite(benchmarks=frozenset({"b"})).header() == "", "a benchmark alone: nothing to say"
-    suite = Suite(benchmarks=frozenset({"b"}), required=("t1", "t2"), deselected=3)
-    assert suite.header(unselected=4) == (
+    assert Correctness().header() == "", "no benchmark: nothing to say"
+    assert Correctness(benchmarks=frozenset({"b"})).header() == "", "a benchmark alone: nothing to say"
+    known = Correctness(benchmarks=frozenset({"b"}), required=("t1", "t2"), deselected=3)
+    assert known.header(unselected=4) == (
         "autoresearch: 1 benchmark run after the 2 other selected tests; a keep needs every test to pass "
         "(correct first); 3 tests outside autoresearch_requires deselected; 4 not selected (-k, -m, --lf, ...) "
         "and not checked")

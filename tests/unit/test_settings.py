@@ -9,7 +9,9 @@ import pytest
 
 from pytest_autoresearch.settings import (
     AUTO,
+    BENCHMARK_METRIC,
     Spec,
+    benchmark_stat,
     min_delta_value,
     non_negative_float,
     parse_marker,
@@ -21,6 +23,7 @@ from pytest_autoresearch.settings import (
     (positive_float, "600", 600.0), (positive_float, " 1.5", 1.5),
     (non_negative_float, "0", 0.0),
     (min_delta_value, "auto", AUTO), (min_delta_value, " AUTO ", AUTO), (min_delta_value, "0.01", 0.01),
+    (benchmark_stat, "Median", "median"), (benchmark_stat, "", None),
 ])
 def test_good_values(validator: Any, text: str, value: object) -> None:
     assert validator(text, "ini x") == value
@@ -32,6 +35,7 @@ def test_good_values(validator: Any, text: str, value: object) -> None:
     (positive_float, "inf", "ini x: must be a positive number, got 'inf'"),
     (non_negative_float, "-1", "ini x: must be a finite number >= 0, got '-1'"),
     (min_delta_value, "lots", 'ini x: expected a number such as 0.001 or "auto", got \'lots\''),
+    (benchmark_stat, "p99", "ini x: expected one of min, median, mean, got 'p99'"),
 ])
 def test_bad_values_name_the_place_and_the_fix(validator: Any, text: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
@@ -51,6 +55,13 @@ def test_a_data_server_keeps_a_budget() -> None:
     assert (spec.data_server, spec.budget, spec.export_allowance) == ("pytest_autoresearch.lm.dataloader:serve", 300.0, 30.0)
 
 
+def test_a_pytest_benchmark_test_may_leave_the_metric_out() -> None:
+    spec = parse_marker((), {"protected": True, "threshold": 0.5}, "marker on t", benchmark=True)
+    assert (spec.metric, spec.protected, spec.threshold) == (BENCHMARK_METRIC, True, 0.5)
+    with pytest.raises(ValueError, match="a metric name is required"):
+        parse_marker((), {"protected": True}, "marker on t")
+
+
 @pytest.mark.parametrize(("args", "kwargs", "fragment"), [
     ((), {}, "a metric name is required"),
     (("m", "min", "x"), {}, "too many positional arguments"),
@@ -68,6 +79,7 @@ def test_a_data_server_keeps_a_budget() -> None:
     (("m",), {"script": "t.py", "budget": 5, "data_server": "b:serve", "export_allowance": -1},
      "export_allowance is the seconds after budget="),
     (("m",), {"script": "t.py", "export_allowance": 5}, "with data_server= and budget="),
+    (("m",), {"protected": "yes"}, "protected must be True or False"),
 ])
 def test_bad_marker_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValueError) as info:
