@@ -204,7 +204,7 @@ def status_json(here: Sequence[Entry], found: Sequence[Benchmark], scope: str, l
 
 
 def _counts(tally: Any) -> dict[str, int]:
-    keys = [*stats.COUNTED, stats.REMEASURED, "running"]
+    keys = [*stats.COUNTED, stats.REMEASURED, stats.WRONG, "running"]
     return {k: int(tally[k]) for k in keys}
 
 

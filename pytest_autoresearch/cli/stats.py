@@ -20,6 +20,7 @@ from ..verdict import GOALS, Best
 
 COUNTED = ("keep", "discard", "crash", "timeout")
 REMEASURED = "re-measured"
+WRONG = "wrong"  # of the discards: tests failed (correct first)
 
 
 @dataclass(frozen=True)
@@ -95,20 +96,29 @@ def remeasured(run: Entry) -> bool:
     return bool(run.extra.get("remeasure"))
 
 
+def wrong(run: Entry) -> bool:
+    """A discard because tests failed (correct first), not because the value fell short: the change was wrong."""
+    return run.status == "discard" and bool(run.extra.get("failed"))
+
+
 def draws(runs: Sequence[Entry]) -> Counter[str]:
-    """Runs by status (a repeat group's every draw counted), and how many were re-measurements."""
+    """Runs by status (a repeat group's every draw counted), how many were re-measurements, how many wrong."""
     tally = Counter(r.status for r in runs if r.status != "accepted")
     tally[REMEASURED] = sum(1 for r in runs if remeasured(r))
-    return tally
+    tally[WRONG] = sum(1 for r in runs if wrong(r))
+    return +tally
 
 
 def ideas(runs: Iterable[Entry]) -> Counter[str]:
-    """Commits by their verdict: keep once kept (a later re-measurement keeps it kept), else the latest."""
-    latest: dict[str, str] = {}
+    """Commits by their verdict: keep once kept (a later re-measurement keeps it kept), else the latest;
+    and how many of the discarded were wrong."""
+    latest: dict[str, Entry] = {}
     for r in runs:
-        if r.status in COUNTED and latest.get(r.sha) != "keep":
-            latest[r.sha] = r.status
-    return Counter(latest.values())
+        if r.status in COUNTED and (r.sha not in latest or latest[r.sha].status != "keep"):
+            latest[r.sha] = r
+    tally = Counter(r.status for r in latest.values())
+    tally[WRONG] = sum(1 for r in latest.values() if wrong(r))
+    return +tally  # only what happened: no zero counts
 
 
 def finished(tally: Counter[str]) -> int:

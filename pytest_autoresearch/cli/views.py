@@ -55,7 +55,9 @@ def counts_lines(runs: Sequence[Entry]) -> list[str]:
     ideas, draws = stats.ideas(runs), stats.draws(runs)
     rate = stats.keep_rate(ideas)
     per = ", ".join(f"{name} {ideas[name]}" for name in stats.COUNTED)
+    per += f" (wrong {ideas[stats.WRONG]}: tests failed)" if ideas[stats.WRONG] else ""
     each = ", ".join(f"{name} {draws[name]}" for name in stats.COUNTED)
+    each += f" (wrong {draws[stats.WRONG]})" if draws[stats.WRONG] else ""
     more = "".join(f", {name} {draws[name]}" for name in (stats.REMEASURED, "running") if draws[name])
     return [f"  ideas: {per}; keep rate {'-' if rate is None else f'{rate:.0%}'} "
             f"({plural(stats.finished(ideas), 'commit')})",

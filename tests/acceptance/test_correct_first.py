@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import Project
+from conftest import Project, run_cli
 
 SLOW = """
 def factor(n):
@@ -84,6 +84,8 @@ def test_a_faster_wrong_change_is_not_kept_and_not_run(project: Project) -> None
     assert row.status == "discard" and row.value is None, "the expensive run was never made"
     assert row.extra["failed"] == ["test_correct.py::test_primes"]
     assert "keep" not in result.stdout.str().replace("a keep needs", "")
+    status = run_cli(project.path, "status").stdout
+    assert "  ideas: keep 1, discard 1, crash 0, timeout 0 (wrong 1: tests failed);" in status, status
 
 
 def test_failures_after_a_keep_turn_it_into_a_discard(project: Project) -> None:

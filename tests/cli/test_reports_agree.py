@@ -108,7 +108,7 @@ def test_every_report_tells_the_verdicts_numbers(project: Project) -> None:
     assert {luck["description"] for luck in bench["lucky_draws"]} == said
 
     # ideas and draws: five commits; 3 + 2 + 2 + 1 + 1 runs
-    assert bench["ideas"] == {"keep": 2, "discard": 2, "crash": 1, "timeout": 0, "re-measured": 0, "running": 0}
+    assert bench["ideas"] == {"keep": 2, "discard": 2, "crash": 1, "timeout": 0, "re-measured": 0, "wrong": 0, "running": 0}
     assert stats.finished(stats.draws(runs)) == 9 == status["runs"] == status["cost"]["runs"]
 
     # show: the mean, n, delta and sigma of the verdict at that run

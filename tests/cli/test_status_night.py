@@ -74,8 +74,8 @@ def test_status_json_field_by_field(project: Project) -> None:
     assert status["scope"] == f"branch main at {shas['real gain'][:7]}"
     assert (status["branch"], status["head"], status["runs"], status["warnings"]) == ("main", shas["real gain"], 9, [])
     assert status["ledger"] == str(project.path / ".git" / "autoresearch" / "ledger.tsv")
-    assert status["ideas"] == {"keep": 2, "discard": 3, "crash": 0, "timeout": 0, "re-measured": 0, "running": 0}
-    assert status["draws"] == {"keep": 6, "discard": 3, "crash": 0, "timeout": 0, "re-measured": 0, "running": 0}
+    assert status["ideas"] == {"keep": 2, "discard": 3, "crash": 0, "timeout": 0, "re-measured": 0, "wrong": 0, "running": 0}
+    assert status["draws"] == {"keep": 6, "discard": 3, "crash": 0, "timeout": 0, "re-measured": 0, "wrong": 0, "running": 0}
 
     [bench] = status["benchmarks"]
     assert bench["test"] == "test_bench.py::test_train" and bench["metric"] == "score" and bench["goal"] == "min"
