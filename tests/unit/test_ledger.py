@@ -131,6 +131,22 @@ def test_rows_written_before_the_surface_left_the_identity_read_as_rows_of_now(t
     assert ledger.runs(identity=old) == [], "the old digest no longer names a leaderboard of its own"
 
 
+def test_an_older_identity_continues_as_the_one_now_said_to_be_the_same(tmp_path: Path) -> None:
+    """Before 0.3 the frozen files were hashed with their judging settings: the session says which
+    new identity such a measurement continues, and only an identity recorded then can be continued."""
+    surface = {"pytest conftests": "none", "pytest ini": "none", "pytest plugins": "p==1", "pytest options": "none"}
+    whole, now = {"device": "cpu: x", "frozen": "with-max-seconds"}, identity.digest({"device": "cpu: x", "frozen": "cut"})
+    ledger = Ledger(tmp_path / "ledger.tsv")
+    ledger.register_identity(identity.digest({**whole, **surface}), {**whole, **surface})
+    ledger.append(Entry("old", "keep", sha="s1", value=1.0, identity=identity.digest({**whole, **surface})))
+    assert ledger.runs(identity=now) == []
+    ledger.register_same(identity.digest(whole), now)
+    ledger.register_same(identity.digest(whole), now)
+    ledger.register_same(identity.digest({"device": "never recorded"}), now)
+    assert [r.run_id for r in ledger.runs(identity=now)] == ["old"]
+    assert len(ledger.identities_path.read_text().splitlines()) == 2, "one record of the continuation, none for the unknown"
+
+
 def test_runs_are_selected_by_status_commit_and_columns(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.tsv")
     ledger.append(
