@@ -133,6 +133,8 @@ class Trial:
                     raise
                 if index == 0 or redrawable:
                     draw.value = first_value(sources)
+                if index == 0 and self.spec.benchmark is not None:  # not when its suite's verdict comes
+                    draw.duration = time.time() - self.item.stash.get(started_key, time.time())
                 draw.memory_gb = self._memory_gb()
                 draw.ended = now_iso()
                 if adaptive and self._settled():
