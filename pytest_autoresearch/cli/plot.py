@@ -126,15 +126,18 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
     shown = [r for r in panel.series.runs if r.status in ("keep", "discard") and finite(r.value)]
     xs = list(range(1, len(shown) + 1))
     values = [float(r.value or 0.0) for r in shown]
-    kept = [(x, v, r) for x, v, r in zip(xs, values, shown) if r.status == "keep" and not remeasured(r)]
-    again = [(x, v) for x, v, r in zip(xs, values, shown) if remeasured(r)]
-    dropped = [(x, v) for x, v, r in zip(xs, values, shown) if r.status != "keep" and not remeasured(r)]
+    first = {r.sha: i for i, r in reversed(list(enumerate(shown)))}  # each commit's first draw
+    later_draws = [i for i, r in enumerate(shown) if remeasured(r) or first[r.sha] != i]
+    later = set(later_draws)
+    kept = [(x, v, r) for i, (x, v, r) in enumerate(zip(xs, values, shown)) if r.status == "keep" and i not in later]
+    again = [(xs[i], values[i]) for i in later_draws]
+    dropped = [(x, v) for i, (x, v, r) in enumerate(zip(xs, values, shown)) if r.status != "keep" and i not in later]
     if dropped:
         ax.scatter([x for x, _ in dropped], [v for _, v in dropped], s=18, color="#8a8a8a",
                    alpha=0.5, label="discarded", zorder=2)
     if again:
         ax.scatter([x for x, _ in again], [v for _, v in again], s=22, facecolors="none",
-                   edgecolors="#1a9850", linewidths=0.9, label="re-measured (another draw)", zorder=3)
+                   edgecolors="#1a9850", linewidths=0.9, label="another draw of a commit drawn before", zorder=3)
     if kept:
         ax.scatter([x for x, _, _ in kept], [v for _, v, _ in kept], s=46, color="#1a9850",
                    edgecolors="#0b4d27", linewidths=0.6, label="kept", zorder=4)

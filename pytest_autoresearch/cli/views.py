@@ -108,7 +108,7 @@ def branch_status(here: list[Entry], found: Sequence[Benchmark], scope: str, led
 def all_branches(runs: list[Entry], goal: str | None, ledger: Path) -> list[str]:
     """One line per branch for each test and metric, best first."""
     branches = {r.branch for r in runs}
-    lines = [f"{PROG} status: {len(runs)} runs on {plural(len(branches), 'branch', 'es')}",
+    lines = [f"{PROG} status: {plural(stats.finished(stats.draws(runs)), 'run')} on {plural(len(branches), 'branch', 'es')}",
              f"  ledger: {ledger}"]
     everything = stats.series(runs, latest_identity_only=False)
     for s in everything:

@@ -104,3 +104,5 @@ def test_every_kept_point_and_the_running_best_lie_inside_the_axes() -> None:
     for value in [*kept, *running, *beat]:
         assert value is not None and low < value < high, (value, low, high)
     assert ax.containers, "the re-measured commits carry an error bar"
+    labels = [t.get_text() for t in ax.texts]
+    assert sorted(labels) == ["idea a", "idea z"], "one label per kept commit, however often it was measured"
