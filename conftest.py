@@ -57,6 +57,7 @@ class Project:
             cw.set_value("user", "name", "Test Agent")
             cw.set_value("user", "email", "agent@example.com")
         (self.path / ".gitignore").write_text(IGNORED)
+        self.options: tuple[str, ...] = ()  # given to every run
 
     def bench(self, goal: str = "min", **marker: object) -> None:
         extra = "".join(f", {k}={v!r}" for k, v in marker.items())
@@ -72,11 +73,16 @@ class Project:
         self.repo.git.commit("-m", message, "--allow-empty")
         return self.repo.head.commit.hexsha
 
+    def unseal(self) -> None:
+        """Run the target unsealed from now on: for a fake target that counts its draws in a file,
+        state carried between runs, which is exactly what a sealed run refuses."""
+        self.options = ("--autoresearch-isolation=none",)
+
     def run(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest("--autoresearch", *args)
+        return self.pytester.runpytest("--autoresearch", *self.options, *args)
 
     def run_subprocess(self, *args: str, timeout: float = 120) -> pytest.RunResult:
-        return self.pytester.runpytest_subprocess("--autoresearch", *args, timeout=timeout)
+        return self.pytester.runpytest_subprocess("--autoresearch", *self.options, *args, timeout=timeout)
 
     @property
     def ledger(self) -> Ledger:

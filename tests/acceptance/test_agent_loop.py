@@ -108,7 +108,8 @@ def test_a_rerun_says_it_is_a_remeasurement_with_both_draws(project: Project) ->
     log = run_cli(project.path, "log").stdout.splitlines()
     assert "keep (re-measured)" in log[-1] and "keep (re-measured)" not in log[-2]
     status = run_cli(project.path, "status").stdout
-    assert "  runs: keep 2, discard 0, crash 0, timeout 0, re-measured 1; keep rate 100%" in status
+    assert "  ideas: keep 2, discard 0, crash 0, timeout 0; keep rate 100% (2 commits)" in status
+    assert "  draws: keep 3, discard 0, crash 0, timeout 0, re-measured 1 (3 runs)" in status
     assert "  improvement -0.2 (-13.3%) in 1 kept change since the baseline" in status
 
 

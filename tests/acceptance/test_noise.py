@@ -28,6 +28,7 @@ def noisy(values: list[float] | None = None) -> str:
 
 def _setup(project: Project, **marker: object) -> None:
     project.bench(**marker)
+    project.unseal()
     (project.path / ".gitignore").write_text("__pycache__/\ndraws.txt\n")
 
 
