@@ -22,6 +22,7 @@ from .correctness import Correctness
 from .leases import Leases
 from .ledger import Entry, Ledger, LedgerWarning
 from .runner import Runner
+from .runner.sandbox import Sealing
 from .settings import Settings, Spec
 
 
@@ -46,7 +47,7 @@ class Context:
     revert_to: str | None = None  # the last kept commit HEAD builds on: where a red run goes back
     mutable_files: tuple[Path, ...] = ()  # what a frozen scorer must never import
     leases: Leases | None = None  # this machine's devices, one per script run; None without any
-    seal_parts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # sealed runs: read, hide, env (NAME=value)
+    seal: Sealing | None = None  # what every sealed run of the session may read and not; each draw adds its folders
     distrusted: frozenset[str] = frozenset()  # run ids of rows the hash chain says the plugin did not write
     correctness: Correctness = field(default_factory=Correctness)  # the session's other tests: what a keep needs, what failed
     _warned: set[str] = field(default_factory=set)

@@ -173,7 +173,7 @@ class AutoresearchSession:
             ctx.ledger.register_same(identity.digest({**parts, "frozen": whole}), ctx.identity)
         ctx.mutable_files = _mutable_files(ctx)
         if ctx.settings.isolation == sandbox.SEALED:
-            ctx.seal_parts = _seal_parts(ctx)
+            ctx.seal = _seal(ctx)
         if ctx.ledger is not None and ctx.ledger.path.is_file():
             ctx.distrusted = _distrusted(ctx)
         if ctx.repo is None or ctx.head is None:
@@ -296,7 +296,7 @@ def _require_sandbox() -> None:
         raise pytest.UsageError(f"autoresearch: cannot seal script runs: {exc}; {opt_out}") from None
 
 
-def _seal_parts(ctx: Context) -> dict[str, tuple[str, ...]]:
+def _seal(ctx: Context) -> sandbox.Sealing:
     """What every sealed run of this session may read and may not: the project's hook answers, the
     private files, and the plugin's own folders (ledger, logs, earlier runs' folders)."""
     read: list[str] = []
@@ -305,13 +305,13 @@ def _seal_parts(ctx: Context) -> dict[str, tuple[str, ...]]:
         hide += [str(ctx.ledger.path), *(str(p) for p in ctx.ledger.path.parent.glob(f"{ctx.ledger.path.name}.*"))]
     root = ctx.config.rootpath
     hide += sorted(str(p) for pattern in ctx.settings.private for p in root.glob(pattern))
-    env: list[str] = []
+    env: dict[str, str] = {}
     for answer in ctx.config.hook.pytest_autoresearch_seal(config=ctx.config):
         if answer:
             read += [str(p) for p in answer.get("read", ())]
             hide += [str(p) for p in answer.get("hide", ())]
-            env += [f"{k}={v}" for k, v in dict(answer.get("env", {})).items()]
-    return {"read": tuple(read), "hide": tuple(hide), "env": tuple(env)}
+            env.update({str(k): str(v) for k, v in dict(answer.get("env", {})).items()})
+    return sandbox.Sealing("", read=tuple(read), hide=tuple(hide), network=ctx.settings.network, env=env)
 
 
 def _mutable_files(ctx: Context) -> tuple[Path, ...]:

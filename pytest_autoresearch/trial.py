@@ -8,6 +8,7 @@ reads FAILED with the reason and the command that discards the commit.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import math
@@ -248,19 +249,17 @@ class Trial:
                 self._fail("crash", str(exc), exc.log.strip())
 
     def _sealing(self, draw: Draw) -> Sealing:
-        """This draw's seal: a fresh run folder, the artifact's folder, the session's read and hide
-        lists, and a warm compile cache (see :meth:`_compile_cache`)."""
-        parts = self.ctx.seal_parts
+        """This draw's seal: the session's, with a fresh run folder, the artifact's folder and a
+        warm compile cache (see :meth:`_compile_cache`)."""
+        session = self.ctx.seal
+        assert session is not None, "settled with the identity, before any benchmark runs"
         run_dir = Path(tempfile.mkdtemp(prefix="autoresearch-sealed-"))
         write = [str(draw.artifact.parent)] if draw.artifact is not None else []
         if draw.artifact is not None:
             draw.artifact.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(item.partition("=")[::2] for item in parts.get("env", ()))
         cache = self._compile_cache(run_dir)
-        write.append(str(cache))
-        env.update(TORCHINDUCTOR_CACHE_DIR=str(cache), TRITON_CACHE_DIR=str(cache / "triton"))
-        return Sealing(str(run_dir), read=parts.get("read", ()), write=tuple(write), hide=parts.get("hide", ()),
-                       network=self.ctx.settings.network, env=env)
+        env = {**session.env, "TORCHINDUCTOR_CACHE_DIR": str(cache), "TRITON_CACHE_DIR": str(cache / "triton")}
+        return dataclasses.replace(session, run_dir=str(run_dir), write=(*write, str(cache)), env=env)
 
     def _compile_cache(self, run_dir: Path) -> Path:
         """torch.compile's cache for this code: warm between runs, never a channel between ideas.

@@ -137,3 +137,16 @@ def test_status_says_which_runs_were_unsealed(project: Project) -> None:
     out = run_cli(project.path, "status").stdout
     assert [line for line in out.splitlines() if line.startswith("  best ")][0].split()[:3] == ["best", "1", "unsealed"]
     assert "  unsealed: 1 run outside the sandbox (autoresearch_isolation = none)" in out
+
+
+def test_where_no_seal_can_start_the_session_stops_and_names_the_opt_out(project: Project,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    project.bench()
+    project.pytester.makeini("[pytest]\nautoresearch_isolation = sandbox\n")
+    project.train(1.0)
+    monkeypatch.setattr("sys.platform", "darwin")  # a machine without Landlock
+    result = project.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cannot seal script runs: sealed runs need Linux's Landlock; darwin*"
+                                 "autoresearch_isolation = none*"])
+    assert project.statuses() == [], "nothing ran unsealed"
