@@ -27,4 +27,4 @@ def test_served_batches_are_the_batches_packed_in_process(tmp_path: Path, monkey
         sx, sy, sepoch = next(served)
         assert torch.equal(x, sx) and torch.equal(y, sy) and epoch == sepoch
         assert sx.dtype == torch.int64 and sx.shape == (4, 32)
-    assert server.stop().tokens == 20 * 4 * 32
+    assert server.stop().tokens in (20 * 4 * 32, 21 * 4 * 32)  # the 21st is asked for as the 20th is taken
