@@ -86,6 +86,7 @@ class Settings:
     ray_address: str | None = None
     adaptive_repeat: bool = False  # stop repeating once the verdict is clear (adaptive.next_step)
     requires: tuple[str, ...] = ()  # tests a keep needs (node ids or globs); empty: every selected test
+    paired: str = "auto"  # re-measure the bar beside the candidate: auto (verdicts in doubt), always, never
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ def resolve(config: pytest.Config) -> Settings:
     ledger = config.getoption("autoresearch_ledger") or config.getini("autoresearch_ledger")
     json_path = config.getoption("autoresearch_json")
     from .adaptive import parse_repeat  # here, not at the top: adaptive reads DEFAULT_NOISE_K from this module
+    from .paired import parse_mode
 
     mutable = tuple(p for p in config.getini("autoresearch_mutable") if p.strip())
     if not mutable:
@@ -215,6 +217,7 @@ def resolve(config: pytest.Config) -> Settings:
         progress_s=pick("autoresearch_progress", non_negative_float),
         repeat=plan.max_runs,
         adaptive_repeat=plan.adaptive,
+        paired=pick("autoresearch_paired", parse_mode),
         devices=str(config.getini("autoresearch_devices")).strip() or None,
         runner=_runner(config),
         requires=tuple(p.strip() for p in config.getini("autoresearch_requires") if p.strip()),

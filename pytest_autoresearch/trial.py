@@ -22,12 +22,13 @@ from typing import Any
 import pytest
 from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped]
 
-from . import archive, bar, correctness, guard, noise
+from . import archive, bar, correctness, guard, noise, paired
 from .context import Context
 from .experiment import MAX_NOTES, Experiment
 from .leases import Lease
 from .ledger import Entry, format_line
 from .outcome import PROPERTY, Outcome, failure_message
+from .rerun import BarRerun, checkout
 from .runner.watchdog import Watchdog
 from .scoring import ScoringError
 from .settings import Spec
@@ -37,6 +38,7 @@ from .terminal import progress_line
 started_key = pytest.StashKey[float]()
 MAX_MESSAGE = 2000  # characters of a failed assertion kept in the reason
 lease_key = pytest.StashKey[Lease]()
+timer_key = pytest.StashKey[Any]()  # pytest-timeout's settings for the test, as it armed its timer
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Trial:
         self.draws: list[Draw] = []
         self.outcome: Outcome | None = None  # set once the ledger rows are completed
         self.repeat_note = ""  # why adaptive repeats stopped where they did
+        self.deadline: float | None = None  # when pairing re-armed the test's timer: its new end
 
     # -- what the fixtures hand to the test ------------------------------------------------
 
@@ -116,7 +119,13 @@ class Trial:
                 draw.memory_gb = self._memory_gb()
                 if adaptive and self._settled():
                     break
-            outcome = self._judge()
+            try:
+                pairs, why = self._pair(watchdog, sources)
+            except BaseException as exc:
+                if self.outcome is None:
+                    self._ended_by(exc, self.draws[-1], sources)
+                raise
+            outcome = self._judge(pairs, why)
             if not outcome.green:
                 pytest.fail(failure_message(outcome), pytrace=False)
             return result
@@ -222,7 +231,58 @@ class Trial:
         self.repeat_note = step.reason
         return step.stop
 
-    def _judge(self) -> Outcome:
+    def _pair(self, watchdog: Watchdog, sources: list[Source]) -> tuple[paired.Pairs | None, str]:
+        """A verdict in doubt: run the bar commit again beside HEAD, alternating in a random order.
+
+        Returns the pairs and why they were run, or no pairs and why not (the bar crashed).
+        Only a script's value can be paired: the bar's code runs as a script, never in this process.
+        """
+        values = [d.value for d in self.draws]
+        if (self.experiment is None or self.recorder is not None or self.ctx.repo is None or self.ctx.head is None
+                or any(v is None for v in values)):
+            return None, ""
+        lease = self.item.stash.get(lease_key, None)
+        device = lease.device if lease else None
+        why, best = bar.pairing(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None], device)
+        if not why or best is None:
+            return None, ""
+        count = paired.pairs_for(self.ctx.settings.repeat)
+        self._rearm(2 * count)
+        scorer = FrozenScorer(self.spec, [self.item.path.parent], self.ctx.mutable_files) if self.scorer else None
+        rerun = BarRerun(self.ctx, self.item.nodeid, self.spec, best, self.experiment, scorer, device, self.run_id)
+        ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)
+        bar_values: list[float] = []
+        candidate_values: list[float] = []
+        with checkout(self.ctx.repo, best.sha) as tree:
+            for bar_first in paired.order(count, best.sha, self.ctx.head.sha, values):
+                for is_bar in (bar_first, not bar_first):
+                    if is_bar:
+                        got = rerun.draw(tree, watchdog, ticker, every, self._remaining)
+                        if isinstance(got, str):
+                            return None, (f"not paired: the bar {best.commit} crashed on its re-run ({got}); "
+                                          f"judged on this commit's own draws")
+                        bar_values.append(got)
+                        continue
+                    draw = self._start_draw(watchdog)
+                    self._run_target(draw, watchdog, sources)
+                    draw.value, draw.memory_gb = first_value(sources), self._memory_gb()
+                    if draw.value is None:
+                        return None, ""
+                    candidate_values.append(draw.value)
+        return paired.Pairs(tuple(bar_values), tuple(candidate_values)), why
+
+    def _rearm(self, runs: int) -> None:
+        """Give the pairs a time limit of their own: pytest-timeout's timer set again, for ``runs`` runs."""
+        settings = self.item.stash.get(timer_key, None)
+        if settings is None or not settings.timeout:
+            return
+        seconds = settings.timeout / max(1, self.ctx.settings.repeat) * runs
+        hook = self.item.config.hook
+        hook.pytest_timeout_cancel_timer(item=self.item)
+        hook.pytest_timeout_set_timer(item=self.item, settings=settings._replace(timeout=seconds))
+        self.deadline = time.time() + seconds
+
+    def _judge(self, pairs: paired.Pairs | None = None, why_paired: str = "") -> Outcome:
         """Read the bar, judge and record under one lock, so no other run judges in between."""
         values = [d.value for d in self.draws]
         if any(v is None for v in values):
@@ -231,7 +291,8 @@ class Trial:
                 f"autoresearch.record(value), or define a fixture named {self.spec.metric}"
             ))
         with self.ctx.locked():
-            judged = bar.judge(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None])
+            judged = bar.judge(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None],
+                               pairs, why_paired)
             return self._finish(judged.verdict.status, judged.verdict.reason, judged)
 
     def _finish(self, status: str, reason: str, judged: bar.Judged | None = None,
@@ -249,6 +310,10 @@ class Trial:
             extra["min_delta"] = judged.min_delta
         if judged is not None and judged.earlier:
             extra["remeasure"] = True
+        if judged is not None and judged.pairing:
+            extra["paired"] = judged.pairing
+        if judged is not None and judged.pairs is not None:
+            extra["pairs"] = judged.pairs.n
         if self.experiment is not None and status == "crash":
             extra["log"] = str(self.experiment.log_path)
         reports = [d.self_report for d in self.draws if d.self_report is not None]
@@ -299,7 +364,7 @@ class Trial:
             commit=self.ctx.head.short if self.ctx.head else "", identity=self.ctx.identity,
             threshold=self.spec.threshold, best=best.value if best else None,
             best_commit=best.commit if best else "", best_n=best.n if best else 0,
-            delta=judged.verdict.delta if judged else None, n=len(earlier) + len(values), earlier=earlier,
+            delta=judged.verdict.delta if judged else None, n=judged.n if judged else len(values), earlier=earlier,
             now=tuple(values),
             spread=noise.spread([*earlier, *values]), sigma=judged.sigma if judged else None,
             duration=sum(durations) if durations else time.time() - started,
@@ -309,6 +374,7 @@ class Trial:
             revert=self.ctx.revert or "", hint=judged.hint if judged else "",
             self_report=self_report if disagrees(self_report, statistics.fmean(values) if values else None) else None,
             runs=tuple(d.entry.run_id for d in self.draws), failed=tuple(failed),
+            paired=judged.pairing if judged else "",
         )
         self.item.user_properties.append((PROPERTY, outcome.to_json()))
         self.item.user_properties.append((self.spec.metric, "" if outcome.value is None else outcome.value))
@@ -319,6 +385,8 @@ class Trial:
 
     def _deadline(self) -> float | None:
         """When pytest-timeout ends this test, if it will: the watchdog then says ``timeout``."""
+        if self.deadline is not None:
+            return self.deadline
         mark = self.item.get_closest_marker("timeout")
         if mark is None or not self.ctx.config.pluginmanager.has_plugin("timeout"):
             return None
