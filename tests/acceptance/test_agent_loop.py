@@ -18,9 +18,9 @@ print("score:", WARMDOWN_RATO)
 """
 
 
-def verdict_lines(project: Project) -> list[str]:
+def verdict_lines(project: Project, *args: str) -> list[str]:
     """What the agent greps from its run log."""
-    result = project.run("-q")
+    result = project.run("-q", *args)
     return [line for line in result.outlines if line.startswith("autoresearch: ")]
 
 
@@ -114,11 +114,11 @@ def test_a_rerun_says_it_is_a_remeasurement_with_both_draws(project: Project) ->
 
 def test_the_bar_after_separate_reruns_is_their_mean(project: Project) -> None:
     noisy, _ = measured_twice(project)
-    project.train(1.25, "between the draws")
-    [keep] = verdict_lines(project)
+    head = project.train(1.25, "between the draws")
+    [keep] = verdict_lines(project, "--autoresearch-paired", "never")
     assert f"best=1.3@{noisy[:7]}" in keep and keep.startswith("autoresearch: keep "), \
         "1.25 beats the mean of 1.2 and 1.4, not the luckier draw"
-    assert project.runs()[-1].extra["bar_n"] == 2
+    assert [r for r in project.runs() if r.sha == head][-1].extra["bar_n"] == 2
 
 
 def test_the_noise_hint_goes_once_the_floor_is_measured(project: Project) -> None:
