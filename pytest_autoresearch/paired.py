@@ -9,6 +9,7 @@ must beat. ``trial.py`` runs the pairs; ``bar.py`` judges them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -157,6 +158,7 @@ def judge(pairs: Pairs, *, k: float, min_delta: float, floor: Noise | None) -> P
     return Paired(statistics.fmean(diffs), se, dof, margin, len(diffs))
 
 
+@functools.lru_cache(maxsize=256)
 def t_quantile(p: float, dof: int) -> float:
     """The Student t quantile at ``p`` (0.5 < p < 1) for ``dof`` degrees of freedom.
 
