@@ -7,11 +7,12 @@ a seeded function of the tick, so every run of these tests draws the same values
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from conftest import Project
+from conftest import Project, run_cli
 
 SIGMA = 0.01  # the noise of one draw
 # One tick per run; the value falls by DRIFT per tick whatever the code: later draws look better.
@@ -159,3 +160,19 @@ def test_a_bar_that_crashes_on_its_rerun_is_not_blamed_on_the_candidate(project:
     result.stdout.fnmatch_lines(["autoresearch: keep *not paired: the bar * crashed on its re-run*local.dat is missing*"])
     crashed = [r for r in project.runs() if r.sha == bar and r.status == "crash"]
     assert len(crashed) == 1 and "local.dat is missing" in crashed[0].extra["reason"]
+
+
+def test_status_and_show_say_what_pairing_decided_and_cost(baseline: Project, clock: Clock) -> None:
+    clock.think()
+    head = drifting(baseline, "a real gain", gain=5 * SIGMA)
+    baseline.run().assert_outcomes(passed=1)
+    status = json.loads(run_cli(baseline.path, "status", "--json").stdout)
+    spent = status["cost"]["paired"]
+    assert {k: spent[k] for k in ("verdicts", "bar_runs", "bar_crashes", "runs")} == \
+        {"verdicts": 1, "bar_runs": 3, "bar_crashes": 0, "runs": 6}
+    assert spent["minutes"] > 0
+    text = run_cli(baseline.path, "status").stdout
+    assert "  paired: 1 verdict judged beside a re-run bar; 6 runs added (3 of the bar, 0 crashed)" in text
+    candidate = [r for r in baseline.runs() if r.sha == head][-1]
+    shown = run_cli(baseline.path, "show", candidate.run_id).stdout
+    assert f"  pairs     {candidate.extra['paired']} (the bar ran again beside it)" in shown

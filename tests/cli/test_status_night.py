@@ -100,7 +100,8 @@ def test_status_json_field_by_field(project: Project) -> None:
     assert status["near_misses"] == expected
 
     cost = status["cost"]
-    assert set(cost) == {"runs", "hours", "runs_per_hour", "wall_s", "device_hours", "device_hours_by_device"}
+    assert set(cost) == {"runs", "hours", "runs_per_hour", "wall_s", "device_hours", "device_hours_by_device", "paired"}
+    assert cost["paired"] == {"verdicts": 0, "bar_runs": 0, "bar_crashes": 0, "runs": 0, "minutes": 0}
     assert cost["runs"] == 9
     for outcome in ("keep", "discard", "crash", "timeout"):
         spent = sum(r.duration_s or 0.0 for r in runs if r.status == outcome)
@@ -148,6 +149,7 @@ def test_cost_and_near_misses_without_a_noise_floor(tmp_path: Path) -> None:
         "wall_s": {"keep": 2400.0, "discard": 360.0, "crash": 60.0, "timeout": 900.0},
         "device_hours": pytest.approx(1.0),
         "device_hours_by_device": {"cuda:0": pytest.approx(3300 / 3600), "cuda:1": pytest.approx(300 / 3600)},
+        "paired": {"verdicts": 0, "bar_runs": 0, "bar_crashes": 0, "runs": 0, "minutes": 0.0},
     }
     assert [m["run_id"] for m in status["near_misses"]] == ["r6"]
     assert status["near_misses"][0]["allowed"] == pytest.approx(0.015)
