@@ -176,3 +176,25 @@ def test_status_and_show_say_what_pairing_decided_and_cost(baseline: Project, cl
     candidate = [r for r in baseline.runs() if r.sha == head][-1]
     shown = run_cli(baseline.path, "show", candidate.run_id).stdout
     assert f"  pairs     {candidate.extra['paired']} (the bar ran again beside it)" in shown
+
+
+def test_pairing_can_be_turned_off_in_the_ini_file(project: Project, clock: Clock) -> None:
+    project.pytester.makeini("[pytest]\nautoresearch_paired = never\n")
+    baseline = project
+    baseline.bench(min_delta="auto")
+    drifting(baseline, "baseline")
+    baseline.run("--autoresearch-repeat", "5").assert_outcomes(passed=1)
+    clock.think()
+    head = drifting(baseline, "a real gain", gain=5 * SIGMA)
+    baseline.run().assert_outcomes(passed=1)
+    assert len([r for r in baseline.runs() if r.sha == head]) == 1
+    assert not [r for r in baseline.runs() if r.extra.get("paired_with")]
+
+
+def test_a_bad_ini_pairing_names_the_key_and_the_choices(project: Project) -> None:
+    project.bench()
+    project.pytester.makeini("[pytest]\nautoresearch_paired = sometimes\n")
+    project.train(1.0)
+    result = project.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini autoresearch_paired: expected one of auto, always, never, got 'sometimes'*"])
