@@ -120,7 +120,8 @@ def test_a_real_gain_under_drift_is_kept_beside_the_bar(baseline: Project, clock
 def test_the_first_draw_of_a_pair_being_slower_creates_no_keeps(
         baseline: Project, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every first draw of a pair is slower by three noise floors: with the bar always first, every
-    candidate would look better; the pairs' balanced random order cancels it."""
+    candidate looks better (with ``paired.order`` made to return bar-first pairs, all 8 were
+    kept); the pairs' balanced random order cancels it."""
     monkeypatch.setenv("FIRST_SLOWER", "1")
     kept = agent_loop(baseline, clock, 8, "--autoresearch-paired", "always")
     assert sum(kept) == 0
