@@ -20,9 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import git
-import pytest
 
-from .context import Context
+from .context import Context, is_timeout
 from .experiment import Experiment
 from .ledger import format_line
 from .runner.watchdog import Watchdog
@@ -83,10 +82,13 @@ class BarRerun:
         try:
             exp.run(ctx.runner, watchdog, on_tick, tick_s, worktree=tree, commit=self.bar.sha, artifact=artifact)
             value, problem = self._value(exp, artifact, remaining)
-        except BaseException as exc:  # a timeout or Ctrl-C during the bar's run: its row must not stay open
-            status = "timeout" if isinstance(exc, pytest.fail.Exception) else "crash"
-            ctx.append(entry.finished(status=status, duration_s=time.time() - started, extra={
-                **extra, "reason": f"paired re-run of the bar ended: {type(exc).__name__}", "log": str(exp.log_path)}))
+        except BaseException as exc:  # the pairs' time limit, or Ctrl-C: the bar's row must not stay open
+            seconds = time.time() - started
+            why = f"timed out after {seconds:.0f} s" if is_timeout(exc) else f"ended: {type(exc).__name__}"
+            ctx.append(entry.finished(status="timeout" if is_timeout(exc) else "crash", duration_s=seconds, extra={
+                **extra, "reason": f"paired re-run of the bar {why}", "log": str(exp.log_path)}))
+            if is_timeout(exc):
+                return why  # the bar hung, not the candidate: judged on its own draws
             raise
         finally:
             if artifact is not None:

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped]
 
 from . import archive, bar, correctness, guard, noise, paired
-from .context import Context
+from .context import Context, is_timeout
 from .experiment import MAX_NOTES, Experiment
 from .leases import Lease
 from .ledger import Entry, format_line
@@ -197,7 +196,7 @@ class Trial:
         """The test body or a signal ended the draw: timeout, interrupted, crash, or the body's own failure."""
         draw.value = first_value(sources)
         interrupted = isinstance(exc, KeyboardInterrupt)
-        status = "timeout" if _is_timeout(exc) else "crash"
+        status = "timeout" if is_timeout(exc) else "crash"
         wrong = status == "crash" and draw.value is not None and not interrupted
         if wrong:
             status = "discard"  # measured, then the body's own asserts failed: a wrong answer, not a broken run
@@ -259,7 +258,7 @@ class Trial:
                     if is_bar:
                         got = rerun.draw(tree, watchdog, ticker, every, self._remaining)
                         if isinstance(got, str):
-                            return None, (f"not paired: the bar {best.commit} crashed on its re-run ({got}); "
+                            return None, (f"not paired: the bar {best.commit} failed on its re-run ({got}); "
                                           f"judged on this commit's own draws")
                         bar_values.append(got)
                         continue
@@ -409,13 +408,6 @@ def _call_body(item: pytest.Function) -> None:
     """Run the test body once more with the same fixtures (a repeat of a recorded measurement)."""
     names = inspect.signature(item.obj).parameters
     item.obj(**{name: item.funcargs[name] for name in names if name in item.funcargs})
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    """Whether pytest-timeout's signal method failed the test, by its own message."""
-    before, after = PYTEST_FAILURE_MESSAGE.split("%s")
-    text = str(exc)
-    return isinstance(exc, pytest.fail.Exception) and text.startswith(before) and text.endswith(after)
 
 
 def _message(exc: BaseException) -> str:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, run_cli
+from conftest import Project, all_gone, pids_in, run_cli
 
 SIGMA = 0.01  # the noise of one draw
 # One tick per run; the value falls by DRIFT per tick whatever the code: later draws look better.
 DRIFTING = """
 import os
 import random
+import time
 from pathlib import Path
 GAIN = {gain}  # what this commit's code really gains
 NEEDS = {needs!r}  # a file this code reads, if any
@@ -26,6 +27,9 @@ clock = Path(os.environ["DRIFT_CLOCK"])
 tick = int(clock.read_text())
 clock.write_text(str(tick + 1))
 if NEEDS and not Path(NEEDS).exists():
+    if os.environ.get("HANG_WITHOUT"):
+        Path(os.environ["HANG_WITHOUT"]).write_text(str(os.getpid()))
+        time.sleep(600)
     raise SystemExit(f"{{NEEDS}} is missing")
 first_of_pair = tick % 2 == 1 and os.environ.get("FIRST_SLOWER") == "1"
 value = 1.0 - GAIN - {drift} * tick + random.Random(tick).gauss(0, {sigma}) + (3 * {sigma} if first_of_pair else 0)
@@ -158,9 +162,30 @@ def test_a_bar_that_crashes_on_its_rerun_is_not_blamed_on_the_candidate(project:
     drifting(project, "candidate", gain=5 * SIGMA)
     result = project.run("--autoresearch-paired", "always", "-q")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["autoresearch: keep *not paired: the bar * crashed on its re-run*local.dat is missing*"])
+    result.stdout.fnmatch_lines(["autoresearch: keep *not paired: the bar * failed on its re-run*local.dat is missing*"])
     crashed = [r for r in project.runs() if r.sha == bar and r.status == "crash"]
     assert len(crashed) == 1 and "local.dat is missing" in crashed[0].extra["reason"]
+
+
+def test_a_bar_that_hangs_on_its_rerun_is_ended_and_not_blamed_on_the_candidate(
+        project: Project, clock: Clock, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The pairs have a time limit of their own (the per-run limit times their runs): a bar that
+    hangs is stopped at it, its row says timeout, and the candidate is judged on its own draws."""
+    pid_file = tmp_path_factory.mktemp("hang") / "pid"
+    monkeypatch.setenv("HANG_WITHOUT", str(pid_file))
+    project.bench()
+    (project.path / ".gitignore").write_text("__pycache__/\nlocal.dat\n")
+    (project.path / "local.dat").write_text("")
+    bar = drifting(project, "baseline", needs="local.dat")
+    project.run().assert_outcomes(passed=1)
+    clock.think()
+    drifting(project, "candidate", gain=5 * SIGMA)
+    result = project.run_subprocess("--autoresearch-paired", "always", "--autoresearch-timeout", "2", "-q")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["autoresearch: keep *not paired: the bar * failed on its re-run (timed out after *"])
+    assert all_gone(pids_in(pid_file))
+    [hung] = [r for r in project.runs() if r.sha == bar and r.extra.get("paired_with")]
+    assert hung.status == "timeout" and hung.extra["reason"].startswith("paired re-run of the bar timed out after")
 
 
 def test_status_and_show_say_what_pairing_decided_and_cost(baseline: Project, clock: Clock) -> None:
