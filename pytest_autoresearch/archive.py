@@ -161,8 +161,40 @@ def parse_duration(text: str) -> timedelta:
 # --- what the ledger says -----------------------------------------------------------------------
 
 
+class PairingCost(TypedDict):
+    """What paired re-measurement cost: the verdicts it decided and the runs it added."""
+
+    verdicts: int  # measurements judged on paired differences
+    bar_runs: int  # re-runs of a bar beside a candidate
+    bar_crashes: int  # of those, the ones that crashed (the verdict was then not paired)
+    runs: int  # runs pairing added: the bar's re-runs and the candidates' paired draws
+    minutes: float  # their wall time
+
+
+def pairing_cost(runs: Iterable[Entry]) -> PairingCost:
+    """The verdicts pairing decided and what it cost (``extra.pairs`` on a paired measurement's
+    rows, ``extra.paired_with`` on a bar's re-runs); a candidate's paired draws are the last
+    ``pairs`` of its measurement, the draws before them would have run anyway."""
+    measurements: dict[str, list[Entry]] = defaultdict(list)
+    bar_runs, crashes, seconds = 0, 0, 0.0
+    for run in runs:
+        if run.extra.get("paired_with"):
+            bar_runs += 1
+            crashes += run.status == "crash"
+            seconds += run.duration_s or 0.0
+        elif isinstance(run.extra.get("pairs"), int):
+            measurements[run.measurement or run.run_id].append(run)
+    added = bar_runs
+    for members in measurements.values():
+        paired = members[-int(members[0].extra["pairs"]):]
+        added += len(paired)
+        seconds += sum(r.duration_s or 0.0 for r in paired)
+    return PairingCost(verdicts=len(measurements), bar_runs=bar_runs, bar_crashes=crashes, runs=added,
+                       minutes=seconds / 60)
+
+
 class NightCost(TypedDict):
-    """What a set of runs cost: rate, wall time by outcome, device time."""
+    """What a set of runs cost: rate, wall time by outcome, device time, pairing."""
 
     runs: int
     hours: float  # from the first run's start to the last run's end
@@ -170,6 +202,7 @@ class NightCost(TypedDict):
     wall_s: dict[str, float]  # status -> seconds, for keep, discard, crash, timeout
     device_hours: float  # run time of runs that held a device (extra["device"])
     device_hours_by_device: dict[str, float]
+    paired: PairingCost
 
 
 def wall_s(run: Entry) -> float:
@@ -184,6 +217,7 @@ def night_cost(runs: Iterable[Entry]) -> NightCost:
 
     A run that never completed has no duration: it counts as a run but adds no time.
     """
+    runs = list(runs)
     wall = dict.fromkeys(COST_STATUSES, 0.0)
     by_device: dict[str, float] = defaultdict(float)
     starts, ends, count = [], [], 0
@@ -208,4 +242,5 @@ def night_cost(runs: Iterable[Entry]) -> NightCost:
     return NightCost(
         runs=count, hours=hours, runs_per_hour=count / hours if hours > 0 else None, wall_s=wall,
         device_hours=sum(by_device.values()), device_hours_by_device=dict(by_device),
+        paired=pairing_cost(runs),
     )

@@ -3,16 +3,19 @@
 The bar is the best kept commit HEAD builds on; HEAD's value is the mean of every draw of it
 under this identity (earlier re-runs included), so a re-run is another measurement, never a
 second lottery ticket. With ``min_delta = auto`` (the default) the improvement must exceed k
-standard errors of the noise floor once one is known; until then the verdict is strict.
+standard errors of the noise floor once one is known; until then the verdict is strict. A verdict
+in doubt is paired (``paired.py``): the bar commit ran again beside the candidate, and the paired
+differences decide.
 """
 
 from __future__ import annotations
 
+import socket
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from . import adaptive, history, noise, verdict
+from . import adaptive, history, noise, paired, verdict
 from .context import Context
 from .settings import AUTO, Spec
 
@@ -33,14 +36,21 @@ class Judged:
     now: int = 1  # this run's draws
     floor: noise.Noise | None = None  # the noise floor the verdict used
     needs: tuple[float, ...] = ()  # under min_delta auto: what the next idea needs at one draw, at three
+    pairs: paired.Paired | None = None  # the paired differences that decided, when the verdict was paired
+    pairing: str = ""  # what the verdict line says of it: the pairs, or why pairing was due and not done
 
     @property
     def n(self) -> int:
         return len(self.earlier) + self.now
 
 
-def judge(ctx: Context, test: str, spec: Spec, current: Sequence[float]) -> Judged:
-    """Judge HEAD's draws ``current`` (finite or not) against the threshold and the bar."""
+def judge(ctx: Context, test: str, spec: Spec, current: Sequence[float],
+          pairs: paired.Pairs | None = None, why_paired: str = "") -> Judged:
+    """Judge HEAD's draws ``current`` (finite or not) against the threshold and the bar.
+
+    With ``pairs`` (the bar commit's draws and HEAD's, made side by side) the paired means are
+    judged, with the margin the paired differences give.
+    """
     min_delta = spec.min_delta if spec.min_delta is not None else ctx.settings.min_delta
     notes = [ctx.note] if ctx.note else []
     best, floor, already, earlier = None, None, False, []
@@ -61,14 +71,51 @@ def judge(ctx: Context, test: str, spec: Spec, current: Sequence[float]) -> Judg
             notes.append(AUTO_UNKNOWN)
         min_delta = noise.required_delta(floor, n, best.n, ctx.settings.noise_k) if floor and best else 0.0
     assert isinstance(min_delta, float)
+    judged_pairs = None
+    if pairs is not None and best is not None:
+        fixed = spec.min_delta if spec.min_delta is not None else ctx.settings.min_delta
+        moment = history.moment_floor(runs, ctx.lineage, current)
+        judged_pairs = paired.judge(pairs, k=ctx.settings.noise_k, floor=moment,
+                                    min_delta=fixed if isinstance(fixed, float) else 0.0)
+        best = verdict.Best(statistics.fmean(pairs.bar), best.commit, pairs.n, best.sha, best.description)
+        value, earlier, sigma, min_delta = statistics.fmean(pairs.candidate), [], judged_pairs.se, judged_pairs.margin
+        notes.append(f"paired because {why_paired}")
     outcome = verdict.judge(value, goal=spec.goal, threshold=spec.threshold, best=best,
                             min_delta=min_delta, already_kept=already)
     hint = NOISE_HINT if floor is None and ctx.ledger is not None else ""
     needs: tuple[float, ...] = ()
     if floor is not None and auto:  # against the bar the next idea faces: this commit's draws if kept
         needs = noise.margins(floor, n if outcome.keep or best is None else best.n, ctx.settings.noise_k)
-    return Judged(outcome, value, tuple(earlier), sigma, min_delta, "; ".join(notes), hint, len(current),
-                  floor, needs)
+    now = pairs.n if judged_pairs is not None and pairs is not None else len(current)
+    pairing = judged_pairs.text() if judged_pairs is not None else why_paired  # else: why pairing was not done
+    return Judged(outcome, value, tuple(earlier), sigma, min_delta, "; ".join(notes), hint, now,
+                  floor=floor, needs=needs, pairs=judged_pairs, pairing=pairing)
+
+
+def pairing(ctx: Context, test: str, spec: Spec, current: Sequence[float], device: str | None) -> tuple[str, verdict.Best | None]:
+    """Why HEAD's verdict must be paired with its bar ("" when its draws decide), and the bar.
+
+    Read without the lock, like :func:`repeat_step`: it decides what to run, not the verdict.
+    """
+    if ctx.settings.paired == paired.NEVER or ctx.head is None or ctx.ledger is None or not current:
+        return "", None
+    runs = ctx.runs(("keep", "discard"), test=test, metric=spec.metric, identity=ctx.identity)
+    best = history.best_before(runs, ctx.lineage, spec.goal)
+    if best is None or history.kept_at(runs, ctx.head.sha):
+        return "", None  # nothing to pair with, or a re-measurement of a kept commit
+    earlier = history.draws(r for r in runs if r.sha == ctx.head.sha).get(ctx.head.sha, [])
+    floor = history.noise_floor(runs, ctx.lineage, current)
+    n = len(earlier) + len(current)
+    mean = statistics.fmean([*earlier, *current])
+    gain = best.value - mean if spec.goal == "min" else mean - best.value
+    min_delta = spec.min_delta if spec.min_delta is not None else ctx.settings.min_delta
+    se = floor.of_difference(n, best.n) if floor else None
+    margin = (noise.required_delta(floor, n, best.n, ctx.settings.noise_k) if floor else 0.0) if min_delta == AUTO \
+        else float(min_delta)
+    why = paired.doubt(ctx.settings.paired, gain=gain, margin=margin, se=se, k=ctx.settings.noise_k,
+                       bar_runs=[r for r in runs if r.sha == best.sha], host=socket.gethostname(), device=device)
+    return why, best if why else None
+
 
 
 def fresh_note(ctx: Context, test: str, metric: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import git
 import pytest
+from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped]
 
 from . import gitstate
 from .correctness import Correctness
@@ -107,3 +108,10 @@ class Context:
             identity=self.identity, measurement=measurement or run_id,
             extra={"goal": spec.goal, **({"surface": self.surface_digest} if self.surface_digest else {}), **(extra or {})},
         )
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether pytest-timeout's signal method failed the test, by its own message."""
+    before, after = PYTEST_FAILURE_MESSAGE.split("%s")
+    text = str(exc)
+    return isinstance(exc, pytest.fail.Exception) and text.startswith(before) and text.endswith(after)

@@ -94,6 +94,21 @@ def noise_floor(runs: Iterable[Entry], lineage: Sequence[str], current: Sequence
     return pooled(groups.values())
 
 
+def moment_floor(runs: Iterable[Entry], lineage: Sequence[str], current: Sequence[float] = ()) -> Noise | None:
+    """The noise of one moment: pooled over the draws of each measurement (one pytest run of one
+    commit) on this lineage, HEAD's draws of this run (``current``) as one more.
+
+    Unlike :func:`noise_floor` it leaves out how a commit's results moved between runs made at
+    different times (drift): what paired draws, made side by side, are exposed to.
+    """
+    commits = set(lineage)
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for run in runs:
+        if run.sha in commits and run.status in JUDGED and run.value is not None and math.isfinite(run.value):
+            groups[(run.sha, run.measurement or run.run_id)].append(run.value)
+    return pooled([*groups.values(), current])
+
+
 def kept_at(runs: Iterable[Entry], sha: str) -> bool:
     """Whether this very commit already has a kept result (``runs``: one test, metric, identity)."""
     return any(r.status == "keep" and r.sha == sha for r in runs)

@@ -51,6 +51,8 @@ class Outcome:
     runs: tuple[str, ...] = ()  # the run ids of this benchmark's ledger rows
     failed: tuple[str, ...] = ()  # the tests whose failure made this a discard (correct first)
     unsealed: bool = False  # the target ran outside the sandbox (autoresearch_isolation = none)
+    paired: str = ""  # "paired: 3 pairs, delta -0.0042 +/- 0.0011" when the bar ran again beside this commit
+    # (or "not paired: ..." when it was due and the bar could not run)
 
     @property
     def green(self) -> bool:
@@ -156,6 +158,8 @@ def failure_message(o: Outcome, tail: str = "") -> str:
         lines.append(f"  bar:    {bar_text(o)}; delta {delta_text(o)}")
     if o.earlier:
         lines.append(f"  draws:  {draws_text(o)} (a re-measurement: every draw of {o.commit} counts)")
+    if o.paired:
+        lines.append(f"  {o.paired}")
     if o.self_report is not None:
         lines.append(f"  self:   {self_report_text(o)}")
     if notes := notes_text(o):
@@ -186,6 +190,8 @@ def verdict_line(o: Outcome) -> str:
     unsealed = " unsealed" if o.unsealed else ""
     line = f"autoresearch: {o.status} {o.test} {o.metric}={fmt(o.value)}{n}{again}{bar}{thr}{delta}{sigmas}{commit}{unsealed}"
     tail = [] if o.green else [o.reason]
+    if o.paired:
+        tail.append(o.paired)
     if o.self_report is not None:
         tail.append(self_report_text(o))
     if not o.green and o.status in ("crash", "timeout") and o.log:

@@ -21,6 +21,7 @@ from .adaptive import parse_repeat
 from .benchmark_suite import FIXTURE, BenchmarkSuite, measures_itself
 from .experiment import Experiment
 from .fresh_draw import DRAW_ENV
+from .paired import parse_mode
 from .session import AutoresearchSession, spec_key
 from .settings import (BENCHMARK_METRIC, BENCHMARK_STATS, DEFAULT_ISOLATION, DEFAULT_NOISE_K, MARKER_SIGNATURE, RUNNERS,
                        benchmark_stat, cli_type, isolation_value, min_delta_value, non_negative_float, parse_marker,
@@ -91,6 +92,12 @@ REPEAT_HELP = (
     "measures the noise floor. 'auto' or 'auto:N' runs again only while the verdict is in "
     "doubt, at most N times (default: 1; auto means auto:5)"
 )
+PAIRED_HELP = (
+    "Run the bar commit again beside the candidate, alternating in a random order, and judge the "
+    "paired differences: auto (when the verdict is in doubt: within the noise of the bar, or the bar "
+    "measured on another host or device or over 2 h ago), always, or never; pairs as many as "
+    "--autoresearch-repeat, at least 3 (default: auto)"
+)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -127,6 +134,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--autoresearch-benchmark", metavar="STAT", type=cli_type(benchmark_stat, "--autoresearch-benchmark"),
         help=BENCHMARK_HELP,
     )
+    group.addoption(
+        "--autoresearch-paired", metavar="WHEN", type=cli_type(parse_mode, "--autoresearch-paired"),
+        help=PAIRED_HELP,
+    )
     group.addoption("--autoresearch-runner", metavar="NAME", choices=RUNNERS, help=RUNNER_HELP)
     group.addoption("--autoresearch-ray-address", metavar="ADDRESS", help=RAY_ADDRESS_HELP)
     group.addoption(
@@ -140,6 +151,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_noise_k", NOISE_K_HELP, default=str(DEFAULT_NOISE_K))
     parser.addini("autoresearch_progress", PROGRESS_HELP, default="30")
     parser.addini("autoresearch_repeat", REPEAT_HELP, default="1")
+    parser.addini("autoresearch_paired", PAIRED_HELP, default="auto")
     parser.addini("autoresearch_requires", REQUIRES_HELP, type="linelist", default=[])
     parser.addini("autoresearch_devices", DEVICES_HELP)
     parser.addini("autoresearch_benchmark", BENCHMARK_HELP)

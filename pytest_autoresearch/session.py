@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Generator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ from .runner import sandbox
 from .runner.local import LocalRunner
 from .settings import Settings, Spec
 from .terminal import waiting
-from .trial import Trial, lease_key, started_key
+from .trial import Trial, lease_key, started_key, timer_key
 
 spec_key = pytest.StashKey[Spec]()
 trial_key = pytest.StashKey[Trial]()
@@ -201,6 +202,11 @@ class AutoresearchSession:
         finally:
             if lease_key in item.stash:
                 item.stash[lease_key].release()
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> None:
+        """When pytest-timeout arms a test's timer: keep its settings, so pairing can re-arm it."""
+        item.stash[timer_key] = settings
 
     @pytest.hookimpl(wrapper=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Generator[None, object, object]:

@@ -109,6 +109,7 @@ class Settings:
     network: bool = False  # a sealed run may use TCP
     private: tuple[str, ...] = ()  # files (globs from the rootdir) a sealed target may not read, a scorer may
     benchmark: str | None = None  # judge every pytest-benchmark test by this statistic (min, median, mean)
+    paired: str = "auto"  # re-measure the bar beside the candidate: auto (verdicts in doubt), always, never
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,7 @@ def resolve(config: pytest.Config) -> Settings:
     ledger = config.getoption("autoresearch_ledger") or config.getini("autoresearch_ledger")
     json_path = config.getoption("autoresearch_json")
     from .adaptive import parse_repeat  # here, not at the top: adaptive reads DEFAULT_NOISE_K from this module
+    from .paired import parse_mode
 
     mutable = tuple(p for p in config.getini("autoresearch_mutable") if p.strip())
     if not mutable:
@@ -271,6 +273,7 @@ def resolve(config: pytest.Config) -> Settings:
         progress_s=pick("autoresearch_progress", non_negative_float),
         repeat=plan.max_runs,
         adaptive_repeat=plan.adaptive,
+        paired=pick("autoresearch_paired", parse_mode),
         devices=str(config.getini("autoresearch_devices")).strip() or None,
         runner=_runner(config),
         requires=tuple(p.strip() for p in config.getini("autoresearch_requires") if p.strip()),

@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped]
 
-from . import archive, bar, correctness, fresh_draw, guard, noise
-from .context import Context
+from . import archive, bar, correctness, fresh_draw, guard, noise, paired
+from .context import Context, is_timeout
 from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, over_budget, socket_path
 from .experiment import MAX_NOTES, Experiment, parse_notes
 from .leases import Lease
 from .ledger import Entry, format_line, now_iso
 from .outcome import PROPERTY, Outcome, failure_message
 from .runner.sandbox import REFUSED, SEALED, UNSEALED, Sealing
+from .rerun import BarRerun, checkout
 from .runner.watchdog import Watchdog
 from .scoring import LOG_TAIL, ScoringError
 from .settings import AUTO, Spec
@@ -44,6 +44,7 @@ COMPILE_CACHES = 16  # the compile caches kept, most recent ideas first
 started_key = pytest.StashKey[float]()
 MAX_MESSAGE = 2000  # characters of a failed assertion kept in the reason
 lease_key = pytest.StashKey[Lease]()
+timer_key = pytest.StashKey[Any]()  # pytest-timeout's settings for the test, as it armed its timer
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Trial:
         self.repeat_note = ""  # why adaptive repeats stopped where they did
         self.pending: Watchdog | None = None  # measured, waiting for its suite's verdict
         self.suite_extra: dict[str, Any] = {}  # what the suite's verdict adds to each row
+        self.deadline: float | None = None  # when pairing re-armed the test's timer: its new end
 
     # -- what the fixtures hand to the test ------------------------------------------------
 
@@ -143,7 +145,13 @@ class Trial:
             if self.spec.benchmark is not None and all(d.value is not None for d in self.draws):
                 self.pending = watchdog  # its rows are completed with the suite's verdict
                 return result
-            outcome = self._judge()
+            try:
+                pairs, why = self._pair(watchdog, sources)
+            except BaseException as exc:
+                if self.outcome is None:
+                    self._ended_by(exc, self.draws[-1], sources)
+                raise
+            outcome = self._judge(pairs, why)
             if not outcome.green:
                 pytest.fail(failure_message(outcome), pytrace=False)
             return result
@@ -321,7 +329,7 @@ class Trial:
         """The test body or a signal ended the draw: timeout, interrupted, crash, or the body's own failure."""
         draw.value = first_value(sources)
         interrupted = isinstance(exc, KeyboardInterrupt)
-        status = "timeout" if _is_timeout(exc) else "crash"
+        status = "timeout" if is_timeout(exc) else "crash"
         wrong = status == "crash" and draw.value is not None and not interrupted
         if wrong:
             status = "discard"  # measured, then the body's own asserts failed: a wrong answer, not a broken run
@@ -362,7 +370,58 @@ class Trial:
         self.repeat_note = step.reason
         return step.stop
 
-    def _judge(self) -> Outcome:
+    def _pair(self, watchdog: Watchdog, sources: list[Source]) -> tuple[paired.Pairs | None, str]:
+        """A verdict in doubt: run the bar commit again beside HEAD, alternating in a random order.
+
+        Returns the pairs and why they were run, or no pairs and why not (the bar crashed).
+        Only a script's value can be paired: the bar's code runs as a script, never in this process.
+        """
+        values = [d.value for d in self.draws]
+        if (self.experiment is None or self.recorder is not None or self.ctx.repo is None or self.ctx.head is None
+                or any(v is None for v in values)):
+            return None, ""
+        lease = self.item.stash.get(lease_key, None)
+        device = lease.device if lease else None
+        why, best = bar.pairing(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None], device)
+        if not why or best is None:
+            return None, ""
+        count = paired.pairs_for(self.ctx.settings.repeat)
+        self._rearm(2 * count)
+        scorer = FrozenScorer(self.spec, [self.item.path.parent], self.ctx.mutable_files) if self.scorer else None
+        rerun = BarRerun(self.ctx, self.item.nodeid, self.spec, best, self.experiment, scorer, device, self.run_id)
+        ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)
+        bar_values: list[float] = []
+        candidate_values: list[float] = []
+        with checkout(self.ctx.repo, best.sha) as tree:
+            for bar_first in paired.order(count, best.sha, self.ctx.head.sha, values):
+                for is_bar in (bar_first, not bar_first):
+                    if is_bar:
+                        got = rerun.draw(tree, watchdog, ticker, every, self._remaining)
+                        if isinstance(got, str):
+                            return None, (f"not paired: the bar {best.commit} failed on its re-run ({got}); "
+                                          f"judged on this commit's own draws")
+                        bar_values.append(got)
+                        continue
+                    draw = self._start_draw(watchdog)
+                    self._run_target(draw, watchdog, sources)
+                    draw.value, draw.memory_gb = first_value(sources), self._memory_gb()
+                    if draw.value is None:
+                        return None, ""
+                    candidate_values.append(draw.value)
+        return paired.Pairs(tuple(bar_values), tuple(candidate_values)), why
+
+    def _rearm(self, runs: int) -> None:
+        """Give the pairs a time limit of their own: pytest-timeout's timer set again, for ``runs`` runs."""
+        settings = self.item.stash.get(timer_key, None)
+        if settings is None or not settings.timeout:
+            return
+        seconds = settings.timeout / max(1, self.ctx.settings.repeat) * runs
+        hook = self.item.config.hook
+        hook.pytest_timeout_cancel_timer(item=self.item)
+        hook.pytest_timeout_set_timer(item=self.item, settings=settings._replace(timeout=seconds))
+        self.deadline = time.time() + seconds
+
+    def _judge(self, pairs: paired.Pairs | None = None, why_paired: str = "") -> Outcome:
         """Read the bar, judge and record under one lock, so no other run judges in between."""
         values = [d.value for d in self.draws]
         if any(v is None for v in values):
@@ -371,7 +430,8 @@ class Trial:
                 f"autoresearch.record(value), or define a fixture named {self.spec.metric}"
             ))
         with self.ctx.locked():
-            judged = bar.judge(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None])
+            judged = bar.judge(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None],
+                               pairs, why_paired)
             return self._finish(judged.verdict.status, judged.verdict.reason, judged)
 
     def _finish(self, status: str, reason: str, judged: bar.Judged | None = None,
@@ -396,6 +456,10 @@ class Trial:
                 extra["noise_k"] = self.ctx.settings.noise_k
         if judged is not None and judged.earlier:
             extra["remeasure"] = True
+        if judged is not None and judged.pairing:
+            extra["paired"] = judged.pairing
+        if judged is not None and judged.pairs is not None:
+            extra["pairs"] = judged.pairs.n
         if self.experiment is not None and status == "crash":
             extra["log"] = str(self.experiment.log_path)
         reports = [d.self_report for d in self.draws if d.self_report is not None]
@@ -445,7 +509,7 @@ class Trial:
             commit=self.ctx.head.short if self.ctx.head else "", identity=self.ctx.identity,
             threshold=self.spec.threshold, best=best.value if best else None,
             best_commit=best.commit if best else "", best_n=best.n if best else 0,
-            delta=judged.verdict.delta if judged else None, n=len(earlier) + len(values), earlier=earlier,
+            delta=judged.verdict.delta if judged else None, n=judged.n if judged else len(values), earlier=earlier,
             now=tuple(values),
             spread=noise.spread([*earlier, *values]), sigma=judged.sigma if judged else None,
             **_noise_fields(judged),
@@ -457,6 +521,7 @@ class Trial:
             unsealed=extra["isolation"] == UNSEALED,
             self_report=self_report if disagrees(self_report, statistics.fmean(values) if values else None) else None,
             runs=tuple(d.entry.run_id for d in self.draws), failed=tuple(failed),
+            paired=judged.pairing if judged else "",
         )
         self.item.user_properties.append((PROPERTY, outcome.to_json()))
         self.item.user_properties.append((self.spec.metric, "" if outcome.value is None else outcome.value))
@@ -467,6 +532,8 @@ class Trial:
 
     def _deadline(self) -> float | None:
         """When pytest-timeout ends this test, if it will: the watchdog then says ``timeout``."""
+        if self.deadline is not None:
+            return self.deadline
         mark = self.item.get_closest_marker("timeout")
         if mark is None or not self.ctx.config.pluginmanager.has_plugin("timeout"):
             return None
@@ -498,13 +565,6 @@ def _call_body(item: pytest.Function) -> None:
     """Run the test body once more with the same fixtures (a repeat of a recorded measurement)."""
     names = inspect.signature(item.obj).parameters
     item.obj(**{name: item.funcargs[name] for name in names if name in item.funcargs})
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    """Whether pytest-timeout's signal method failed the test, by its own message."""
-    before, after = PYTEST_FAILURE_MESSAGE.split("%s")
-    text = str(exc)
-    return isinstance(exc, pytest.fail.Exception) and text.startswith(before) and text.endswith(after)
 
 
 def _message(exc: BaseException) -> str:

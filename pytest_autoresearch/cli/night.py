@@ -166,6 +166,11 @@ def cost_lines(cost: archive.NightCost) -> list[str]:
     if cost["device_hours_by_device"]:
         each = ", ".join(f"{d} {h:.2f}" for d, h in sorted(cost["device_hours_by_device"].items()))
         lines.append(f"  device-hours {cost['device_hours']:.2f} ({each})")
+    paired = cost["paired"]
+    if paired["verdicts"] or paired["bar_runs"]:
+        lines.append(f"  paired: {plural(paired['verdicts'], 'verdict')} judged beside a re-run bar; "
+                     f"{plural(paired['runs'], 'run')} added ({paired['bar_runs']} of the bar, "
+                     f"{paired['bar_crashes']} crashed), {duration(paired['minutes'] * 60)}")
     return lines
 
 

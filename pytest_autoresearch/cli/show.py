@@ -107,6 +107,7 @@ class Shown:
             "value": r.value, "draws": list(self.draws), "n": self.n, "mean": self.mean,
             "bar": self.bar, "bar_commit": extra.get("bar_commit"), "bar_n": extra.get("bar_n"),
             "delta": self.delta, "sigma": self.sigma, "min_delta": extra.get("min_delta"), "adaptive": extra.get("adaptive"),
+            "paired": extra.get("paired"), "paired_with": extra.get("paired_with"),
             "timestamp": r.timestamp, "duration_s": r.duration_s, "memory_gb": r.memory_gb,
             "identity": r.identity, "ref": self.ref, "mutable": list(self.mutable), "parent": self.parent,
             "diff": self.diff, "diff_error": self.diff_error,
@@ -202,6 +203,10 @@ def lines(shown: Shown, tail: int) -> list[str]:
         geomean = f", geomean {fmt(extra['suite_geomean'])}" if isinstance(extra.get("suite_geomean"), float) else ""
         ratio = f"; this benchmark x{extra['ratio']:.3f} its bar" if isinstance(extra.get("ratio"), float) else ""
         out.append(f"  suite     {extra['suite']} benchmarks{geomean}{ratio}")
+    if extra.get("paired"):
+        out.append(f"  pairs     {extra['paired']} (the bar ran again beside it)")
+    if extra.get("paired_with"):
+        out.append(f"  pairs     a re-run of this bar beside measurement {extra['paired_with']}")
     out.append(f"  kept by   {shown.ref}" if shown.ref else "  kept by   no run ref (git gc may remove the commit)")
     files = ", ".join(shown.mutable)
     if shown.diff_error is not None:

@@ -16,6 +16,7 @@ print("---")
 print("score:", {values}[n % {count}])
 """
 BASELINE = [1.0, 1.02, 1.01, 0.99, 1.03]  # mean 1.01, sigma 0.0158
+UNPAIRED = ("--autoresearch-paired", "never")  # adaptive repeats of the candidate alone (paired: test_paired.py)
 
 
 def listed(project: Project, values: list[float], message: str) -> str:
@@ -57,14 +58,14 @@ def test_a_clearly_worse_commit_stops_after_one_run(measured: Project) -> None:
 def test_a_commit_in_doubt_runs_again_up_to_the_maximum(measured: Project) -> None:
     doubtful = [0.99, 1.0, 0.98, 0.99, 0.985]  # mean 0.989 against 1.01: about 2 standard errors
     sha = listed(measured, doubtful, "maybe better")
-    measured.run("--autoresearch-repeat", "auto:5").assert_outcomes(passed=1)
+    measured.run("--autoresearch-repeat", "auto:5", *UNPAIRED).assert_outcomes(passed=1)
     assert draws_of(measured, sha) == doubtful
     assert {r.extra["adaptive"] for r in measured.runs() if r.sha == sha} == {"all 5 runs done"}
 
 
 def test_a_clear_gain_stops_early_with_keep(measured: Project) -> None:
     sha = listed(measured, [0.98, 0.99, 0.985, 0.975, 0.99], "better")
-    result = measured.run("--autoresearch-repeat", "auto")  # auto is auto:5
+    result = measured.run("--autoresearch-repeat", "auto", *UNPAIRED)  # auto is auto:5
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*mean of 4*keep*"])
     assert draws_of(measured, sha) == [0.98, 0.99, 0.985, 0.975]

@@ -115,11 +115,12 @@ def test_a_rerun_says_it_is_a_remeasurement_with_both_draws(project: Project) ->
 
 def test_the_bar_after_separate_reruns_is_their_mean(project: Project) -> None:
     noisy, _ = measured_twice(project)
-    project.train(1.25, "between the draws")
-    [keep] = verdict_lines(project, "--autoresearch-min-delta", "0")  # strict: the bar, not the noise, is tested here
+    head = project.train(1.25, "between the draws")
+    [keep] = verdict_lines(project, "--autoresearch-paired", "never",
+                             "--autoresearch-min-delta", "0")  # strict, unpaired: the bar, not the noise, is tested here
     assert f"best=1.3@{noisy[:7]}" in keep and keep.startswith("autoresearch: keep "), \
         "1.25 beats the mean of 1.2 and 1.4, not the luckier draw"
-    assert project.runs()[-1].extra["bar_n"] == 2
+    assert [r for r in project.runs() if r.sha == head][-1].extra["bar_n"] == 2
 
 
 def test_the_noise_hint_goes_once_the_floor_is_measured(project: Project) -> None:

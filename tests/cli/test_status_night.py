@@ -35,10 +35,10 @@ def measured_night(project: Project) -> dict[str, str]:
     project.run("--autoresearch-repeat", "5").assert_outcomes(passed=1)
     for value, idea in ((1.015, "close call"), (1.2, "far off"), (1.0, "small gain")):
         shas[idea] = project.train(value, idea)
-        project.run().assert_outcomes(failed=1)
+        project.run("--autoresearch-paired", "never").assert_outcomes(failed=1)  # judged against the bar as measured
         project.repo.git.reset("--hard", "HEAD~1")
     shas["real gain"] = project.train(0.95, "real gain")
-    project.run().assert_outcomes(passed=1)
+    project.run("--autoresearch-paired", "never").assert_outcomes(passed=1)
     return shas
 
 
@@ -108,7 +108,8 @@ def test_status_json_field_by_field(project: Project) -> None:
     assert status["near_misses"] == expected
 
     cost = status["cost"]
-    assert set(cost) == {"runs", "hours", "runs_per_hour", "wall_s", "device_hours", "device_hours_by_device"}
+    assert set(cost) == {"runs", "hours", "runs_per_hour", "wall_s", "device_hours", "device_hours_by_device", "paired"}
+    assert cost["paired"] == {"verdicts": 0, "bar_runs": 0, "bar_crashes": 0, "runs": 0, "minutes": 0}
     assert cost["runs"] == 9 == status["runs"]
     for outcome in ("keep", "discard", "crash", "timeout"):
         spent = sum(r.duration_s or 0.0 for r in runs if r.status == outcome)
@@ -157,6 +158,7 @@ def test_cost_and_near_misses_without_a_noise_floor(tmp_path: Path) -> None:
         "wall_s": {"keep": 2400.0, "discard": 360.0, "crash": 60.0, "timeout": 900.0},
         "device_hours": pytest.approx(1.0),
         "device_hours_by_device": {"cuda:0": pytest.approx(3300 / 3600), "cuda:1": pytest.approx(300 / 3600)},
+        "paired": {"verdicts": 0, "bar_runs": 0, "bar_crashes": 0, "runs": 0, "minutes": 0.0},
     }
     assert [m["run_id"] for m in status["near_misses"]] == ["r6"]
     assert status["near_misses"][0]["unit"] == pytest.approx(0.015)

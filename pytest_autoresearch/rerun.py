@@ -1,0 +1,125 @@
+"""The bar commit run again beside the candidate: checked out in a temporary worktree, run like it.
+
+Paired re-measurement (``paired.py``) needs the bar's draws of this moment. Its code comes from
+its commit (a judged commit stays reachable under its archive ref), the run goes through the
+same runner, device lease, budget and frozen scorer as the candidate's, and every draw is a
+ledger row of the bar's own commit. A bar that fails to run is its own crash row, with its log:
+the candidate is never blamed for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import git
+
+from .context import Context, is_timeout
+from .experiment import Experiment
+from .ledger import format_line
+from .runner.watchdog import Watchdog
+from .scoring import ScoringError
+from .settings import Spec
+from .sources import FrozenScorer, Refused
+from .verdict import Best
+
+
+@contextmanager
+def checkout(repo: git.Repo, sha: str) -> Iterator[Path]:
+    """The commit ``sha`` in a temporary, detached git worktree, removed (and unregistered) after."""
+    folder = Path(tempfile.mkdtemp(prefix="autoresearch-bar-"))
+    tree = folder / "tree"
+    repo.git.worktree("add", "--detach", "--quiet", str(tree), sha)
+    try:
+        yield tree
+    finally:
+        try:
+            repo.git.worktree("remove", "--force", str(tree))
+        except git.GitCommandError:
+            shutil.rmtree(folder, ignore_errors=True)
+            repo.git.worktree("prune")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class BarRerun:
+    """Draws of the bar commit for one paired verdict: each run, scored and recorded as the bar's."""
+
+    def __init__(self, ctx: Context, test: str, spec: Spec, bar: Best, candidate: Experiment,
+                 scorer: FrozenScorer | None, device: str | None, paired_with: str) -> None:
+        self.ctx, self.test, self.spec, self.bar = ctx, test, spec, bar
+        self.candidate, self.scorer, self.device = candidate, scorer, device
+        self.paired_with = paired_with  # the candidate's measurement id, written on each bar row
+        self.measurement = uuid.uuid4().hex[:12]
+
+    def draw(self, tree: Path, watchdog: Watchdog, on_tick: Callable[[float, str], None] | None, tick_s: float,
+             remaining: Callable[[], float]) -> float | str:
+        """Run the bar once from ``tree``: its value, or why it has none (its row then says crash)."""
+        ctx, spec = self.ctx, self.spec
+        run_id = uuid.uuid4().hex[:12]
+        entry = dataclasses.replace(
+            ctx.entry(self.test, spec, run_id, "running", description=self.bar.description,
+                      measurement=self.measurement, extra={"watchdog": watchdog.pid}),
+            commit=self.bar.commit, sha=self.bar.sha,
+        )
+        watchdog.track(format_line(entry))
+        ctx.append(entry)
+        assert ctx.repo is not None and ctx.repo.working_tree_dir is not None
+        script = tree / self.candidate.script.relative_to(ctx.repo.working_tree_dir)
+        exp = Experiment(script=script, log_path=ctx.logs_dir / f"{run_id}.log", args=self.candidate.args,
+                         env=self.candidate.env, metric=spec.metric, scored=spec.scorer is not None)
+        artifact = ctx.logs_dir / f"{run_id}.artifact" / spec.artifact if spec.artifact else None
+        extra: dict[str, object] = {"goal": spec.goal, "paired_with": self.paired_with}
+        if self.device is not None:
+            extra["device"] = self.device
+        started = time.time()
+        try:
+            exp.run(ctx.runner, watchdog, on_tick, tick_s, worktree=tree, commit=self.bar.sha, artifact=artifact)
+            value, problem = self._value(exp, artifact, remaining)
+        except BaseException as exc:  # the pairs' time limit, or Ctrl-C: the bar's row must not stay open
+            seconds = time.time() - started
+            why = f"timed out after {seconds:.0f} s" if is_timeout(exc) else f"ended: {type(exc).__name__}"
+            ctx.append(entry.finished(status="timeout" if is_timeout(exc) else "crash", duration_s=seconds, extra={
+                **extra, "reason": f"paired re-run of the bar {why}", "log": str(exp.log_path)}))
+            if is_timeout(exc):
+                return why  # the bar hung, not the candidate: judged on its own draws
+            raise
+        finally:
+            if artifact is not None:
+                shutil.rmtree(artifact.parent, ignore_errors=True)
+        if problem:
+            extra.update(reason=f"paired re-run of the bar: {problem}", log=str(exp.log_path))
+        else:
+            extra["reason"] = "paired re-run of the bar beside a candidate"
+        memory = exp.peak_memory_mb / 1024 if exp.peak_memory_mb is not None else None
+        ctx.append(entry.finished(status="crash" if problem else "keep", value=value, memory_gb=memory,
+                                  duration_s=exp.duration, extra=extra))
+        return value if value is not None else problem
+
+    def _value(self, exp: Experiment, artifact: Path | None, remaining: Callable[[], float]) -> tuple[float | None, str]:
+        """The bar draw's value the way the candidate's is taken (scorer, else printed metric), or what failed."""
+        name = exp.script.name
+        if exp.crashed:
+            why = f"{name} exited with code {exp.returncode}" if exp.returncode else f"{name} printed no {self.spec.metric} line"
+            error = exp.error()
+            return None, f"{why}: {error}" if error and exp.returncode else why
+        limit = self.spec.max_seconds
+        if limit is not None and exp.duration is not None and exp.duration > limit:
+            return None, f"over budget: {exp.duration:.0f} s, limit {limit:g} s"
+        if self.scorer is not None:
+            assert artifact is not None
+            try:
+                value = self.scorer.score(artifact, remaining())
+            except (Refused, ScoringError) as exc:
+                return None, f"its artifact was not scored: {exc}"
+        else:
+            value = exp.metrics[self.spec.metric]
+        if not math.isfinite(value):
+            return None, f"{name} gave {value!r}"
+        return value, ""
