@@ -76,7 +76,7 @@ class Project:
     def unseal(self) -> None:
         """Run the target unsealed from now on: for a fake target that counts its draws in a file,
         state carried between runs, which is exactly what a sealed run refuses."""
-        self.options = ("--autoresearch-isolation=none",)
+        self.options += ("--autoresearch-isolation=none",)
 
     def run(self, *args: str) -> pytest.RunResult:
         return self.pytester.runpytest("--autoresearch", *self.options, *args)

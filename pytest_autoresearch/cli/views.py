@@ -93,9 +93,9 @@ def branch_status(here: list[Entry], found: Sequence[Benchmark], scope: str, led
         elif best is None:
             lines.append("  nothing kept yet")
         lines += counts_lines(s.runs)
+        lines.append(noise_line(b, project))
         if unsealed:
             lines.append(f"  unsealed: {plural(len(unsealed), 'run')} outside the sandbox (autoresearch_isolation = none)")
-        lines.append(noise_line(b, project))
         earlier = stats.earlier_identity_runs(here, s)
         if earlier:
             lines.append(f"  ({plural(earlier, 'earlier run')} under another evaluation identity not compared)")

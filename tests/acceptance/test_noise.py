@@ -21,7 +21,6 @@ print("score:", {values} if {listed} else random.Random(n).gauss(1.0, 0.01))
 """
 
 
-UNPAIRED = ("--autoresearch-paired", "never")  # the verdict on the candidate's own draws (paired: test_paired.py)
 
 
 def noisy(values: list[float] | None = None) -> str:
@@ -32,6 +31,7 @@ def noisy(values: list[float] | None = None) -> str:
 def _setup(project: Project, **marker: object) -> None:
     project.bench(**marker)
     project.unseal()
+    project.options += ("--autoresearch-paired=never",)  # the rule on one series of draws; pairing: test_paired.py
     (project.path / ".gitignore").write_text("__pycache__/\ndraws.txt\n")
 
 
@@ -62,13 +62,13 @@ def test_auto_shows_the_delta_in_sigmas(project: Project) -> None:
     project.train(None, "baseline", body=noisy([1.0, 1.02, 1.01, 0.99, 1.03]))
     project.run("--autoresearch-repeat", "5").assert_outcomes(passed=1)  # sigma = 0.0158
     project.train(0.99, "a small gain")
-    small = project.run(*UNPAIRED)
+    small = project.run()
     small.assert_outcomes(failed=1)
     small.stdout.fnmatch_lines(["*DISCARD score = 0.99*by more than 0.0346*",
                                 "*best 1.01 at * (mean of 5); delta -0.02 = -1.2σ*"])
     project.repo.git.reset("--hard", "HEAD~1")
     project.train(0.95, "a real gain")
-    big = project.run(*UNPAIRED)
+    big = project.run()
     big.assert_outcomes(passed=1)
     big.stdout.fnmatch_lines(["*0.95*1.01 @ *-0.06 = -3.5σ*keep*"])
 
@@ -88,7 +88,7 @@ def test_auto_discards_pure_noise_at_the_expected_rate(project: Project) -> None
     for trial in range(60):
         project.repo.git.checkout("-B", "trial", base)
         project.commit(f"trial {trial}: changes nothing")
-        kept += project.run("-q", *UNPAIRED).ret == 0
+        kept += project.run("-q").ret == 0
     trials = project.runs()[10:]
     assert len(trials) == 60
     plain = sum(r.value is not None and r.value < bar for r in trials)

@@ -68,6 +68,7 @@ def clock(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPa
 
 
 def drifting(project: Project, message: str, gain: float = 0.0, needs: str = "") -> str:
+    project.unseal()  # the fake target advances the test's clock file
     body = DRIFTING.format(gain=gain, needs=needs, drift=DRIFT, sigma=SIGMA)
     return project.train(None, message, body=f"# {message}\n{body}")
 

@@ -45,6 +45,7 @@ def replay(project: Project) -> dict[str, Outcome]:
     """The trial's branch in miniature, min_delta auto; returns each commit's latest verdict by idea."""
     project.bench(min_delta="auto")
     project.unseal()  # its fake target counts its draws in a file
+    project.options += ("--autoresearch-paired=never",)  # each verdict on its own draws, as the trial's were
     (project.path / ".gitignore").write_text("__pycache__/\ndraws.txt\ncount.txt\n")
     latest: dict[str, Outcome] = {}
     project.train(None, "baseline", body=DRAWS)
