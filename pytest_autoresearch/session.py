@@ -101,9 +101,11 @@ class AutoresearchSession:
         known = self.ctx.correctness
         known.benchmarks, known.required, known.deselected = frozenset(i.nodeid for i in bench), tuple(needed), len(outside)
 
-    def pytest_report_collectionfinish(self) -> list[str]:
+    def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
+        """Under the collection line, the order and what a keep needs; not with -q, where every
+        line that starts ``autoresearch:`` is a verdict an agent greps."""
         header = self.ctx.correctness.header(self._unselected)
-        return [header] if header else []
+        return [header] if header and config.get_verbosity() >= 0 else []
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
