@@ -8,7 +8,10 @@ start (interpreter and imports), load (prepared data and the program), probes, v
 --leakage also runs a copy whose loader reads the "val" split (the cheat the held-out split
 exists for). Each row shows heldout_bpb - val_bpb, relative and in standard errors, and how many
 held-out rows the scorer needed for it (the scorer's own log lines).
-Profile, source and cache come from the AUTORESEARCH_* environment; run prepare.py first.
+Memory: train.py's peak_vram_mb and, on CUDA, the scorer's peak (scoring must not need more).
+Profile, source and cache come from the AUTORESEARCH_* environment; run prepare.py first. On a GPU:
+  AUTORESEARCH_PROFILE=gpu AUTORESEARCH_DATA=climbmix python benchmarks/lm_scorer.py 60
+measures what a gpu-profile run pays for export, load and scoring (docs/architecture.md, "What a run costs").
 """
 
 from __future__ import annotations
@@ -42,10 +45,12 @@ def run_once(folder: Path, budget: str, cheat: bool) -> dict[str, float | str]:
     if run.returncode:
         raise SystemExit(run.stdout[-2000:] + run.stderr[-2000:])
     export = re.search(r"^export: .* in ([0-9.]+)s", run.stdout, re.M)
+    trained_mib = re.search(r"^peak_vram_mb: +([0-9.]+)", run.stdout, re.M)
     result = run_scorer("pytest_autoresearch.lm.scorer:score", artifact, timeout=600,
                         search_path=[folder], forbidden=[folder / "train.py"])
     phases = {name: float(s) for name, s in re.findall(r"([a-z-]+) ([0-9.]+)s", _scored_line(result.log))}
     phases["start"] = result.seconds - sum(phases.values())
+    scored_mib = re.search(r"peak memory ([0-9]+) MiB", result.log)
     leak = re.search(r"held-out ([0-9.]+) on ([0-9]+) of ([0-9]+) rows, val ([0-9.]+): gap ([-+0-9.]+)%, "
                      r"([-+0-9.]+) standard errors", result.log)
     if leak is None:
@@ -53,6 +58,8 @@ def run_once(folder: Path, budget: str, cheat: bool) -> dict[str, float | str]:
     held, rows, of, val, rel, z = (float(g) for g in leak.groups())
     return {"export_s": float(export.group(1)) if export else float("nan"), "score_s": result.seconds,
             **{f"{name}_s": phases.get(name, float("nan")) for name in PHASES},
+            "train_mib": float(trained_mib.group(1)) if trained_mib else float("nan"),
+            "score_mib": float(scored_mib.group(1)) if scored_mib else float("nan"),
             "val": val, "heldout": held, "rows": f"{rows:.0f}/{of:.0f}",
             "gap": held - val, "rel": rel / 100, "z": z,
             "verdict": f"rejected: {result.rejected}" if result.rejected else "scored"}
@@ -60,7 +67,7 @@ def run_once(folder: Path, budget: str, cheat: bool) -> dict[str, float | str]:
 
 def _scored_line(log: str) -> str:
     """The scorer's `scored in ...` line: the seconds of each phase after the total."""
-    found = re.search(r"scored in [0-9.]+s \((.*)\)", log)
+    found = re.search(r"scored in [0-9.]+s \(([^)]*)\)", log)
     return found.group(1) if found else ""
 
 
@@ -71,7 +78,7 @@ def main() -> None:
     kinds = [False, True] if "--leakage" in args else [False]
     print(f"{'budget':>6} {'trained on':>10} {'export s':>8} {'score s':>7} "
           + " ".join(f"{name:>10}" for name in PHASES)
-          + f" {'val_bpb':>8} {'heldout':>8} {'rows':>8} {'gap':>7} {'rel':>6} {'z':>6}  verdict")
+          + f" {'train MiB':>9} {'score MiB':>9} {'val_bpb':>8} {'heldout':>8} {'rows':>8} {'gap':>7} {'rel':>6} {'z':>6}  verdict")
     with tempfile.TemporaryDirectory() as tmp:
         for budget in budgets or ["5"]:
             for cheat in kinds:
@@ -79,7 +86,7 @@ def main() -> None:
                     r = run_once(Path(tmp), budget, cheat)
                     print(f"{budget:>6} {'val' if cheat else 'train':>10} {r['export_s']:8.2f} {r['score_s']:7.2f} "
                           + " ".join(f"{r[f'{name}_s']:10.2f}" for name in PHASES)
-                          + f" {r['val']:8.4f} {r['heldout']:8.4f} {r['rows']:>8} {r['gap']:+7.3f} "
+                          + f" {r['train_mib']:9.0f} {r['score_mib']:9.0f} {r['val']:8.4f} {r['heldout']:8.4f} {r['rows']:>8} {r['gap']:+7.3f} "
                           f"{r['rel']:+6.1%} {r['z']:+6.2f}  {r['verdict']}", flush=True)
 
 

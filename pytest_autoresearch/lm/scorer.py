@@ -97,7 +97,8 @@ def score(artifact: Path) -> dict[str, float]:
     heldout_rows = in_random_blocks(data.heldout_rows)
     heldout = bits_per_byte(logits_of, heldout_rows, data, device, enough=lambda part: leakage_decidable(val, part))
     clock.lap("held-out")
-    print(f"autoresearch: scored in {clock}", file=sys.stderr, flush=True)
+    peak = f", peak memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if device.type == "cuda" else ""
+    print(f"autoresearch: scored in {clock}{peak}", file=sys.stderr, flush=True)
     gap = heldout.bpb - val.bpb
     print(f"autoresearch: held-out {heldout.bpb:.4f} on {len(heldout.row_nats)} of {len(heldout_rows[0])} rows, "
           f"val {val.bpb:.4f}: gap {gap / heldout.bpb:+.1%}, {gap / math.hypot(val.standard_error(), heldout.standard_error()):+.1f} "
