@@ -53,13 +53,12 @@ def run_once(folder: Path, budget: str, cheat: bool) -> dict[str, float | str]:
     scored_mib = re.search(r"peak memory ([0-9]+) MiB", result.log)
     leak = re.search(r"held-out ([0-9.]+) on ([0-9]+) of ([0-9]+) rows, val ([0-9.]+): gap ([-+0-9.]+)%, "
                      r"([-+0-9.]+) standard errors", result.log)
-    if leak is None:
-        raise SystemExit(f"the scorer printed no held-out line:\n{result.log}")
-    held, rows, of, val, rel, z = (float(g) for g in leak.groups())
-    return {"export_s": float(export.group(1)) if export else float("nan"), "score_s": result.seconds,
-            **{f"{name}_s": phases.get(name, float("nan")) for name in PHASES},
-            "train_mib": float(trained_mib.group(1)) if trained_mib else float("nan"),
-            "score_mib": float(scored_mib.group(1)) if scored_mib else float("nan"),
+    nan = float("nan")  # rejected before the held-out rows were scored (causality): no numbers
+    held, rows, of, val, rel, z = (float(g) for g in leak.groups()) if leak else (nan,) * 6
+    return {"export_s": float(export.group(1)) if export else nan, "score_s": result.seconds,
+            **{f"{name}_s": phases.get(name, nan) for name in PHASES},
+            "train_mib": float(trained_mib.group(1)) if trained_mib else nan,
+            "score_mib": float(scored_mib.group(1)) if scored_mib else nan,
             "val": val, "heldout": held, "rows": f"{rows:.0f}/{of:.0f}",
             "gap": held - val, "rel": rel / 100, "z": z,
             "verdict": f"rejected: {result.rejected}" if result.rejected else "scored"}
