@@ -99,10 +99,9 @@ def score(artifact: Path) -> dict[str, float]:
     clock.lap("held-out")
     peak = f", peak memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if device.type == "cuda" else ""
     print(f"autoresearch: scored in {clock}{peak}", file=sys.stderr, flush=True)
-    gap = heldout.bpb - val.bpb
+    gap, se = heldout.bpb - val.bpb, math.hypot(val.standard_error(), heldout.standard_error())
     print(f"autoresearch: held-out {heldout.bpb:.4f} on {len(heldout.row_nats)} of {len(heldout_rows[0])} rows, "
-          f"val {val.bpb:.4f}: gap {gap / heldout.bpb:+.1%}, {gap / math.hypot(val.standard_error(), heldout.standard_error()):+.1f} "
-          "standard errors", file=sys.stderr, flush=True)
+          f"val {val.bpb:.4f}: gap {gap / heldout.bpb:+.1%}, {gap / se:+.1f} standard errors", file=sys.stderr, flush=True)
     check_leakage(val, heldout)
     return {"val_bpb": val.bpb, "heldout_bpb": heldout.bpb}
 
@@ -119,7 +118,8 @@ class Phases:
         self.seconds[phase], self._last = now - self._last, now
 
     def __str__(self) -> str:
-        return f"{sum(self.seconds.values()):.2f}s (" + ", ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items()) + ")"
+        phases = ", ".join(f"{phase} {seconds:.2f}s" for phase, seconds in self.seconds.items())
+        return f"{sum(self.seconds.values()):.2f}s ({phases})"
 
 
 def load_program(artifact: Path, device: torch.device) -> torch.export.ExportedProgram:
