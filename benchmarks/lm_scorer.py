@@ -3,10 +3,15 @@
 Usage: python benchmarks/lm_scorer.py [BUDGET_SECONDS ...] [--repeats N] [--leakage]
 For each budget (default 5) it runs train.py in a temporary copy of the example project with
 AUTORESEARCH_ARTIFACT set, reads train.py's own export line, then scores the artifact through
-run_scorer (a fresh isolated interpreter: its time includes importing torch and loading data).
+run_scorer (a fresh isolated interpreter) and splits its seconds as the scorer's log line does:
+start (interpreter and imports), load (prepared data and the program), probes, validation, held-out.
 --leakage also runs a copy whose loader reads the "val" split (the cheat the held-out split
-exists for) and prints heldout_bpb - val_bpb for both, relative and in standard errors.
-Profile, source and cache come from the AUTORESEARCH_* environment; run prepare.py first.
+exists for). Each row shows heldout_bpb - val_bpb, relative and in standard errors, and how many
+held-out rows the scorer needed for it (the scorer's own log lines).
+Memory: train.py's peak_vram_mb and, on CUDA, the scorer's peak (scoring must not need more).
+Profile, source and cache come from the AUTORESEARCH_* environment; run prepare.py first. On a GPU:
+  AUTORESEARCH_PROFILE=gpu AUTORESEARCH_DATA=climbmix python benchmarks/lm_scorer.py 60
+measures what a gpu-profile run pays for export, load and scoring (docs/architecture.md, "What a run costs").
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pytest_autoresearch.lm import scorer
 from pytest_autoresearch.scoring import run_scorer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example_project"
+PHASES = ("start", "load", "probes", "validation", "held-out")
 LOADER = 'make_dataloader(tokenizer, DEVICE_BATCH_SIZE, MAX_SEQ_LEN, "train", device=device)'
 
 
@@ -40,22 +45,29 @@ def run_once(folder: Path, budget: str, cheat: bool) -> dict[str, float | str]:
     if run.returncode:
         raise SystemExit(run.stdout[-2000:] + run.stderr[-2000:])
     export = re.search(r"^export: .* in ([0-9.]+)s", run.stdout, re.M)
+    trained_mib = re.search(r"^peak_vram_mb: +([0-9.]+)", run.stdout, re.M)
     result = run_scorer("pytest_autoresearch.lm.scorer:score", artifact, timeout=600,
                         search_path=[folder], forbidden=[folder / "train.py"])
-    import torch
-
-    from pytest_autoresearch.lm.dataset import prepare
-
-    # the standard errors are not among the scorer's values: score the same artifact here to show them
-    data, device = prepare(), torch.device("cpu")
-    model = scorer.load_program(artifact, device).module()
-    val = scorer.bits_per_byte(model, data.val_rows, data, device)
-    held = scorer.bits_per_byte(model, data.heldout_rows, data, device)
-    se = (val.standard_error() ** 2 + held.standard_error() ** 2) ** 0.5
-    return {"export_s": float(export.group(1)) if export else float("nan"), "score_s": result.seconds,
-            "val": val.bpb, "heldout": held.bpb,
-            "gap": held.bpb - val.bpb, "rel": (held.bpb - val.bpb) / held.bpb, "z": (held.bpb - val.bpb) / se,
+    phases = {name: float(s) for name, s in re.findall(r"([a-z-]+) ([0-9.]+)s", _scored_line(result.log))}
+    phases["start"] = result.seconds - sum(phases.values())
+    scored_mib = re.search(r"peak memory ([0-9]+) MiB", result.log)
+    leak = re.search(r"held-out ([0-9.]+) on ([0-9]+) of ([0-9]+) rows, val ([0-9.]+): gap ([-+0-9.]+)%, "
+                     r"([-+0-9.]+) standard errors", result.log)
+    nan = float("nan")  # rejected before the held-out rows were scored (causality): no numbers
+    held, rows, of, val, rel, z = (float(g) for g in leak.groups()) if leak else (nan,) * 6
+    return {"export_s": float(export.group(1)) if export else nan, "score_s": result.seconds,
+            **{f"{name}_s": phases.get(name, nan) for name in PHASES},
+            "train_mib": float(trained_mib.group(1)) if trained_mib else nan,
+            "score_mib": float(scored_mib.group(1)) if scored_mib else nan,
+            "val": val, "heldout": held, "rows": f"{rows:.0f}/{of:.0f}",
+            "gap": held - val, "rel": rel / 100, "z": z,
             "verdict": f"rejected: {result.rejected}" if result.rejected else "scored"}
+
+
+def _scored_line(log: str) -> str:
+    """The scorer's `scored in ...` line: the seconds of each phase after the total."""
+    found = re.search(r"scored in [0-9.]+s \(([^)]*)\)", log)
+    return found.group(1) if found else ""
 
 
 def main() -> None:
@@ -63,15 +75,17 @@ def main() -> None:
     repeats = int(args[args.index("--repeats") + 1]) if "--repeats" in args else 1
     budgets = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] != "--repeats")]
     kinds = [False, True] if "--leakage" in args else [False]
-    print(f"{'budget':>6} {'trained on':>10} {'export s':>8} {'score s':>7} {'val_bpb':>8} "
-          f"{'heldout':>8} {'gap':>7} {'rel':>6} {'z':>6}  verdict")
+    print(f"{'budget':>6} {'trained on':>10} {'export s':>8} {'score s':>7} "
+          + " ".join(f"{name:>10}" for name in PHASES)
+          + f" {'train MiB':>9} {'score MiB':>9} {'val_bpb':>8} {'heldout':>8} {'rows':>8} {'gap':>7} {'rel':>6} {'z':>6}  verdict")
     with tempfile.TemporaryDirectory() as tmp:
         for budget in budgets or ["5"]:
             for cheat in kinds:
                 for _ in range(repeats):
                     r = run_once(Path(tmp), budget, cheat)
                     print(f"{budget:>6} {'val' if cheat else 'train':>10} {r['export_s']:8.2f} {r['score_s']:7.2f} "
-                          f"{r['val']:8.4f} {r['heldout']:8.4f} {r['gap']:+7.3f} "
+                          + " ".join(f"{r[f'{name}_s']:10.2f}" for name in PHASES)
+                          + f" {r['train_mib']:9.0f} {r['score_mib']:9.0f} {r['val']:8.4f} {r['heldout']:8.4f} {r['rows']:>8} {r['gap']:+7.3f} "
                           f"{r['rel']:+6.1%} {r['z']:+6.2f}  {r['verdict']}", flush=True)
 
 

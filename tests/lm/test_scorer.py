@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -16,7 +18,16 @@ from pytest_autoresearch.lm.dataset import PreparedData, prepare  # noqa: E402
 from pytest_autoresearch.lm.evaluate import evaluate_bpb  # noqa: E402
 from pytest_autoresearch.lm.export import ExportError, export_model, save_model  # noqa: E402
 from pytest_autoresearch.lm.profiles import PROFILES  # noqa: E402
-from pytest_autoresearch.lm.scorer import MATMULS, bits_per_byte, with_bf16_matmuls  # noqa: E402
+from pytest_autoresearch.lm.scorer import (  # noqa: E402
+    BLOCK,
+    MATMULS,
+    MIN_HELDOUT_BLOCKS,
+    Bpb,
+    bits_per_byte,
+    in_random_blocks,
+    leakage_decidable,
+    with_bf16_matmuls,
+)
 from pytest_autoresearch.scoring import Scored, run_scorer  # noqa: E402
 
 SCORER = "pytest_autoresearch.lm.scorer:score"
@@ -153,3 +164,40 @@ def test_without_an_artifact_path_nothing_is_written(trained: TinyLM, monkeypatc
     monkeypatch.chdir(tmp_path)
     assert save_model(trained) is None
     assert list(tmp_path.iterdir()) == [] and "AUTORESEARCH_ARTIFACT is unset" in capsys.readouterr().out
+
+
+def test_held_out_blocks_are_shuffled_whole_so_any_prefix_samples_the_split() -> None:
+    rows = np.arange(8 * BLOCK + 3)[:, None] * np.ones((1, 4), dtype=np.int64)  # row i holds i: 8 blocks and 3 rows
+    inputs, targets = in_random_blocks((rows, rows))
+    firsts = inputs[: 8 * BLOCK : BLOCK, 0]
+    assert sorted(inputs[:, 0]) == list(range(len(rows))) and (targets == inputs).all()
+    assert (inputs[: 8 * BLOCK, 0].reshape(8, BLOCK) == firsts[:, None] + np.arange(BLOCK)).all(), "blocks stay whole"
+    assert list(firsts) != sorted(firsts) and list(inputs[8 * BLOCK :, 0]) == [64, 65, 66]
+    assert (in_random_blocks((rows, rows))[0] == inputs).all(), "the order is pinned"
+
+
+def _bpb(bpb: float, spread: float, rows: int) -> Bpb:
+    """`rows` rows of 100 bytes each whose blocks alternate between bpb - spread and bpb + spread."""
+    per_block = np.repeat(np.resize([bpb - spread, bpb + spread], rows // BLOCK), BLOCK)
+    return Bpb(bpb, per_block * 100 * math.log(2), np.full(rows, 100, dtype=np.int64))
+
+
+@pytest.mark.parametrize(("rows", "spread", "decidable"), [
+    (MIN_HELDOUT_BLOCKS * BLOCK - BLOCK, 0.0, False),  # too few blocks to estimate a standard error
+    (MIN_HELDOUT_BLOCKS * BLOCK, 0.01, True),  # 3 se far under 15% of 1.0
+    (MIN_HELDOUT_BLOCKS * BLOCK, 0.3, False),  # noisy: more rows could still tell a 15% gap
+    (64 * BLOCK, 0.3, True),  # the same noise, four times the blocks
+])
+def test_held_out_rows_are_scored_until_the_rule_can_tell_its_gap(rows: int, spread: float, decidable: bool) -> None:
+    val = _bpb(1.0, 0.01, 64 * BLOCK)
+    assert leakage_decidable(val, _bpb(1.0, spread, rows)) is decidable
+
+
+def test_scoring_stops_when_enough_rows_are_scored(trained: TinyLM, cpu_data: PreparedData) -> None:
+    cpu, rows = torch.device("cpu"), in_random_blocks(cpu_data.heldout_rows)
+    part = bits_per_byte(trained, rows, cpu_data, cpu, batch_size=BLOCK, enough=lambda b: len(b.row_nats) >= 2 * BLOCK)
+    first = bits_per_byte(trained, tuple(a[: 2 * BLOCK] for a in rows), cpu_data, cpu)  # type: ignore[arg-type]
+    assert len(part.row_nats) == 2 * BLOCK and part.bpb == first.bpb
+    whole, ordered = (bits_per_byte(trained, r, cpu_data, cpu) for r in (rows, cpu_data.heldout_rows))
+    assert whole.bpb == pytest.approx(ordered.bpb, rel=1e-12) and whole.standard_error() == pytest.approx(
+        ordered.standard_error(), rel=1e-9), "all rows in block order: the same bpb and standard error"
