@@ -77,7 +77,7 @@ ISOLATION_HELP = (
     "installation and the data it is served, writes only a fresh run folder, no network) or none (unsealed) "
     f"(default: {DEFAULT_ISOLATION} on this platform)"
 )
-NETWORK_HELP = "Let sealed script runs use TCP (default: false, no network)"
+NETWORK_HELP = "Let sealed script runs use the network, TCP and UDP (default: false, no network)"
 PRIVATE_HELP = (
     "Files (globs, relative to the rootdir) a sealed script may not read but its scorer may, e.g. "
     "answers.json (default: none)"

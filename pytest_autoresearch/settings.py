@@ -106,7 +106,7 @@ class Settings:
     adaptive_repeat: bool = False  # stop repeating once the verdict is clear (adaptive.next_step)
     requires: tuple[str, ...] = ()  # tests a keep needs (node ids or globs); empty: every selected test
     isolation: str = UNSEALED  # sandbox: each script run sealed (runner/sandbox.py); none: unsealed
-    network: bool = False  # a sealed run may use TCP
+    network: bool = False  # a sealed run may use the network
     private: tuple[str, ...] = ()  # files (globs from the rootdir) a sealed target may not read, a scorer may
     benchmark: str | None = None  # judge every pytest-benchmark test by this statistic (min, median, mean)
     paired: str = "auto"  # re-measure the bar beside the candidate: auto (verdicts in doubt), always, never

@@ -2,8 +2,10 @@
 
 Run by path as the wrapper of a sealed run (``python -I -S landlock.py --read P.. --write P..
 --hide P.. [--network] -- command..``): it restricts itself — read the allowed paths, write only
-the run's own folders, no TCP, no signals or abstract sockets outside the seal — then ``exec``s
-the command, which inherits the seal and can never lift it. It imports only ``os``, ``sys`` and
+the run's own folders, no network, no signals or abstract sockets outside the seal — then ``exec``s
+the command, which inherits the seal and can never lift it. Landlock closes TCP; a seccomp filter
+closes the rest of the network (no IP socket of any kind: UDP, raw, SCTP), since Landlock has no
+rule for those. It imports only ``os``, ``sys`` and
 ``ctypes`` (each import is start-up time of every run), so a Ray node can also run it from its
 source text. :mod:`.sandbox` is the plugin's side.
 """
@@ -18,6 +20,7 @@ _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446  # the same number on
 _VERSION = 1
 _RULE_PATH_BENEATH = 1
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 _EXECUTE, _WRITE_FILE, _READ_FILE, _READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 _MAKE_AND_REMOVE = sum(1 << bit for bit in range(4, 13))  # remove dir/file, make char/dir/reg/sock/fifo/block/sym
 _REFER, _TRUNCATE, _IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
@@ -113,6 +116,60 @@ def _handled(version: int) -> int:
     return rights | (_REFER if version >= 2 else 0) | (_TRUNCATE if version >= 3 else 0) | (_IOCTL_DEV if version >= 5 else 0)
 
 
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+# Per architecture: the audit arch seccomp reports, socket()'s number, and where a second syscall
+# table on the same arch starts (x32 on x86_64), whose numbers would otherwise bypass the filter.
+_ARCHES: dict[str, tuple[int, int, int | None]] = {"x86_64": (0xC000003E, 41, 0x40000000),
+                                                   "aarch64": (0xC00000B7, 198, None)}
+_IO_URING_SETUP = 425  # io_uring opens sockets without the socket() syscall (same number on every arch)
+_AF_INET, _AF_INET6 = 2, 10
+_LD_W_ABS, _JEQ, _JGE, _RET = 0x20, 0x15, 0x35, 0x06  # classic BPF: load word, jump if ==, if >=, return
+_ALLOW, _EACCES = 0x7FFF0000, 0x00050000 | 13  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EACCES
+
+
+def network_filter(machine: str) -> list[tuple[int, int, int, int]]:
+    """The seccomp program that makes every IP socket fail with EACCES, as ``(code, jt, jf, k)``.
+
+    Reads ``struct seccomp_data``: offset 4 the arch, 0 the syscall number, 16 the low word of the
+    first argument (the arches listed are little-endian). A syscall of another arch (32-bit
+    compat, where socketcall multiplexes sockets), of x32, or io_uring_setup is refused whole.
+    """
+    arch, socket_nr, second_table = _ARCHES[machine]
+    # (code, jump target when true, when false, k): targets are labels, resolved to relative offsets below
+    program: list[tuple[int, str | None, str | None, int]] = [
+        (_LD_W_ABS, None, None, 4), (_JEQ, None, "deny", arch), (_LD_W_ABS, None, None, 0),
+        *([(_JGE, "deny", None, second_table)] if second_table is not None else []),
+        (_JEQ, "deny", None, _IO_URING_SETUP), (_JEQ, None, "allow", socket_nr), (_LD_W_ABS, None, None, 16),
+        (_JEQ, "deny", None, _AF_INET), (_JEQ, "deny", None, _AF_INET6),
+    ]
+    labels = {"allow": len(program), "deny": len(program) + 1}
+
+    def offset(index: int, label: str | None) -> int:
+        return 0 if label is None else labels[label] - index - 1
+
+    return [(code, offset(i, jt), offset(i, jf), k) for i, (code, jt, jf, k) in enumerate(program)] + [
+        (_RET, 0, 0, _ALLOW), (_RET, 0, 0, _EACCES)]
+
+
+def close_network(libc: ctypes.CDLL) -> None:
+    """Install :func:`network_filter` on this process (no_new_privs must be set already)."""
+    machine = os.uname().machine
+    if machine not in _ARCHES:
+        raise OSError(f"no seccomp network filter for {machine}")
+    program = network_filter(machine)
+    filters = (_SockFilter * len(program))(*(_SockFilter(*instruction) for instruction in program))
+    prog = _SockFprog(len(program), filters)
+    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) < 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
 def restrict(read: list[str], write: list[str], hide: list[str], network: bool) -> None:
     """Seal this process and everything it will ``exec`` or start; raises OSError when the kernel refuses."""
     version = abi()
@@ -144,6 +201,8 @@ def restrict(read: list[str], write: list[str], hide: list[str], network: bool) 
             os.close(fd)
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    if not network:
+        close_network(libc)
     if libc.syscall(_RESTRICT_SELF, ruleset, 0) < 0:
         raise OSError(ctypes.get_errno(), "landlock_restrict_self")
     os.close(ruleset)

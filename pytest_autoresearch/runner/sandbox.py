@@ -2,7 +2,7 @@
 
 A runner wraps the target's command in :mod:`.landlock`, which seals itself with a Landlock
 ruleset and ``exec``s the target: read the work tree, the Python installation and what the
-project serves; write only a fresh run folder; no network. The wrapper is the process-group
+project serves; write only a fresh run folder; no network (Landlock for TCP, seccomp for every IP socket). The wrapper is the process-group
 leader the runner started, so ending a run is unchanged. Landlock needs no root, no user
 namespace and no system package; why it and not bubblewrap: docs/architecture.md.
 """
@@ -35,7 +35,7 @@ class Sealing:
     read: tuple[str, ...] = ()  # beyond the system, the Python installation and the work tree
     write: tuple[str, ...] = ()  # beyond run_dir (e.g. the artifact's folder, a compile cache)
     hide: tuple[str, ...] = ()  # never readable, even inside a readable tree
-    network: bool = False  # TCP allowed
+    network: bool = False  # IP sockets allowed (TCP, UDP)
     env: Mapping[str, str] = field(default_factory=dict)  # variables the seal needs set (data cache paths)
 
     def command(self, command: Sequence[str], worktree: str) -> tuple[list[str], dict[str, str]]:

@@ -57,6 +57,9 @@ attempt("list", lambda: os.listdir(sys.argv[1] + "/a/b"))
 attempt("write tree", lambda: open(sys.argv[1] + "/c/new", "w"))
 attempt("write home", lambda: open(os.environ["HOME"] + "/new", "w"))
 attempt("tcp", lambda: __import__("socket").create_connection(("127.0.0.1", 9), timeout=1))
+attempt("udp", lambda: __import__("socket").socket(2, 2).sendto(b"x", ("127.0.0.1", 9)))
+attempt("udp6", lambda: __import__("socket").socket(10, 2))
+attempt("unix", lambda: __import__("socket").socketpair())
 """
 
 
@@ -69,7 +72,8 @@ def test_a_sealed_process_reaches_only_what_its_seal_allows(tree: Path, tmp_path
     done = subprocess.run(command, env={**os.environ, **env},
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines() == ["read open ok", "read secret PermissionError", "list ok",
-                                        "write tree PermissionError", "write home ok", "tcp PermissionError"], done.stderr
+                                        "write tree PermissionError", "write home ok", "tcp PermissionError",
+                                        "udp PermissionError", "udp6 PermissionError", "unix ok"], done.stderr
     assert Path(env["HOME"]).parent == run_dir and Path(env["TMPDIR"]).parent == run_dir
 
 
