@@ -3,7 +3,8 @@
 The value is not what train.py prints: frozen code (pytest_autoresearch.lm.scorer) computes it
 from the exported model on the pinned validation rows, in an interpreter train.py never touches.
 The training batches come from a frozen data server that keeps the budget's clock: a train.py
-still running 20 s (its export allowance) after TIME_BUDGET seconds of training is red.
+still running 20 s (its export allowance) after TIME_BUDGET seconds of training is red, unless
+what it did after the budget fits into those 20 s on idle cores (a busy machine only made it wait).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .runner import Exit, Launch, Runner
 from .runner.sandbox import Sealing
@@ -148,8 +149,11 @@ class Experiment:
         artifact: Path | None = None,
         sealing: Sealing | None = None,
         env: Mapping[str, str] | None = None,
+        on_start: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        """Run the script to completion (`env` on top of its own); the run never outlives this call."""
+        """Run the script to completion (`env` on top of its own); the run never outlives this call.
+
+        ``on_start`` hears where the run is (the runner's orphan token) once it has started."""
         launch = Launch(self.script, tuple(self.args), {**self.env, **(env or {})}, self.log_path, worktree, commit,
                         artifact, sealing)
         handle = runner.start(launch)
@@ -158,6 +162,8 @@ class Experiment:
         start = time.monotonic()
         next_tick = start + tick_s
         try:
+            if on_start is not None:
+                on_start(handle.orphan_token())
             while (done := handle.poll()) is None:
                 now = time.monotonic()
                 if on_tick is not None and now >= next_tick:

@@ -27,7 +27,7 @@ import pytest
 
 from . import archive, bar, correctness, fresh_draw, guard, noise, paired
 from .context import Context, is_timeout
-from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, over_budget, socket_path
+from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, over_budget, socket_path, usable_cores
 from .experiment import MAX_NOTES, Experiment, parse_notes
 from .leases import Lease
 from .ledger import Entry, format_line, now_iso
@@ -214,11 +214,11 @@ class Trial:
         ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)
         tree = self.ctx.repo.working_tree_dir if self.ctx.repo is not None else None
         sealing = self._sealing(draw) if self.ctx.settings.isolation == SEALED else None
-        server = self._data_server(draw)
+        server = self._data_server(draw, sealed=sealing is not None)
         try:
             exp.run(self.ctx.runner, watchdog, ticker, every, worktree=Path(tree) if tree else None,
                     commit=self.ctx.head.sha if self.ctx.head else None, artifact=draw.artifact,
-                    sealing=sealing, env=server.env if server else None)
+                    sealing=sealing, env=server.env if server else None, on_start=server.watch if server else None)
         except BaseException:
             if server is not None:
                 server.kill()
@@ -294,7 +294,7 @@ class Trial:
                 copy.mkdir(exist_ok=True)
             return copy
 
-    def _data_server(self, draw: Draw) -> DataServer | None:
+    def _data_server(self, draw: Draw, sealed: bool) -> DataServer | None:
         """The frozen data server for this draw, listening before the target starts; None without data_server=."""
         spec = self.spec
         if spec.data_server is None or spec.budget is None:
@@ -302,7 +302,9 @@ class Trial:
         allowance = EXPORT_ALLOWANCE_S if spec.export_allowance is None else spec.export_allowance
         log = Path(draw.log).with_suffix(".data.log")
         folder = draw.artifact.parent if draw.artifact is not None else log.parent
-        return DataServer(spec.data_server, Clock(spec.budget, allowance), socket_path(folder),
+        # a sealed CPU run's late exit may be the machine's load (see over_budget); a leased accelerator's never is
+        cores = usable_cores() if sealed and self.item.stash.get(lease_key, None) is None else 0
+        return DataServer(spec.data_server, Clock(spec.budget, allowance, cores=cores), socket_path(folder),
                           search_path=[self.item.path.parent], forbidden=self.ctx.mutable_files,
                           env={**os.environ, **(spec.env or {})}, log_path=log)
 
@@ -315,7 +317,9 @@ class Trial:
         except DataServerError as exc:
             self._fail("crash", str(exc), server.log_tail())
         draw.notes = tuple(dict.fromkeys([*draw.notes, *parse_notes(server.log_tail(LOG_TAIL))]))[:MAX_NOTES]
-        draw.extra.update(trained_s=round(served.trained(server.clock, exp.ended), 2), served_tokens=served.tokens)
+        work = served.work_after_budget(server.clock)
+        draw.extra.update(trained_s=round(served.trained(server.clock, exp.ended), 2), served_tokens=served.tokens,
+                          **({} if work is None else {"work_after_budget_s": round(work, 2)}))
         reason = over_budget(served, server.clock, exp.ended)
         if reason is not None:
             self._fail("timeout", reason, exp.tail())

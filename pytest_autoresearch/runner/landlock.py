@@ -20,6 +20,7 @@ _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446  # the same number on
 _VERSION = 1
 _RULE_PATH_BENEATH = 1
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 _EXECUTE, _WRITE_FILE, _READ_FILE, _READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 _MAKE_AND_REMOVE = sum(1 << bit for bit in range(4, 13))  # remove dir/file, make char/dir/reg/sock/fifo/block/sym
@@ -217,6 +218,8 @@ def main(argv: list[str]) -> None:
         paths[flag].append(path)
     try:
         restrict(paths["--read"], paths["--write"], paths["--hide"], "--network" in argv[:at])
+        # the target adopts its orphans (kept across exec): a process that leaves its group still counts as its own
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except OSError as exc:
         print(f"autoresearch: the sandbox could not seal this run: {exc}", file=sys.stderr, flush=True)
         os._exit(126)

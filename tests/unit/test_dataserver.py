@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,8 +13,10 @@ import pytest
 
 from pytest_autoresearch.dataserver import (
     MAX_SOCKET_PATH, SOCKET_ENV, TEMP_PREFIX, BudgetSpent, Clock, DataServer, DataServerError, Served, over_budget,
-    receive, socket_path,
+    Unreachable, receive, socket_path, target_cpu,
 )
+from pytest_autoresearch.runner import landlock, sandbox
+from pytest_autoresearch.runner.sandbox import Sealing
 
 CLOCK = Clock(budget=300, allowance=20, warmup_batches=10, warmup_limit=180)
 
@@ -35,6 +38,75 @@ def test_over_budget_is_past_the_budget_and_its_export_allowance(ended: float, r
     assert (reason is not None) == red
     if red:
         assert reason is not None and reason.startswith(f"over budget: trained {ended - 1000:.0f} s, budget 300 s")
+
+
+LOADED = Clock(budget=300, allowance=20, cores=4)
+
+
+@pytest.mark.parametrize(("cpu", "thread", "refused", "red"), [
+    (8.0, 2.0, 0, False),  # an export on 4 busy cores: 2 s of work, waited 40 s for them
+    (70.0, 5.0, 0, False),  # 70 CPU seconds spread over 4 cores: 17.5 s on an idle machine
+    (90.0, 5.0, 0, True),  # 22.5 s of work on 4 idle cores: training
+    (21.0, 21.0, 0, True),  # one thread busy for 21 s: no number of idle cores does it faster
+    (1.0, 1.0, 2, True),  # asked for batches after serving stopped: it meant to train
+    (None, None, 0, True),  # never measured: only the clock counts
+])
+def test_a_late_exit_is_excused_only_by_little_work_after_the_budget(
+        cpu: float | None, thread: float | None, refused: int, red: bool) -> None:
+    served = Served(opened=990.0, first_timed=1000.0, refused=refused, cpu_after_budget=cpu, thread_after_budget=thread)
+    reason = over_budget(served, LOADED, 1360.0)
+    assert (reason is not None) == red
+    if reason is not None and cpu is not None:
+        assert f"its work after the budget takes {max(thread or 0, cpu / 4):.1f} s on 4 idle cores" in reason
+
+
+def test_a_gpu_or_unsealed_run_is_judged_by_the_clock_alone() -> None:
+    served = Served(opened=990.0, first_timed=1000.0, cpu_after_budget=0.0, thread_after_budget=0.0)
+    assert over_budget(served, CLOCK, 1360.0) is not None  # cores = 0
+    assert served.work_after_budget(CLOCK) is None and served.work_after_budget(LOADED) == 0.0
+
+
+# Burns CPU in a process that left the target's group (setsid), and in the target itself.
+ESCAPE = """
+import os, sys, time
+def burn(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+child = os.fork()
+if child == 0:
+    os.setsid()
+    burn(0.6)
+    time.sleep(30)
+    os._exit(0)
+burn(0.4)
+print(child, flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.mark.skipif(landlock.abi() < sandbox.NEEDED_ABI, reason="this kernel cannot seal (Landlock ABI < 4)")
+def test_the_target_cpu_counts_every_process_below_the_sealed_target(tmp_path: Path) -> None:
+    (tmp_path / "escape.py").write_text(ESCAPE)
+    command, env = Sealing(str(tmp_path / "run")).command([sys.executable, str(tmp_path / "escape.py")], str(tmp_path))
+    proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        child = int(proc.stdout.readline())
+        time.sleep(0.5)  # the escaped child finishes its 0.6 s too
+        cpu = target_cpu(proc.pid)
+        assert cpu is not None and cpu.total >= 0.95, cpu
+        busiest = sorted(cpu.threads.values())[-2:]
+        assert busiest[0] >= 0.35 and busiest[1] >= 0.55, cpu.threads
+        assert os.getpgid(child) != proc.pid, "the child left the target's group"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        if "child" in locals():
+            os.kill(child, signal.SIGKILL)
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def test_a_run_folder_too_deep_for_a_socket_gets_a_short_private_one(tmp_path: Path) -> None:
@@ -133,3 +205,8 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")  # Linux: a zombie waiting for init to reap it is gone too
     return not stat.exists() or stat.read_text().split(") ")[-1].split()[0] != "Z"
+
+
+def test_a_loader_that_cannot_reach_the_server_says_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(Unreachable, match=r"cannot reach the data server at .*nowhere.sock .*a Ray node"):
+        next(receive(tmp_path / "nowhere.sock", {"width": 1}))
