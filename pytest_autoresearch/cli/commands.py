@@ -233,19 +233,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     where = locate(args.ledger)
-    runs = read_runs(where.ledger)
-    if not runs:
-        raise empty(where.ledger)
-    alarm = chain_alarm(where.ledger)
-    if args.all_branches:
+    runs = read_runs(where.ledger) if where.ledger.exists() else []  # none yet: a fresh project, a fresh branch
+    if args.all_branches and runs:
         lines = views.all_branches(runs, args.goal, where.ledger)
-        print("\n".join(lines[:2] + alarm + lines[2:]))
+        print("\n".join(lines[:2] + chain_alarm(where.ledger) + lines[2:]))
         return 0
     here, scope = on_head(where, runs)
     if not here:
-        others = views.plural(len({r.branch for r in runs}), "other branch", "es")
-        raise CliError(f"no runs on {scope} yet ({views.plural(len(runs), 'run')} on {others}: "
-                       "autoresearch status --all-branches)")
+        head = where.head
+        lines = views.no_runs(runs, scope, where.ledger)
+        print(json.dumps({"scope": scope, "branch": head.branch if head else None, "head": head.sha if head else None,
+                          "ledger": str(where.ledger), "runs": 0, "next": views.NEXT}, indent=2)
+              if args.json or args.format == "json" else "\n".join(lines))
+        return 0
+    alarm = chain_alarm(where.ledger)
     warning, lineage = alarm, None
     if where.repo is not None and where.head is not None:
         lineage = gitstate.lineage(where.repo, where.head.sha)
