@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pytest_autoresearch import chain
 
-from conftest import Project, all_gone, pids_in
+from conftest import Project, all_gone, pids_in, run_cli
 
 CRASHER = """
 for i in range(80):
@@ -172,6 +172,9 @@ def test_ctrl_c_in_the_second_draw_keeps_the_first_and_says_there_is_no_verdict(
                            "interrupted (Ctrl-C) during draw 2: no verdict, nothing kept or discarded; "
                            "run again to judge this commit | log: ")
     assert "revert" not in line and "fix:" not in line
+    status = run_cli(project.path, "status")
+    assert status.returncode == 0, status.stderr
+    assert "  draws: keep 0, discard 0, crash 0, timeout 0, interrupted 2 (0 runs)" in status.stdout.splitlines()
 
 
 def test_sigkilled_pytest_leaves_no_process_and_a_crash_row(project: Project) -> None:
