@@ -2,7 +2,8 @@
 
 ``init`` makes the session branch; ``status``, ``log``, ``show`` and ``plot`` read the ledger
 the plugin writes; ``prune`` drops the run refs that keep judged commits. Every expected problem (no ledger, not a git repository, bad name) ends in
-one ``autoresearch: ...`` line on stderr and exit code 1; corrupt ledger lines are
+one ``autoresearch: ...`` line on stderr and exit code 1, except ``status`` before the first run
+(no runs yet is where a session starts: exit 0, with the command to run); corrupt ledger lines are
 warned about on stderr and skipped. Exit code 2 is a usage error, as with argparse.
 """
 
@@ -74,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         "recorded under its name): best and baseline per test and metric, ideas (commits) and draws (runs) "
         "counted apart, the noise floor and the margin an idea needs, suspected lucky draws, near misses "
         "(most promising first), what the night cost, the last runs. The margin reads autoresearch_min_delta "
-        "and autoresearch_noise_k from the project's ini file.",
+        "and autoresearch_noise_k from the project's ini file. Before the first run: 'no runs yet' and the "
+        "command that makes it.",
     )
     status.add_argument("--all-branches", action="store_true",
                         help="One line per branch (the ledger's branch column), best first")
