@@ -19,9 +19,8 @@ from . import adaptive, history, noise, paired, verdict
 from .context import Context
 from .settings import AUTO, Spec
 
-NOISE_HINT = "noise unknown: --autoresearch-repeat 3 on the best commit"
-AUTO_UNKNOWN = ("noise floor unknown, judged strictly: measure it with "
-                "pytest --autoresearch --autoresearch-repeat 5 on the best commit")
+NOISE_HINT = f"noise unknown: {noise.MEASURE} on the best commit"
+AUTO_UNKNOWN = f"noise floor unknown, judged strictly: measure it with {noise.MEASURE} on the best commit"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import pytest
 
 from . import bar, history, suite
 from .fresh_draw import forwarded, split_options
-from .outcome import Outcome
+from .outcome import BASELINE_FAILED, INTERRUPTED, Outcome
 from .session import AutoresearchSession, spec_key, trial_key
 from .settings import AUTO, Spec
 from .terminal import VerdictReporter
@@ -102,10 +102,11 @@ class BenchmarkSuite:
             else:
                 verdict = suite.judge([self._member(t, judged[t]) for t in pending], ctx.settings.noise_k,
                                       ctx.settings.min_delta == AUTO)
-            outcomes = [self._complete(t, judged[t], verdict, "crash" if interrupted else verdict.status, len(trials))
+            outcomes = [self._complete(t, judged[t], verdict, INTERRUPTED if interrupted else verdict.status, len(trials))
                         for t in pending]
         self.session.outcomes.extend(outcomes)
-        revert = [f"revert: {ctx.revert}"] if not verdict.keep and ctx.revert else []
+        undo = f"revert: {ctx.revert}" if ctx.revert else f"fix: {BASELINE_FAILED}" if ctx.head else ""
+        revert = [undo] if undo and not verdict.keep and not interrupted else []
         self.reporter.lines.append(suite.line(verdict, len(trials), ctx.head.short if ctx.head else "", revert))
         self.reporter.suite = {"status": verdict.status, "benchmarks": len(trials), "statistic": self.stat,
                                "geomean": verdict.geomean, "sigma_log": verdict.sigma, "reason": verdict.reason,

@@ -55,10 +55,12 @@ class Context:
 
     @property
     def revert(self) -> str | None:
-        """The command that discards HEAD's idea: back to the last kept commit it builds on."""
-        if self.revert_to is not None:
-            return f"git reset --hard {self.revert_to[:7]}"
-        return "git reset --hard HEAD~1" if len(self.lineage) > 1 else None
+        """The command that discards HEAD's idea: back to the last kept commit it builds on.
+
+        None when nothing before HEAD was kept: HEAD is the branch's baseline, which a reset would
+        delete (the red message says to fix it instead: ``outcome.BASELINE_FAILED``).
+        """
+        return f"git reset --hard {self.revert_to[:7]}" if self.revert_to is not None else None
 
     def open_ledger(self, path: Path) -> None:
         self.ledger = Ledger(path, warn=self.warn, logs=self.logs_dir)

@@ -48,7 +48,7 @@ COLUMNS: tuple[str, ...] = (
     "pid",
     "extra",
 )
-STATUSES = frozenset({"running", "keep", "discard", "crash", "timeout", "accepted"})
+STATUSES = frozenset({"running", "keep", "discard", "crash", "timeout", "interrupted", "accepted"})
 # "accepted" (a person accepted a change to frozen files) was written "baseline" before 0.2
 LEGACY_STATUSES = {"baseline": "accepted"}
 LOCK_TIMEOUT_S = 120.0

@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 PROPERTY = "autoresearch"
+INTERRUPTED = "interrupted"  # Ctrl-C ended the run: no verdict, so neither kept nor reverted
+UNJUDGED = ("crash", "timeout", INTERRUPTED)  # no value was judged against the bar
+BASELINE_FAILED = ("no kept commit before this one to go back to (the baseline itself failed): fix it, "
+                   "amend the commit (git commit --amend -a --no-edit) and run again")
 
 
 @dataclass(frozen=True)
@@ -148,13 +152,23 @@ def notes_text(o: Outcome) -> str:
     return "; ".join(note for note in (o.note, o.target_note) if note)
 
 
+def undo_text(o: Outcome) -> str:
+    """How to leave a red commit: 'revert: git reset --hard abc1234', or, when nothing before it was
+    kept, 'fix: ...' (resetting the baseline would delete it); "" when green or outside git."""
+    if o.green or o.status == INTERRUPTED:
+        return ""
+    if o.revert:
+        return f"revert: {o.revert}"
+    return f"fix: {BASELINE_FAILED}" if o.commit else ""
+
+
 def failure_message(o: Outcome, tail: str = "") -> str:
     """The whole red message: what, the bar and where it came from, and how to undo.
 
     Its lines do not start with ``autoresearch:``: the verdict line is the one an agent greps.
     """
     lines = [f"{o.status.upper()} {o.metric} = {value_text(o)} ({o.goal}) — {o.reason}"]
-    if o.status not in ("crash", "timeout"):
+    if o.status not in UNJUDGED:
         lines.append(f"  bar:    {bar_text(o)}; delta {delta_text(o)}")
     if o.earlier:
         lines.append(f"  draws:  {draws_text(o)} (a re-measurement: every draw of {o.commit} counts)")
@@ -170,8 +184,9 @@ def failure_message(o: Outcome, tail: str = "") -> str:
         lines.append(f"  commit: {o.commit}{' (unsealed run)' if o.unsealed else ''}")
     if o.log:
         lines.append(f"  log:    {o.log}")
-    if o.revert:
-        lines.append(f"  revert: {o.revert}")
+    label, _, how = undo_text(o).partition(": ")
+    if how:
+        lines.append(f"  {label + ':':<8}{how}")
     if tail:
         lines += ["", "---- last lines of the log ----", tail]
     return "\n".join(lines)
@@ -194,10 +209,10 @@ def verdict_line(o: Outcome) -> str:
         tail.append(o.paired)
     if o.self_report is not None:
         tail.append(self_report_text(o))
-    if not o.green and o.status in ("crash", "timeout") and o.log:
+    if o.status in UNJUDGED and o.log:
         tail.append(f"log: {o.log}")
-    if not o.green and o.revert:
-        tail.append(f"revert: {o.revert}")
+    if undo := undo_text(o):
+        tail.append(undo)
     if o.target_note:
         tail.append(o.target_note)
     if o.hint:

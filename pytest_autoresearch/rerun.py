@@ -24,6 +24,7 @@ import git
 from .context import Context, is_timeout
 from .experiment import Experiment
 from .ledger import format_line
+from .outcome import INTERRUPTED
 from .runner.watchdog import Watchdog
 from .scoring import ScoringError
 from .settings import Spec
@@ -85,7 +86,8 @@ class BarRerun:
         except BaseException as exc:  # the pairs' time limit, or Ctrl-C: the bar's row must not stay open
             seconds = time.time() - started
             why = f"timed out after {seconds:.0f} s" if is_timeout(exc) else f"ended: {type(exc).__name__}"
-            ctx.append(entry.finished(status="timeout" if is_timeout(exc) else "crash", duration_s=seconds, extra={
+            status = "timeout" if is_timeout(exc) else INTERRUPTED if isinstance(exc, KeyboardInterrupt) else "crash"
+            ctx.append(entry.finished(status=status, duration_s=seconds, extra={
                 **extra, "reason": f"paired re-run of the bar {why}", "log": str(exp.log_path)}))
             if is_timeout(exc):
                 return why  # the bar hung, not the candidate: judged on its own draws
@@ -111,7 +113,7 @@ class BarRerun:
             return None, f"{why}: {error}" if error and exp.returncode else why
         limit = self.spec.max_seconds
         if limit is not None and exp.duration is not None and exp.duration > limit:
-            return None, f"over budget: {exp.duration:.0f} s, limit {limit:g} s"
+            return None, f"over the wall limit: ran {exp.duration:.0f} s, limit {limit:g} s"
         if self.scorer is not None:
             assert artifact is not None
             try:

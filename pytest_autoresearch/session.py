@@ -215,7 +215,13 @@ class AutoresearchSession:
         """Run the target before the body and judge after it: all in the call phase."""
         if spec_key not in pyfuncitem.stash:
             return (yield)
-        return (yield from self.trial_for(pyfuncitem).run())
+        trial = self.trial_for(pyfuncitem)
+        try:
+            return (yield from trial.run())
+        except KeyboardInterrupt:
+            if trial.outcome is not None:  # pytest stops here and reports no test: its verdict line says why
+                self.outcomes.append(trial.outcome)
+            raise
 
     def trial_for(self, item: pytest.Function) -> Trial:
         """The trial of a benchmark, made when a fixture or the call first needs it."""

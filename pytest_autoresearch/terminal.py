@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from .ledger import clean_text
-from .outcome import Outcome, delta_text, fmt, jsonable, notes_text, value_text, verdict_line
+from .outcome import BASELINE_FAILED, Outcome, delta_text, fmt, jsonable, notes_text, undo_text, value_text, verdict_line
 from .settings import Settings
 
 Ticker = Callable[[float, str], None]
@@ -95,6 +95,23 @@ def progress_line(
     return tick, (1.0 if tty else every_s)
 
 
+def announce(config: pytest.Config, line: str) -> None:
+    """Say ``line`` now, while the test runs, even under ``-q``: what the agent reads before a long
+    wait (a paired verdict). Nothing on an xdist worker, which has no terminal."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or hasattr(config, "workerinput"):
+        return
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    with capman.global_and_fixture_disabled() if capman else _nothing():
+        reporter.ensure_newline()
+        reporter.write_line(line)
+
+
+def about(seconds: float) -> str:
+    """A duration as people estimate one: 'about 40 s', 'about 7 min'."""
+    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
+
+
 def waiting(config: pytest.Config, name: str, every_s: float) -> Callable[[int, int], None] | None:
     """What a run says while every device is leased: 'waiting for a device: 4 of 4 in use'."""
     tick, every = progress_line(config, name, None, every_s)
@@ -146,6 +163,7 @@ def write_json(path: Path, outcomes: list[Outcome], exitstatus: int, failed: lis
                 "commit": o.commit or None, "identity": o.identity or None,
                 "duration": o.duration, "reason": o.reason, "note": notes_text(o) or None,
                 "failed": list(o.failed), "revert": None if o.green else o.revert or None,
+                "fix": BASELINE_FAILED if undo_text(o).startswith("fix: ") else None,
             }
             for o in outcomes
         ]

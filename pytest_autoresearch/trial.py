@@ -31,15 +31,16 @@ from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, 
 from .experiment import MAX_NOTES, Experiment, parse_notes
 from .leases import Lease
 from .ledger import Entry, format_line, now_iso
-from .outcome import PROPERTY, Outcome, failure_message
+from .outcome import INTERRUPTED, PROPERTY, Outcome, failure_message
 from .runner.sandbox import REFUSED, SEALED, UNSEALED, Sealing
 from .rerun import BarRerun, checkout
 from .runner.watchdog import Watchdog
 from .scoring import LOG_TAIL, ScoringError
 from .settings import AUTO, Spec
 from .sources import BenchmarkStats, FrozenScorer, Recorder, Refused, Source, disagrees, first_value, sources_for
-from .terminal import progress_line
+from .terminal import about, announce, progress_line
 
+WALL_LIMIT = "over the wall limit"  # a red run's time limit, as apart from training past the budget (the data server's)
 COMPILE_CACHES = 16  # the compile caches kept, most recent ideas first
 started_key = pytest.StashKey[float]()
 MAX_MESSAGE = 2000  # characters of a failed assertion kept in the reason
@@ -233,7 +234,7 @@ class Trial:
         if limit is not None and exp.duration is not None and exp.duration > limit:
             if server is not None:
                 server.kill()
-            self._fail("timeout", f"over budget: {exp.duration:.0f} s, limit {limit:g} s "
+            self._fail("timeout", f"{WALL_LIMIT}: ran {exp.duration:.0f} s, limit {limit:g} s "
                                   "(the wall time the plugin measured, whatever the script printed)", exp.tail())
         if server is not None:
             self._keep_budget(server, draw)
@@ -331,14 +332,20 @@ class Trial:
 
     def _ended_by(self, exc: BaseException, draw: Draw, sources: list[Source]) -> None:
         """The test body or a signal ended the draw: timeout, interrupted, crash, or the body's own failure."""
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C: no verdict; the draws that finished keep their values
+            self._finish(INTERRUPTED, f"interrupted (Ctrl-C) during draw {len(self.draws)}: no verdict, nothing "
+                                      "kept or discarded; run again to judge this commit")
+            return
         draw.value = first_value(sources)
-        interrupted = isinstance(exc, KeyboardInterrupt)
         status = "timeout" if is_timeout(exc) else "crash"
-        wrong = status == "crash" and draw.value is not None and not interrupted
+        wrong = status == "crash" and draw.value is not None
         if wrong:
             status = "discard"  # measured, then the body's own asserts failed: a wrong answer, not a broken run
-        self._finish(status, "interrupted" if interrupted else f"test failed: {_message(exc)}",
-                     failed=[self.item.nodeid] if wrong else ())
+        reason = f"test failed: {_message(exc)}"
+        if status == "timeout":
+            reason = (f"{WALL_LIMIT}: {str(exc).strip().rstrip('.')} (autoresearch_timeout): the run hung, "
+                      "or set-up and compilation took too long")
+        self._finish(status, reason, failed=[self.item.nodeid] if wrong else ())
 
     def _target_note(self) -> str:
         """What the target's draws asked to be said, each note once, named by the script: informational,
@@ -391,6 +398,10 @@ class Trial:
             return None, ""
         count = paired.pairs_for(self.ctx.settings.repeat)
         self._rearm(2 * count)
+        took = [d.duration for d in self.draws if d.duration is not None]
+        cost = f", {about(2 * count * statistics.fmean(took))}" if took else ""
+        announce(self.ctx.config, f"autoresearch: pairing {self.item.nodeid}: {why}; running the bar {best.commit} "
+                                  f"and this commit {count} times each, alternating ({2 * count} runs{cost})")
         scorer = FrozenScorer(self.spec, [self.item.path.parent], self.ctx.mutable_files) if self.scorer else None
         rerun = BarRerun(self.ctx, self.item.nodeid, self.spec, best, self.experiment, scorer, device, self.run_id)
         ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)

@@ -2,7 +2,8 @@
 
 ``init`` makes the session branch; ``status``, ``log``, ``show`` and ``plot`` read the ledger
 the plugin writes; ``prune`` drops the run refs that keep judged commits. Every expected problem (no ledger, not a git repository, bad name) ends in
-one ``autoresearch: ...`` line on stderr and exit code 1; corrupt ledger lines are
+one ``autoresearch: ...`` line on stderr and exit code 1, except ``status`` before the first run
+(no runs yet is where a session starts: exit 0, with the command to run); corrupt ledger lines are
 warned about on stderr and skipped. Exit code 2 is a usage error, as with argparse.
 """
 
@@ -74,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         "recorded under its name): best and baseline per test and metric, ideas (commits) and draws (runs) "
         "counted apart, the noise floor and the margin an idea needs, suspected lucky draws, near misses "
         "(most promising first), what the night cost, the last runs. The margin reads autoresearch_min_delta "
-        "and autoresearch_noise_k from the project's ini file.",
+        "and autoresearch_noise_k from the project's ini file. Before the first run: 'no runs yet' and the "
+        "command that makes it.",
     )
     status.add_argument("--all-branches", action="store_true",
                         help="One line per branch (the ledger's branch column), best first")
@@ -233,19 +235,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     where = locate(args.ledger)
-    runs = read_runs(where.ledger)
-    if not runs:
-        raise empty(where.ledger)
-    alarm = chain_alarm(where.ledger)
-    if args.all_branches:
+    runs = read_runs(where.ledger) if where.ledger.exists() else []  # none yet: a fresh project, a fresh branch
+    if args.all_branches and runs:
         lines = views.all_branches(runs, args.goal, where.ledger)
-        print("\n".join(lines[:2] + alarm + lines[2:]))
+        print("\n".join(lines[:2] + chain_alarm(where.ledger) + lines[2:]))
         return 0
     here, scope = on_head(where, runs)
     if not here:
-        others = views.plural(len({r.branch for r in runs}), "other branch", "es")
-        raise CliError(f"no runs on {scope} yet ({views.plural(len(runs), 'run')} on {others}: "
-                       "autoresearch status --all-branches)")
+        head = where.head
+        lines = views.no_runs(runs, scope, where.ledger)
+        print(json.dumps({"scope": scope, "branch": head.branch if head else None, "head": head.sha if head else None,
+                          "ledger": str(where.ledger), "runs": 0, "next": views.NEXT}, indent=2)
+              if args.json or args.format == "json" else "\n".join(lines))
+        return 0
+    alarm = chain_alarm(where.ledger)
     warning, lineage = alarm, None
     if where.repo is not None and where.head is not None:
         lineage = gitstate.lineage(where.repo, where.head.sha)

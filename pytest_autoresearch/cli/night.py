@@ -94,7 +94,7 @@ def needs(b: Benchmark, project: Project) -> dict[int, float] | None:
 def noise_line(b: Benchmark, project: Project) -> str:
     """'noise: sigma 0.043 from 6 draws of 3 commits; an idea needs -0.052 at one draw, -0.030 at three'."""
     if b.floor is None:
-        return "  noise: unknown, no commit measured twice (pytest --autoresearch --autoresearch-repeat 5 on the best commit)"
+        return f"  noise: unknown, no commit measured twice ({noise.MEASURE} on the best commit)"
     f = b.floor
     line = f"  noise: sigma {fmt(f.sigma)} from {plural(f.dof + f.groups, 'draw')} of {plural(f.groups, 'commit')}"
     margins = needs(b, project)

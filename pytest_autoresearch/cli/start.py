@@ -14,12 +14,11 @@ import git
 from .. import gitstate
 from ..ledger import Ledger
 from . import project
-from .views import PROG
+from .views import NEXT, PROG
 from .where import CliError
 
 BRANCH_PREFIX = "autoresearch/"
 IGNORED = (".autoresearch/", "results.tsv", "run.log", "progress.png")
-NEXT = 'pytest --autoresearch -q > run.log 2>&1; echo "exit $?"; grep "^autoresearch: " run.log'
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import archive
 from ..ledger import Entry
-from ..outcome import fmt, fmt_delta, jsonable
+from ..outcome import BASELINE_FAILED, fmt, fmt_delta, jsonable
 from ..runner.sandbox import UNSEALED
 from . import stats
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .project import Project
 
 PROG = "autoresearch"
+NEXT = 'pytest --autoresearch -q > run.log 2>&1; echo "exit $?"; grep "^autoresearch: " run.log'  # one run of the loop
 ENDED = {"discard": "a discarded", "crash": "a crashed", "timeout": "a timed-out"}
 
 
@@ -39,8 +40,17 @@ def head_state(here: Sequence[Entry], head_sha: str, head_short: str, last_kept:
     mine = [r for r in here if r.sha == head_sha and r.status in ENDED.keys() | {"keep"}]
     if not mine or any(r.status == "keep" for r in mine):
         return []
-    back = f"; the last kept commit is {last_kept[:7]}: git reset --hard {last_kept[:7]}" if last_kept else ""
-    return [f"HEAD {head_short} is {ENDED[mine[-1].status]} commit{back}"]
+    back = f"the last kept commit is {last_kept[:7]}: git reset --hard {last_kept[:7]}" if last_kept else BASELINE_FAILED
+    return [f"HEAD {head_short} is {ENDED[mine[-1].status]} commit; {back}"]
+
+
+def no_runs(runs: Sequence[Entry], scope: str, ledger: Path) -> list[str]:
+    """Status before this branch's first run: nothing to show yet, and the command that makes the first."""
+    others = len({r.branch for r in runs})
+    elsewhere = (f" ({plural(len(runs), 'run')} on {plural(others, 'other branch', 'es')}: "
+                 f"{PROG} status --all-branches)") if runs else ""
+    return [f"{PROG} status: {scope}, no runs yet{elsewhere}", f"  ledger: {ledger}",
+            f"  next: {NEXT}"]
 
 
 def header(runs: Sequence[Entry], scope: str) -> str:
@@ -58,7 +68,7 @@ def counts_lines(runs: Sequence[Entry]) -> list[str]:
     per += f" (wrong {ideas[stats.WRONG]}: tests failed)" if ideas[stats.WRONG] else ""
     each = ", ".join(f"{name} {draws[name]}" for name in stats.COUNTED)
     each += f" (wrong {draws[stats.WRONG]})" if draws[stats.WRONG] else ""
-    more = "".join(f", {name} {draws[name]}" for name in (stats.REMEASURED, "running") if draws[name])
+    more = "".join(f", {name} {draws[name]}" for name in (stats.REMEASURED, "interrupted", "running") if draws[name])
     return [f"  ideas: {per}; keep rate {'-' if rate is None else f'{rate:.0%}'} "
             f"({plural(stats.finished(ideas), 'commit')})",
             f"  draws: {each}{more} ({plural(stats.finished(draws), 'run')})"]

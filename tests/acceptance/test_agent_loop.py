@@ -6,9 +6,14 @@ Every test follows ``program.md`` literally: ``pytest --autoresearch -q > run.lo
 
 from __future__ import annotations
 
+import json
 import re
 
+import pytest
+
 from conftest import Project, run_cli
+from pytest_autoresearch.noise import MEASURE
+from pytest_autoresearch.outcome import BASELINE_FAILED
 
 DRAW = "print('---'); print('score:', open('draw.txt').read())\n"
 TYPO = """
@@ -71,7 +76,7 @@ def test_one_line_per_benchmark_carries_everything_to_act_on(project: Project) -
     project.train(1.5, "baseline")
     [first] = verdict_lines(project)
     assert first.startswith("autoresearch: keep test_bench.py::test_train score=1.5 ")
-    assert first.endswith("| noise unknown: --autoresearch-repeat 3 on the best commit")
+    assert first.endswith(f"| noise unknown: {MEASURE} on the best commit")
     kept = project.train(1.2, "halve lr")
     [keep] = verdict_lines(project)
     assert re.match(rf"autoresearch: keep test_bench.py::test_train score=1\.2 best=1\.5@\w{{7}} delta=-0\.3 "
@@ -134,3 +139,31 @@ def test_the_noise_hint_goes_once_the_floor_is_measured(project: Project) -> Non
     project.repo.git.commit("--allow-empty", "-m", "same code, other data file")
     [line] = verdict_lines(project)
     assert "noise unknown" not in line
+
+
+def test_a_failed_baseline_says_fix_it_not_revert_it(project: Project, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The branch's first run fails (a typo in the project, as `autoresearch init` found it): with no
+    kept commit before it, resetting would delete the baseline, so the line says to fix it, and the
+    JSON report and `status` agree."""
+    project.bench()
+    project.train(None, "the project", body=TYPO)
+    project.repo.git.checkout("-b", "autoresearch/nov25")
+    baseline = project.commit("baseline: nov25")  # what autoresearch init makes
+    report = tmp_path_factory.mktemp("out") / "verdicts.json"
+    [crash] = verdict_lines(project, "--autoresearch-json", str(report))
+    assert crash.startswith("autoresearch: crash ")
+    assert "revert:" not in crash
+    assert crash.endswith(f" | fix: {BASELINE_FAILED}")
+    [verdict] = json.loads(report.read_text())["verdicts"]
+    assert (verdict["revert"], verdict["fix"]) == (None, BASELINE_FAILED)
+    status = run_cli(project.path, "status")
+    assert status.returncode == 0
+    assert f"HEAD {baseline[:7]} is a crashed commit; {BASELINE_FAILED}" in status.stdout.splitlines()
+    # fixed and amended, as the line says: the baseline is kept, and the next red line has a revert again
+    (project.path / "train.py").write_text("print('---'); print('score: 1.5')\n")
+    project.repo.git.commit("--amend", "-a", "--no-edit")
+    [kept] = verdict_lines(project)
+    assert kept.startswith("autoresearch: keep ")
+    project.train(1.6, "try: worse")
+    [red] = verdict_lines(project)
+    assert f"revert: git reset --hard {project.repo.head.commit.parents[0].hexsha[:7]}" in red and "fix:" not in red

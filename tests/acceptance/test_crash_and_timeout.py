@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pytest_autoresearch import chain
 
-from conftest import Project, all_gone, pids_in
+from conftest import Project, all_gone, pids_in, run_cli
 
 CRASHER = """
 for i in range(80):
@@ -32,6 +32,21 @@ child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
 open("pids.txt", "w").write(f"{os.getpid()} {child.pid}")
 print("hanging", flush=True)
 time.sleep(300)
+"""
+
+
+# Counts its draws in a file outside the project; the second hangs, as a run does when Ctrl-C comes.
+SECOND_DRAW_HANGS = """
+import os, time
+from pathlib import Path
+count = Path(os.environ["DRAWS"])
+draw = int(count.read_text()) + 1 if count.exists() else 1
+count.write_text(str(draw))
+if draw == 2:
+    Path(os.environ["PIDS"]).write_text(str(os.getpid()))
+    time.sleep(300)
+print("---")
+print("score: 1.25")
 """
 
 
@@ -101,23 +116,26 @@ def test_timeout_kills_the_whole_process_group(project: Project, method: str) ->
         time.sleep(0.1)
     [run] = project.runs()
     assert run.status == "timeout"
+    if method == "signal":  # the wall limit, not the budget: what the agent must do differs
+        assert run.extra["reason"] == ("over the wall limit: Timeout (>3.0s) from pytest-timeout (autoresearch_timeout): "
+                                       "the run hung, or set-up and compilation took too long")
     assert chain.verify(project.ledger.path).details() == []  # the watchdog's row, too, is sealed with its log
 
 
-def _start_pytest(project: Project) -> subprocess.Popen[bytes]:
+def _start_pytest(project: Project, *args: str) -> subprocess.Popen[bytes]:
     """pytest in its own session, as a terminal would run it in the foreground.
 
     SIGINT is reset to its default: a suite started in the background (`cmd &`, nohup) passes
     SIGINT ignored to its children, and Python then never turns Ctrl-C into KeyboardInterrupt.
     """
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--autoresearch", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "--autoresearch", "-p", "no:cacheprovider", *args],
         cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
-def test_ctrl_c_leaves_no_process_and_a_crash_row(project: Project) -> None:
+def test_ctrl_c_leaves_no_process_and_an_interrupted_row(project: Project) -> None:
     project.bench()
     _ignore_pids(project)
     project.train(None, "hangs", body=HANGER)
@@ -128,7 +146,35 @@ def test_ctrl_c_leaves_no_process_and_a_crash_row(project: Project) -> None:
     assert proc.returncode == 2, out.decode()
     assert all_gone(pids)
     [run] = project.runs()
-    assert run.status == "crash" and run.extra["reason"] == "interrupted"
+    assert run.status == "interrupted" and run.extra["reason"].startswith("interrupted (Ctrl-C) during draw 1: ")
+
+
+def test_ctrl_c_in_the_second_draw_keeps_the_first_and_says_there_is_no_verdict(
+        project: Project, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finished draws are measurements: their values stay in the ledger. The interrupted draw is
+    neither a crash of the code nor a verdict, and the -q line says so (no keep, no revert)."""
+    folder = tmp_path_factory.mktemp("draws")
+    monkeypatch.setenv("DRAWS", str(folder / "draws"))
+    monkeypatch.setenv("PIDS", str(folder / "pids"))
+    project.bench()
+    sha = project.train(None, "hangs in its second draw", body=SECOND_DRAW_HANGS)
+    proc = _start_pytest(project, "-q", "--autoresearch-repeat", "3", "--autoresearch-isolation=none")
+    pids = pids_in(folder / "pids")
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out.decode()
+    assert all_gone(pids)
+    first, second = project.runs()
+    assert (first.status, first.value, second.status, second.value) == ("interrupted", 1.25, "interrupted", None)
+    assert first.measurement == second.measurement and first.sha == second.sha == sha
+    [line] = [x for x in out.decode().splitlines() if x.startswith("autoresearch: ")]
+    assert line.startswith(f"autoresearch: interrupted test_bench.py::test_train score=1.25 commit={sha[:7]} unsealed | "
+                           "interrupted (Ctrl-C) during draw 2: no verdict, nothing kept or discarded; "
+                           "run again to judge this commit | log: ")
+    assert "revert" not in line and "fix:" not in line
+    status = run_cli(project.path, "status")
+    assert status.returncode == 0, status.stderr
+    assert "  draws: keep 0, discard 0, crash 0, timeout 0, interrupted 2 (0 runs)" in status.stdout.splitlines()
 
 
 def test_sigkilled_pytest_leaves_no_process_and_a_crash_row(project: Project) -> None:

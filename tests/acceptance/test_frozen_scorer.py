@@ -100,7 +100,7 @@ def test_over_budget_is_red_whatever_the_script_printed(project: Project) -> Non
     project.train(None, "trains past the budget", body="import time; time.sleep(1.5); print('---'); print('score: 0.1')\n")
     result = project.run()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["TIMEOUT score = - (min) — over budget: 2 s, limit 0.5 s*"])
+    result.stdout.fnmatch_lines(["TIMEOUT score = - (min) — over the wall limit: ran 2 s, limit 0.5 s*"])
     assert project.statuses() == ["timeout"]
 
 

@@ -6,6 +6,7 @@ import math
 import statistics
 
 from conftest import Project
+from pytest_autoresearch.noise import MEASURE
 from pytest_autoresearch.outcome import fmt, fmt_delta
 
 # Each run draws the next value of one seeded stream (the counter file is ignored by git),
@@ -54,7 +55,7 @@ def test_auto_without_repeats_says_the_floor_is_unknown(project: Project) -> Non
     project.train(1.4, "better")
     result = project.run()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*noise floor unknown, judged strictly*--autoresearch-repeat 5*"])
+    result.stdout.fnmatch_lines([f"*noise floor unknown, judged strictly: measure it with {MEASURE} on the best commit*"])
 
 
 def test_auto_shows_the_delta_in_sigmas(project: Project) -> None:
@@ -106,7 +107,7 @@ def test_noise_aware_by_default_once_the_floor_is_known_strict_when_asked(projec
     project.train(0.999, "a hair better")
     before = project.run("-q")
     before.assert_outcomes(passed=1)
-    before.stdout.fnmatch_lines(["autoresearch: keep *score=0.999 *| noise unknown: --autoresearch-repeat 3 on the best commit"])
+    before.stdout.fnmatch_lines([f"autoresearch: keep *score=0.999 *| noise unknown: {MEASURE} on the best commit"])
 
     project.repo.git.reset("--hard", baseline)
     project.run("--autoresearch-repeat", "4").assert_outcomes(passed=1)  # 5 draws, mean 1.01, sigma 0.0158

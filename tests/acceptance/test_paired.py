@@ -141,7 +141,10 @@ def test_the_line_and_the_ledger_say_the_verdict_was_paired(baseline: Project, c
     sha = drifting(baseline, "a real gain", gain=5 * SIGMA)
     result = baseline.run("-q")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["autoresearch: keep *score=* n=3 best=* delta=-0.0* (-*σ) commit=* | paired: 3 pairs, delta -0.0* +/- 0.00*"])
+    result.stdout.fnmatch_lines([  # said before the pairs run (the wait), then the verdict
+        "autoresearch: pairing test_bench.py::test_train: *; running the bar ??????? and this commit 3 times each, "
+        "alternating (6 runs, about * s)",
+        "autoresearch: keep *score=* n=3 best=* delta=-0.0* (-*σ) commit=* | paired: 3 pairs, delta -0.0* +/- 0.00*"])
     rows = [r for r in baseline.runs() if r.sha == sha]
     assert len(rows) == 1 + 3 and {r.status for r in rows} == {"keep"}
     assert rows[-1].extra["pairs"] == 3 and rows[-1].extra["paired"].startswith("paired: 3 pairs, delta -0.0")

@@ -4,19 +4,21 @@ one clear line, the right exit code, never a traceback (``run_cli`` asserts that
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 
 import pytest
 from cli_helpers import night, run_cli
 
 from conftest import Project
+from pytest_autoresearch.cli.views import NEXT
 
 # without matplotlib, plot stops at the install line before it reads anything (test_plot.py)
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 READERS = [["status"], ["status", "--all-branches"], ["log"], ["log", "--json"]] + [["plot"]] * HAS_MATPLOTLIB
 
 
-@pytest.mark.parametrize("command", READERS)
+@pytest.mark.parametrize("command", [c for c in READERS if c[0] != "status"])
 def test_missing_ledger(project: Project, command: list[str]) -> None:
     project.train(1.5)
     done = run_cli(project.path, *command)
@@ -29,12 +31,11 @@ def test_missing_ledger(project: Project, command: list[str]) -> None:
 def test_missing_ledger_points_at_a_results_tsv_here(project: Project) -> None:
     project.train(1.5)
     (project.path / "results.tsv").write_text("")
-    done = run_cli(project.path, "status")
+    done = run_cli(project.path, "log")
     assert done.stderr.endswith("(pass --ledger results.tsv to read the one here)\n")
 
 
 @pytest.mark.parametrize(("command", "code", "stdout"), [
-    (["status"], 1, ""), (["status", "--all-branches"], 1, ""),
     (["log"], 0, ""), (["log", "--json"], 0, "[]\n"), *[(["plot"], 1, "")] * HAS_MATPLOTLIB,
 ])
 def test_empty_ledger(project: Project, command: list[str], code: int, stdout: str) -> None:
@@ -102,11 +103,37 @@ def test_no_runs_on_this_branch(project: Project) -> None:
     project.train(1.0, "unrelated")
     project.repo.git.checkout("--orphan", "fresh")
     project.commit("fresh start")
-    for command in [c for c in READERS if c in (["status"], ["plot"])]:
-        done = run_cli(project.path, *command)
+    if HAS_MATPLOTLIB:
+        done = run_cli(project.path, "plot")
         assert done.returncode == 1
         assert done.stderr.startswith("autoresearch: no runs ")
-    assert "status --all-branches" in run_cli(project.path, "status").stderr
+    status = run_cli(project.path, "status")
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[0] == (
+        "autoresearch status: branch fresh at " + project.repo.head.commit.hexsha[:7] + ", no runs yet "
+        "(5 runs on 1 other branch: autoresearch status --all-branches)")
+
+
+@pytest.mark.parametrize("ledger", ["missing", "empty"])
+@pytest.mark.parametrize("command", [["status"], ["status", "--all-branches"], ["status", "--json"]])
+def test_status_before_the_first_run_says_what_to_run(project: Project, ledger: str, command: list[str]) -> None:
+    """A fresh project (``autoresearch init`` made the branch, nothing ran yet) is not an error."""
+    project.train(1.5)
+    project.repo.git.checkout("-b", "autoresearch/nov25")
+    path = project.path / ".git" / "autoresearch" / "ledger.tsv"
+    if ledger == "empty":
+        path.parent.mkdir()
+        path.write_text("")
+    done = run_cli(project.path, *command)
+    assert (done.returncode, done.stderr) == (0, "")
+    head = project.repo.head.commit.hexsha
+    if "--json" in command:
+        assert json.loads(done.stdout) == {
+            "scope": f"branch autoresearch/nov25 at {head[:7]}", "branch": "autoresearch/nov25", "head": head,
+            "ledger": str(path), "runs": 0, "next": NEXT}
+    else:
+        assert done.stdout.splitlines() == [f"autoresearch status: branch autoresearch/nov25 at {head[:7]}, no runs yet",
+                                            f"  ledger: {path}", f"  next: {NEXT}"]
 
 
 def test_no_command_prints_help(project: Project) -> None:

@@ -7,6 +7,7 @@ import re
 from cli_helpers import night, run_cli
 
 from conftest import Project
+from pytest_autoresearch.noise import MEASURE
 
 
 def section(text: str, title: str) -> list[str]:
@@ -29,8 +30,7 @@ def test_status_of_the_current_branch(project: Project) -> None:
     assert block[2] == "  improvement -0.4 (-26.7%) in 2 kept changes since the baseline"
     assert block[3] == "  ideas: keep 3, discard 1, crash 1, timeout 0; keep rate 60% (5 commits)"
     assert block[4] == "  draws: keep 3, discard 1, crash 1, timeout 0 (5 runs)"
-    assert block[5] == ("  noise: unknown, no commit measured twice "
-                        "(pytest --autoresearch --autoresearch-repeat 5 on the best commit)")
+    assert block[5] == f"  noise: unknown, no commit measured twice ({MEASURE} on the best commit)"
     recent = section(out, "last 5 runs:")
     assert recent[0].split() == ["finished", "(UTC)", "commit", "branch", "value", "mem_gb", "status", "secs", "run",
                                 "description"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from pathlib import Path
 
 import pytest
 
-from pytest_autoresearch.noise import Noise, pooled, required_delta, spread
+from pytest_autoresearch.noise import MEASURE, Noise, pooled, required_delta, spread
 from pytest_autoresearch.verdict import Best, judge
 
 
@@ -67,3 +68,15 @@ def test_pure_noise_is_kept_at_the_expected_rate() -> None:
         plain += judge(new, goal="min", best=best).keep
     assert abs(kept / trials - 0.0228) < 0.004
     assert 0.48 < plain / trials < 0.52
+
+
+def test_every_noise_hint_names_the_one_command() -> None:
+    """The -q line, status, the README and program.md tell the agent one way to measure the floor."""
+    root = Path(__file__).resolve().parents[2]
+    readme, program = (root / "README.md").read_text(), (root / "program.md").read_text()
+    for text in (readme, program):
+        assert f"noise unknown: {MEASURE} on the best commit" in text
+    assert f"no commit measured twice ({MEASURE} on the best commit)" in readme
+    assert f"{MEASURE}   # on the baseline commit: the noise floor" in readme
+    for source in [readme, program, *(p.read_text() for p in (root / "pytest_autoresearch").rglob("*.py"))]:
+        assert "--autoresearch-repeat 5" not in source
