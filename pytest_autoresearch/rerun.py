@@ -1,10 +1,11 @@
-"""The bar commit run again beside the candidate: checked out in a temporary worktree, run like it.
+"""A judged commit run again: checked out in a temporary worktree, run like the candidate.
 
-Paired re-measurement (``paired.py``) needs the bar's draws of this moment. Its code comes from
-its commit (a judged commit stays reachable under its archive ref), the run goes through the
-same runner, device lease, budget and frozen scorer as the candidate's, and every draw is a
-ledger row of the bar's own commit. A bar that fails to run is its own crash row, with its log:
-the candidate is never blamed for it.
+Paired re-measurement (``paired.py``) needs the bar's draws of this moment; A/A calibration
+(``calibration.py``) needs draws of one commit against itself. The code comes from its commit (a
+judged commit stays reachable under its archive ref), the run goes through the same runner,
+device lease, budget and frozen scorer as the candidate's, and every draw is a ledger row of that
+commit. A commit that fails to run is its own crash row, with its log: the candidate is never
+blamed for it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import git
 
@@ -49,18 +51,23 @@ def checkout(repo: git.Repo, sha: str) -> Iterator[Path]:
 
 
 class BarRerun:
-    """Draws of the bar commit for one paired verdict: each run, scored and recorded as the bar's."""
+    """Draws of a judged commit (the bar of a paired verdict, or the commit a calibration
+    measures): each run, scored and recorded as that commit's, with its own status."""
 
     def __init__(self, ctx: Context, test: str, spec: Spec, bar: Best, candidate: Experiment,
-                 scorer: FrozenScorer | None, device: str | None, paired_with: str) -> None:
+                 scorer: FrozenScorer | None, device: str | None, extra: Mapping[str, Any], *,
+                 status: str = "keep", label: str = "paired re-run of the bar",
+                 reason: str = "paired re-run of the bar beside a candidate") -> None:
         self.ctx, self.test, self.spec, self.bar = ctx, test, spec, bar
         self.candidate, self.scorer, self.device = candidate, scorer, device
-        self.paired_with = paired_with  # the candidate's measurement id, written on each bar row
+        self.extra = extra  # written on each row: the candidate's measurement id, or the calibration's
+        self.status, self.label, self.reason = status, label, reason  # the commit's own verdict; what its rows say
         self.measurement = uuid.uuid4().hex[:12]
 
     def draw(self, tree: Path, watchdog: Watchdog, on_tick: Callable[[float, str], None] | None, tick_s: float,
-             remaining: Callable[[], float]) -> float | str:
-        """Run the bar once from ``tree``: its value, or why it has none (its row then says crash)."""
+             remaining: Callable[[], float], fields: Mapping[str, Any] | None = None) -> float | str:
+        """Run the commit once from ``tree``: its value, or why it has none (its row then says crash).
+        ``fields``: this draw's own ledger fields, beside the ones every row of the re-run carries."""
         ctx, spec = self.ctx, self.spec
         run_id = uuid.uuid4().hex[:12]
         entry = dataclasses.replace(
@@ -75,7 +82,7 @@ class BarRerun:
         exp = Experiment(script=script, log_path=ctx.logs_dir / f"{run_id}.log", args=self.candidate.args,
                          env=self.candidate.env, metric=spec.metric, scored=spec.scorer is not None)
         artifact = ctx.logs_dir / f"{run_id}.artifact" / spec.artifact if spec.artifact else None
-        extra: dict[str, object] = {"goal": spec.goal, "paired_with": self.paired_with}
+        extra: dict[str, object] = {"goal": spec.goal, **self.extra, **(fields or {})}
         if self.device is not None:
             extra["device"] = self.device
         started = time.time()
@@ -86,19 +93,19 @@ class BarRerun:
             seconds = time.time() - started
             why = f"timed out after {seconds:.0f} s" if is_timeout(exc) else f"ended: {type(exc).__name__}"
             ctx.append(entry.finished(status="timeout" if is_timeout(exc) else "crash", duration_s=seconds, extra={
-                **extra, "reason": f"paired re-run of the bar {why}", "log": str(exp.log_path)}))
+                **extra, "reason": f"{self.label} {why}", "log": str(exp.log_path)}))
             if is_timeout(exc):
-                return why  # the bar hung, not the candidate: judged on its own draws
+                return why  # the re-run hung, not the candidate: judged on its own draws
             raise
         finally:
             if artifact is not None:
                 shutil.rmtree(artifact.parent, ignore_errors=True)
         if problem:
-            extra.update(reason=f"paired re-run of the bar: {problem}", log=str(exp.log_path))
+            extra.update(reason=f"{self.label}: {problem}", log=str(exp.log_path))
         else:
-            extra["reason"] = "paired re-run of the bar beside a candidate"
+            extra["reason"] = self.reason
         memory = exp.peak_memory_mb / 1024 if exp.peak_memory_mb is not None else None
-        ctx.append(entry.finished(status="crash" if problem else "keep", value=value, memory_gb=memory,
+        ctx.append(entry.finished(status="crash" if problem else self.status, value=value, memory_gb=memory,
                                   duration_s=exp.duration, extra=extra))
         return value if value is not None else problem
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from . import archive, bar, correctness, fresh_draw, guard, noise, paired
+from . import archive, bar, calibration, correctness, fresh_draw, guard, history, noise, paired
 from .context import Context, is_timeout
 from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, over_budget, socket_path
 from .experiment import MAX_NOTES, Experiment, parse_notes
@@ -39,6 +39,7 @@ from .scoring import LOG_TAIL, ScoringError
 from .settings import AUTO, Spec
 from .sources import BenchmarkStats, FrozenScorer, Recorder, Refused, Source, disagrees, first_value, sources_for
 from .terminal import progress_line
+from .verdict import Best
 
 COMPILE_CACHES = 16  # the compile caches kept, most recent ideas first
 started_key = pytest.StashKey[float]()
@@ -388,7 +389,8 @@ class Trial:
         count = paired.pairs_for(self.ctx.settings.repeat)
         self._rearm(2 * count)
         scorer = FrozenScorer(self.spec, [self.item.path.parent], self.ctx.mutable_files) if self.scorer else None
-        rerun = BarRerun(self.ctx, self.item.nodeid, self.spec, best, self.experiment, scorer, device, self.run_id)
+        rerun = BarRerun(self.ctx, self.item.nodeid, self.spec, best, self.experiment, scorer, device,
+                         {"paired_with": self.run_id})
         ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)
         bar_values: list[float] = []
         candidate_values: list[float] = []
@@ -409,6 +411,58 @@ class Trial:
                         return None, ""
                     candidate_values.append(draw.value)
         return paired.Pairs(tuple(bar_values), tuple(candidate_values)), why
+
+    def calibrate(self) -> None:
+        """A/A calibration (``--autoresearch-calibrate N``): the reference commit run against itself.
+
+        N pairs of draws of one commit, in a random balanced order, each through the path a paired
+        verdict's bar takes (:class:`BarRerun` in a temporary worktree), each a ledger row of that
+        commit with its own verdict's status, so the noise floor learns from it. ``calibration.py``
+        reads the rows back; nothing is judged here.
+        """
+        ctx, spec, test = self.ctx, self.spec, self.item.nodeid
+        if self.experiment is None or self.recorder is not None:
+            pytest.fail(f"autoresearch calibrate: {self.item.name} does not run a script (the experiment fixture "
+                        "with script=...): only a script's run can be drawn again from another commit", pytrace=False)
+        if ctx.repo is None or ctx.head is None:
+            pytest.fail("autoresearch calibrate: run it inside a git repository", pytrace=False)
+        runs = ctx.runs(("keep", "discard"), test=test, metric=spec.metric, identity=ctx.identity)
+        target, which = history.best(runs, spec.goal), "the best commit"
+        status = "keep"
+        if target is None:
+            judged = history.draws(runs)
+            sha = next((sha for sha in ctx.lineage if sha in judged), None)
+            if sha is None:
+                pytest.fail(f"autoresearch calibrate: nothing judged yet for {test} under this evaluation identity: "
+                            "run pytest --autoresearch first", pytrace=False)
+            run = next(r for r in runs if r.sha == sha)
+            target = Best(statistics.fmean(judged[sha]), sha[:7], len(judged[sha]), sha, run.description)
+            which, status = ("HEAD" if sha == ctx.head.sha else "the last judged commit") + ", as nothing is kept", \
+                "discard"
+        count = ctx.settings.calibrate
+        self._rearm(2 * count)
+        lease = self.item.stash.get(lease_key, None)
+        scorer = FrozenScorer(spec, [self.item.path.parent], ctx.mutable_files) if self.scorer else None
+        rule = {"min_delta": spec.min_delta if spec.min_delta is not None else ctx.settings.min_delta,
+                "noise_k": ctx.settings.noise_k, "paired": ctx.settings.paired,
+                "pairs": paired.pairs_for(ctx.settings.repeat)}
+        rerun = BarRerun(ctx, test, spec, target, self.experiment, scorer, lease.device if lease else None,
+                         {calibration.KEY: self.run_id, "calibrated": which, "rule": rule}, status=status,
+                         label="calibration draw", reason="calibration draw (A/A: the commit against itself)")
+        ticker, every = progress_line(ctx.config, self.item.name, self._limit(), ctx.settings.progress_s)
+        watchdog = Watchdog(ctx.ledger.path if ctx.ledger else None, self._deadline(), ctx.logs_dir)
+        try:
+            with checkout(ctx.repo, target.sha) as tree:
+                for pair, a_first in enumerate(paired.order(count, target.sha, self.run_id)):
+                    for side in ("a", "b") if a_first else ("b", "a"):
+                        draw = 2 * pair + (side != ("a" if a_first else "b"))
+                        got = rerun.draw(tree, watchdog, ticker, every, self._remaining,
+                                         {"pair": pair, "side": side, "first": draw % 2 == 0, "draw": draw})
+                        if isinstance(got, str):
+                            pytest.fail(f"autoresearch calibrate: {target.commit} failed on draw {draw + 1}: {got}",
+                                        pytrace=False)
+        finally:
+            watchdog.release()
 
     def _rearm(self, runs: int) -> None:
         """Give the pairs a time limit of their own: pytest-timeout's timer set again, for ``runs`` runs."""
