@@ -109,3 +109,34 @@ def test_calibrate_counts_what_strict_unpaired_settings_keep(project: Project, b
     expected = sum(v < statistics.fmean(a) for v in b)
     assert report["kept"] == report["kept_unpaired"] == expected
     assert 2 <= expected <= 8
+
+
+def test_calibrate_before_any_verdict_says_what_to_run_first(project: Project, counter: Path) -> None:
+    project.bench()
+    project.train(None, "baseline", body=NOISY.format(sigma=SIGMA))
+    done = run_cli(project.path, "calibrate", "2", "--", UNSEALED)
+    assert done.returncode == 1
+    assert "autoresearch calibrate: nothing judged yet for test_bench.py::test_train under this evaluation " \
+           "identity: run pytest --autoresearch first" in done.stdout
+    assert "autoresearch: the calibration recorded no draws (pytest exited with code 1" in done.stderr
+    assert project.runs() == []
+
+
+def test_a_calibration_of_fewer_than_two_pairs_is_a_usage_error(project: Project) -> None:
+    project.bench()
+    project.train(1.0)
+    result = project.run("--autoresearch-calibrate", "1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--autoresearch-calibrate: a calibration needs at least 2 pairs, got 1*"])
+    cli = run_cli(project.path, "calibrate", "1")
+    assert cli.returncode == 2 and "a calibration needs at least 2 pairs" in cli.stderr
+
+
+def test_the_unchanged_commit_after_a_calibration_is_judged_with_this_hosts_floor(project: Project,
+                                                                                  baseline: str) -> None:
+    """The calibration's draws are the floor: the next verdict line says noise, not 'noise unknown'."""
+    calibrate(project, 4)
+    project.commit("changes nothing")
+    line = [x for x in project.run("-q", UNSEALED, "--autoresearch-paired=never").stdout.lines
+            if x.startswith("autoresearch: ")]
+    assert len(line) == 1 and "noise unknown" not in line[0] and "σ)" in line[0], line
