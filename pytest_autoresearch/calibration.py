@@ -180,7 +180,8 @@ def keeps(a: Sequence[float], b: Sequence[float], goal: str, rule: Rule, floor: 
     for i, candidate in enumerate(b):
         gain = sign * (bar - candidate)
         unpaired += gain > margin
-        doubt = rule.paired == paired.ALWAYS or (rule.paired == paired.AUTO and se > 0 and gain > margin - rule.noise_k * se)
+        doubt = rule.paired == paired.ALWAYS or (
+            rule.paired == paired.AUTO and se > 0 and gain > margin - rule.noise_k * se)
         if not doubt:  # under auto, out of doubt means short of the margin by k standard errors
             kept += gain > margin
             continue

@@ -24,8 +24,8 @@ from .fresh_draw import DRAW_ENV
 from .paired import parse_mode
 from .session import CALIBRATION, AutoresearchSession, Calibration, spec_key
 from .settings import (BENCHMARK_METRIC, BENCHMARK_STATS, DEFAULT_ISOLATION, DEFAULT_NOISE_K, MARKER_SIGNATURE, RUNNERS,
-                       benchmark_stat, calibration_pairs, cli_type, isolation_value, min_delta_value, non_negative_float, parse_marker,
-                       positive_float)
+                       benchmark_stat, calibration_pairs, cli_type, isolation_value, min_delta_value,
+                       non_negative_float, parse_marker, positive_float)
 from .sources import Recorder
 from .terminal import VerdictReporter
 

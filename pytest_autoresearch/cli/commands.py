@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("pairs", metavar="N", nargs="?", type=_pairs, default=DEFAULT_PAIRS,
                            help=f"How many pairs (2 draws each; default: {DEFAULT_PAIRS})")
-    calibrate.add_argument("--json", action="store_true", help="Print the report as JSON (pytest's output goes to stderr)")
+    calibrate.add_argument("--json", action="store_true",
+                           help="Print the report as JSON (pytest's output goes to stderr)")
     calibrate.set_defaults(func=cmd_calibrate)
 
     verify = commands.add_parser(

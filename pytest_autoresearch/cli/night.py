@@ -1,9 +1,9 @@
 """What a night taught and cost, for ``autoresearch status``: noise, near misses, lucky draws, cost, JSON.
 
 Every number is the verdict's own: the noise floor is ``history.noise_floor`` over HEAD's lineage
-on this host (as ``bar.judge`` reads it; other hosts' floors are only mentioned), the margin an idea needs is ``noise.margins`` with the rule the rows
-recorded (``extra.noise_k`` under auto, else ``extra.min_delta``; the project's ini for older
-rows), near misses and lucky draws are ``history``'s. The cost is ``archive.night_cost``.
+on this host (as ``bar.judge`` reads it; other hosts' floors are only mentioned), the margin an
+idea needs is ``noise.margins`` with the rule the rows recorded (``extra.noise_k`` under auto,
+else ``extra.min_delta``; the project's ini for older rows), near misses and lucky draws are ``history``'s. The cost is ``archive.night_cost``.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def needs(b: Benchmark, project: Project) -> dict[int, float] | None:
 def noise_line(b: Benchmark, project: Project) -> str:
     """'noise: sigma 0.043 from 6 draws of 3 commits; an idea needs -0.052 at one draw, -0.030 at three'."""
     if b.floor is None:
-        return f"  noise: unknown on this host ({socket.gethostname()}), no commit measured twice here ({noise.CALIBRATE})"
+        return (f"  noise: unknown on this host ({socket.gethostname()}), no commit measured twice here "
+                f"({noise.CALIBRATE})")
     f = b.floor
     line = (f"  noise on this host: sigma {fmt(f.sigma)} from {plural(f.dof + f.groups, 'draw')} of "
             f"{plural(f.groups, 'commit')}")

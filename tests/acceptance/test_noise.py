@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import socket
 import statistics
@@ -155,6 +156,9 @@ def test_the_floor_is_this_hosts_draws_made_elsewhere_do_not_set_it(project: Pro
     assert status.returncode == 0, status.stderr
     assert f"  noise: unknown on this host ({socket.gethostname()})" in status.stdout
     assert "  other hosts: gpu-box sigma 0.0158114 from 5 draws (not this host's floor)" in status.stdout, status.stdout
+    [benchmark] = json.loads(run_cli(project.path, "status", "--json").stdout)["benchmarks"]
+    assert benchmark["host"] == socket.gethostname() and benchmark["noise"] is None
+    assert benchmark["noise_elsewhere"]["gpu-box"]["draws"] == 5
 
     project.ledger.append(*(dataclasses.replace(e, run_id=f"here{i}", measurement="here", host=socket.gethostname())
                             for i, e in enumerate(elsewhere)))
