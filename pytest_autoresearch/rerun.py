@@ -24,13 +24,18 @@ from typing import Any
 import git
 
 from .context import Context, is_timeout
+from .dataserver import DataServer, DataServerError, over_budget
 from .experiment import Experiment
-from .ledger import format_line
+from .ledger import Entry, format_line
+from .runner.sandbox import Sealing
 from .runner.watchdog import Watchdog
 from .scoring import ScoringError
 from .settings import Spec
 from .sources import FrozenScorer, Refused
 from .verdict import Best
+
+# the seal and the data server a draw of the commit checked out in a tree runs in: (row, log, artifact, tree)
+Surround = Callable[[Entry, Path, "Path | None", Path], "tuple[Sealing | None, DataServer | None]"]
 
 
 @contextmanager
@@ -57,11 +62,13 @@ class BarRerun:
     def __init__(self, ctx: Context, test: str, spec: Spec, bar: Best, candidate: Experiment,
                  scorer: FrozenScorer | None, device: str | None, extra: Mapping[str, Any], *,
                  status: str = "keep", label: str = "paired re-run of the bar",
-                 reason: str = "paired re-run of the bar beside a candidate") -> None:
+                 reason: str = "paired re-run of the bar beside a candidate",
+                 surround: Surround | None = None) -> None:
         self.ctx, self.test, self.spec, self.bar = ctx, test, spec, bar
         self.candidate, self.scorer, self.device = candidate, scorer, device
         self.extra = extra  # written on each row: the candidate's measurement id, or the calibration's
         self.status, self.label, self.reason = status, label, reason  # the commit's own verdict; what its rows say
+        self.surround = surround  # the seal and data server each draw runs in, as the candidate's draws do
         self.measurement = uuid.uuid4().hex[:12]
 
     def draw(self, tree: Path, watchdog: Watchdog, on_tick: Callable[[float, str], None] | None, tick_s: float,
@@ -82,14 +89,24 @@ class BarRerun:
         exp = Experiment(script=script, log_path=ctx.logs_dir / f"{run_id}.log", args=self.candidate.args,
                          env=self.candidate.env, metric=spec.metric, scored=spec.scorer is not None)
         artifact = ctx.logs_dir / f"{run_id}.artifact" / spec.artifact if spec.artifact else None
-        extra: dict[str, object] = {"goal": spec.goal, **self.extra, **(fields or {})}
+        extra: dict[str, object] = {"goal": spec.goal, "isolation": ctx.settings.isolation, **self.extra,
+                                    **(fields or {})}
         if self.device is not None:
             extra["device"] = self.device
+        sealing, server = self.surround(entry, exp.log_path, artifact, tree) if self.surround else (None, None)
         started = time.time()
         try:
-            exp.run(ctx.runner, watchdog, on_tick, tick_s, worktree=tree, commit=self.bar.sha, artifact=artifact)
-            value, problem = self._value(exp, artifact, remaining)
+            try:
+                exp.run(ctx.runner, watchdog, on_tick, tick_s, worktree=tree, commit=self.bar.sha, artifact=artifact,
+                        sealing=sealing, env=server.env if server is not None else None)
+            finally:
+                if sealing is not None:  # nothing a run leaves in its folder reaches the next one
+                    shutil.rmtree(sealing.run_dir, ignore_errors=True)
+            problem = _budget(server, exp) if server is not None else ""
+            value, problem = (None, problem) if problem else self._value(exp, artifact, remaining)
         except BaseException as exc:  # the pairs' time limit, or Ctrl-C: the bar's row must not stay open
+            if server is not None:
+                server.kill()
             seconds = time.time() - started
             why = f"timed out after {seconds:.0f} s" if is_timeout(exc) else f"ended: {type(exc).__name__}"
             ctx.append(entry.finished(status="timeout" if is_timeout(exc) else "crash", duration_s=seconds, extra={
@@ -130,3 +147,13 @@ class BarRerun:
         if not math.isfinite(value):
             return None, f"{name} gave {value!r}"
         return value, ""
+
+
+def _budget(server: DataServer, exp: Experiment) -> str:
+    """Why the draw trained past its budget on the data server's clock, or "" (as the candidate's draws are held)."""
+    try:
+        served = server.stop()
+    except DataServerError as exc:
+        return str(exc)
+    assert exp.ended is not None
+    return over_budget(served, server.clock, exp.ended) or ""

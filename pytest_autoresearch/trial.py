@@ -257,20 +257,28 @@ class Trial:
             except ScoringError as exc:
                 self._fail("crash", str(exc), exc.log.strip())
 
-    def _sealing(self, draw: Draw) -> Sealing:
+    def _surroundings(self, entry: Entry, log: Path, artifact: Path | None,
+                      tree: Path) -> tuple[Sealing | None, DataServer | None]:
+        """What a draw of another commit (checked out in ``tree``) runs in, as this commit's draws
+        do: the seal, when runs are sealed, and the frozen data server, when the benchmark has one."""
+        draw = Draw(entry, log=str(log), artifact=artifact)
+        sealing = self._sealing(draw, tree) if self.ctx.settings.isolation == SEALED else None
+        return sealing, self._data_server(draw)
+
+    def _sealing(self, draw: Draw, tree: Path | None = None) -> Sealing:
         """This draw's seal: the session's, with a fresh run folder, the artifact's folder and a
-        warm compile cache (see :meth:`_compile_cache`)."""
+        warm compile cache (see :meth:`_compile_cache`) for the code in ``tree`` (default: HEAD's)."""
         session = self.ctx.seal
         assert session is not None, "settled with the identity, before any benchmark runs"
         run_dir = Path(tempfile.mkdtemp(prefix="autoresearch-sealed-"))
         write = [str(draw.artifact.parent)] if draw.artifact is not None else []
         if draw.artifact is not None:
             draw.artifact.parent.mkdir(parents=True, exist_ok=True)
-        cache = self._compile_cache(run_dir)
+        cache = self._compile_cache(run_dir, tree)
         env = {**session.env, "TORCHINDUCTOR_CACHE_DIR": str(cache), "TRITON_CACHE_DIR": str(cache / "triton")}
         return dataclasses.replace(session, run_dir=str(run_dir), write=(*write, str(cache)), env=env)
 
-    def _compile_cache(self, run_dir: Path) -> Path:
+    def _compile_cache(self, run_dir: Path, tree: Path | None = None) -> Path:
         """torch.compile's cache for this code: warm between runs, never a channel between ideas.
 
         Keyed by the evaluation identity and the mutable files' content, so no other commit's
@@ -278,7 +286,10 @@ class Trial:
         later run works on a copy in its own run folder that vanishes with it.
         """
         digest = hashlib.sha256(self.ctx.identity.encode())
+        root = self.ctx.repo.working_tree_dir if self.ctx.repo is not None else None
         for path in self.ctx.mutable_files:
+            if tree is not None and root is not None:  # another commit's code: its own files key its cache
+                path = tree / path.relative_to(root)
             digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
         shared = self.ctx.logs_dir.parent / "compile-cache" / digest.hexdigest()[:16]
         try:
@@ -390,7 +401,7 @@ class Trial:
         self._rearm(2 * count)
         scorer = FrozenScorer(self.spec, [self.item.path.parent], self.ctx.mutable_files) if self.scorer else None
         rerun = BarRerun(self.ctx, self.item.nodeid, self.spec, best, self.experiment, scorer, device,
-                         {"paired_with": self.run_id})
+                         {"paired_with": self.run_id}, surround=self._surroundings)
         ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)
         bar_values: list[float] = []
         candidate_values: list[float] = []
@@ -448,7 +459,8 @@ class Trial:
                 "pairs": paired.pairs_for(ctx.settings.repeat)}
         rerun = BarRerun(ctx, test, spec, target, self.experiment, scorer, lease.device if lease else None,
                          {calibration.KEY: self.run_id, "calibrated": which, "rule": rule}, status=status,
-                         label="calibration draw", reason="calibration draw (A/A: the commit against itself)")
+                         label="calibration draw", reason="calibration draw (A/A: the commit against itself)",
+                         surround=self._surroundings)
         ticker, every = progress_line(ctx.config, self.item.name, self._limit(), ctx.settings.progress_s)
         watchdog = Watchdog(ctx.ledger.path if ctx.ledger else None, self._deadline(), ctx.logs_dir)
         try:

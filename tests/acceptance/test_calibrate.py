@@ -140,3 +140,54 @@ def test_the_unchanged_commit_after_a_calibration_is_judged_with_this_hosts_floo
     line = [x for x in project.run("-q", UNSEALED, "--autoresearch-paired=never").stdout.lines
             if x.startswith("autoresearch: ")]
     assert len(line) == 1 and "noise unknown" not in line[0] and "σ)" in line[0], line
+
+
+SERVED = """
+import os, time
+from pathlib import Path
+from pytest_autoresearch.dataserver import receive
+
+batches = receive(os.environ["AUTORESEARCH_DATA_SOCKET"], {"B": 1, "T": 8})  # the frozen server, or a crash
+started, count = time.monotonic(), 0
+while time.monotonic() - started < 1.0:
+    next(batches)
+    count += 1
+    time.sleep(0.002)
+ledger = Path(os.environ["HIDDEN_LEDGER"])
+try:
+    ledger.read_bytes()
+    count = 1  # read what a sealed run cannot: the score says so
+except OSError:
+    pass
+Path(os.environ["AUTORESEARCH_ARTIFACT"]).write_text(str(count))
+print("---")
+"""
+BATCHES = """
+def serve(request):
+    while True:
+        yield bytes(range(8)), 8
+"""
+SCORER = """
+def score(artifact):
+    return {"score": 1.0 / int(artifact.read_text())}
+"""
+
+
+def test_calibration_draws_run_sealed_and_fed_by_the_data_server_as_verdict_draws_are(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target that trains from the frozen data server (it crashes without it) and that reads the
+    ledger when it can: each calibration draw scores as a sealed run fed by the server does."""
+    monkeypatch.setenv("HIDDEN_LEDGER", str(project.ledger.path))
+    (project.path / "batches.py").write_text(BATCHES)
+    (project.path / "scorer.py").write_text(SCORER)
+    project.bench(scorer="scorer:score", artifact="model.txt", data_server="batches:serve", budget=1.0,
+                  export_allowance=0.5)
+    project.train(None, "baseline", body=SERVED)
+    project.run().assert_outcomes(passed=1)
+    # the plugin's side of autoresearch calibrate, in this process: a sealed run started from a fresh
+    # `python -m pytest` cannot import an editable install of the plugin (not on its sys.path)
+    project.run("--autoresearch-calibrate", "2").assert_outcomes(passed=1)
+    rows = [r for r in project.runs() if "calibration" in r.extra]
+    assert len(rows) == 4 and {r.status for r in rows} == {"keep"}, [r.extra.get("reason") for r in rows]
+    assert {r.extra["isolation"] for r in rows} == {"sandbox"}
+    assert all(r.value is not None and r.value < 0.1 for r in rows)  # many batches served, the ledger unread
