@@ -105,6 +105,7 @@ CALIBRATE_HELP = (
     "and reports the noise (default: off)"
 )
 
+
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hooks)
 

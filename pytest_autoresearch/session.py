@@ -240,6 +240,7 @@ class Calibration:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        """In a benchmark's call phase, before pytest calls the body: the pairs, and no body."""
         if spec_key not in pyfuncitem.stash:
             return None
         self.session.trial_for(pyfuncitem).calibrate()
