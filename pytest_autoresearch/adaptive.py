@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from statistics import NormalDist, fmean
 from typing import Literal
 
-from .noise import MEASURE, Noise, required_delta
+from .noise import CALIBRATE, Noise, required_delta
 from .settings import DEFAULT_NOISE_K
 from .verdict import GOALS, improves
 
@@ -127,8 +127,7 @@ def next_step(
 
     verdict: Action = "keep" if passes(n) else "discard"
     if sigma is None:
-        return Step(verdict, f"noise floor unknown: one run, judged as it is (measure the floor with "
-                             f"{MEASURE} on the baseline commit)")
+        return Step(verdict, f"noise floor unknown: one run, judged as it is (measure the floor with {CALIBRATE})")
     if n >= max_runs:
         return Step(verdict, f"all {max_runs} runs done")
     if sigma == 0:

@@ -3,7 +3,8 @@
 The bar is the best kept commit HEAD builds on; HEAD's value is the mean of every draw of it
 under this identity (earlier re-runs included), so a re-run is another measurement, never a
 second lottery ticket. With ``min_delta = auto`` (the default) the improvement must exceed k
-standard errors of the noise floor once one is known; until then the verdict is strict. A verdict
+standard errors of the noise floor of this host once one is known (draws made on other machines
+say nothing of this one's noise); until then the verdict is strict. A verdict
 in doubt is paired (``paired.py``): the bar commit ran again beside the candidate, and the paired
 differences decide.
 """
@@ -19,8 +20,8 @@ from . import adaptive, history, noise, paired, verdict
 from .context import Context
 from .settings import AUTO, Spec
 
-NOISE_HINT = f"noise unknown: {noise.MEASURE} on the best commit"
-AUTO_UNKNOWN = f"noise floor unknown, judged strictly: measure it with {noise.MEASURE} on the best commit"
+NOISE_HINT = f"noise unknown on this host: {noise.CALIBRATE}"
+AUTO_UNKNOWN = f"noise floor unknown on this host, judged strictly: measure it with {noise.CALIBRATE}"
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def judge(ctx: Context, test: str, spec: Spec, current: Sequence[float],
         best = history.best_before(runs, ctx.lineage, spec.goal)
         already = history.kept_at(runs, ctx.head.sha)
         earlier = history.draws(r for r in runs if r.sha == ctx.head.sha).get(ctx.head.sha, [])
-        floor = history.noise_floor(runs, ctx.lineage, current)
+        floor = history.noise_floor(runs, ctx.lineage, current, host=socket.gethostname())
         if best is None and not already and not ctx.note:
             notes.append(fresh_note(ctx, test, spec.metric))
     value = statistics.fmean([*earlier, *current])
@@ -73,7 +74,7 @@ def judge(ctx: Context, test: str, spec: Spec, current: Sequence[float],
     judged_pairs = None
     if pairs is not None and best is not None:
         fixed = spec.min_delta if spec.min_delta is not None else ctx.settings.min_delta
-        moment = history.moment_floor(runs, ctx.lineage, current)
+        moment = history.moment_floor(runs, ctx.lineage, current, host=socket.gethostname())
         judged_pairs = paired.judge(pairs, k=ctx.settings.noise_k, floor=moment,
                                     min_delta=fixed if isinstance(fixed, float) else 0.0)
         best = verdict.Best(statistics.fmean(pairs.bar), best.commit, pairs.n, best.sha, best.description)
@@ -103,7 +104,7 @@ def pairing(ctx: Context, test: str, spec: Spec, current: Sequence[float], devic
     if best is None or history.kept_at(runs, ctx.head.sha):
         return "", None  # nothing to pair with, or a re-measurement of a kept commit
     earlier = history.draws(r for r in runs if r.sha == ctx.head.sha).get(ctx.head.sha, [])
-    floor = history.noise_floor(runs, ctx.lineage, current)
+    floor = history.noise_floor(runs, ctx.lineage, current, host=socket.gethostname())
     n = len(earlier) + len(current)
     mean = statistics.fmean([*earlier, *current])
     gain = best.value - mean if spec.goal == "min" else mean - best.value
@@ -142,7 +143,7 @@ def repeat_step(ctx: Context, test: str, spec: Spec, current: Sequence[float]) -
     if ctx.head is not None and ctx.ledger is not None:
         runs = ctx.runs(("keep", "discard"), test=test, metric=spec.metric, identity=ctx.identity)
         best = history.best_before(runs, ctx.lineage, spec.goal)
-        floor = history.noise_floor(runs, ctx.lineage, current)
+        floor = history.noise_floor(runs, ctx.lineage, current, host=socket.gethostname())
     return adaptive.next_step(
         current, bar=best.value if best else None, n_bar=best.n if best else 1, goal=spec.goal,
         sigma=floor.sigma if floor else None, max_runs=ctx.settings.repeat, k=ctx.settings.noise_k,

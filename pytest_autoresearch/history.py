@@ -84,17 +84,21 @@ def best_before(runs: Sequence[Entry], lineage: Sequence[str], goal: str) -> Bes
     return best([r for r in runs if r.sha in ancestors], goal)
 
 
-def noise_floor(runs: Iterable[Entry], lineage: Sequence[str], current: Sequence[float] = ()) -> Noise | None:
+def noise_floor(runs: Iterable[Entry], lineage: Sequence[str], current: Sequence[float] = (),
+                host: str | None = None) -> Noise | None:
     """The noise pooled over every commit on this lineage measured more than once, HEAD's
-    draws so far (``current``) included."""
+    draws so far (``current``) included; with ``host``, only the draws made on that machine
+    (a floor measured on a GPU box says nothing about a laptop; the device class is already
+    part of the evaluation identity)."""
     commits = set(lineage)
-    groups = draws(r for r in runs if r.sha in commits)
+    groups = draws(r for r in runs if r.sha in commits and (host is None or r.host == host))
     if lineage:
         groups[lineage[0]] = [*groups.get(lineage[0], []), *current]
     return pooled(groups.values())
 
 
-def moment_floor(runs: Iterable[Entry], lineage: Sequence[str], current: Sequence[float] = ()) -> Noise | None:
+def moment_floor(runs: Iterable[Entry], lineage: Sequence[str], current: Sequence[float] = (),
+                 host: str | None = None) -> Noise | None:
     """The noise of one moment: pooled over the draws of each measurement (one pytest run of one
     commit) on this lineage, HEAD's draws of this run (``current``) as one more.
 
@@ -104,9 +108,18 @@ def moment_floor(runs: Iterable[Entry], lineage: Sequence[str], current: Sequenc
     commits = set(lineage)
     groups: dict[tuple[str, str], list[float]] = defaultdict(list)
     for run in runs:
-        if run.sha in commits and run.status in JUDGED and run.value is not None and math.isfinite(run.value):
+        if (run.sha in commits and (host is None or run.host == host) and run.status in JUDGED
+                and run.value is not None and math.isfinite(run.value)):
             groups[(run.sha, run.measurement or run.run_id)].append(run.value)
     return pooled([*groups.values(), current])
+
+
+def floors_elsewhere(runs: Iterable[Entry], lineage: Sequence[str], host: str) -> dict[str, Noise]:
+    """The noise floor of each other machine that has one: what ``status`` mentions beside this
+    host's (rows written before they named a host read as host "")."""
+    chosen = [r for r in runs if r.host != host]
+    floors = {other: noise_floor(chosen, lineage, host=other) for other in sorted({r.host for r in chosen})}
+    return {other or "(unknown host)": floor for other, floor in floors.items() if floor is not None}
 
 
 def kept_at(runs: Iterable[Entry], sha: str) -> bool:

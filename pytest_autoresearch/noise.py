@@ -3,7 +3,8 @@
 Draws of one commit (a repeat group or separate re-runs) differ only by noise. Their spread,
 pooled over every commit measured more than once, estimates the per-run standard deviation
 sigma. Assumptions: runs are independent draws, and the noise has the
-same sigma for every commit measured under one evaluation identity.
+same sigma for every commit measured under one evaluation identity on one host (the floor is
+kept per host: ``history.noise_floor``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-MEASURE = "pytest --autoresearch --autoresearch-repeat 3"  # how to measure the floor: every hint says this one command
-
+CALIBRATE = "autoresearch calibrate"  # the one command that measures a floor: every hint names it
 
 @dataclass(frozen=True)
 class Noise:

@@ -22,10 +22,10 @@ from .benchmark_suite import FIXTURE, BenchmarkSuite, measures_itself
 from .experiment import Experiment
 from .fresh_draw import DRAW_ENV
 from .paired import parse_mode
-from .session import AutoresearchSession, spec_key
+from .session import CALIBRATION, AutoresearchSession, Calibration, spec_key
 from .settings import (BENCHMARK_METRIC, BENCHMARK_STATS, DEFAULT_ISOLATION, DEFAULT_NOISE_K, MARKER_SIGNATURE, RUNNERS,
-                       benchmark_stat, cli_type, isolation_value, min_delta_value, non_negative_float, parse_marker,
-                       positive_float)
+                       benchmark_stat, calibration_pairs, cli_type, isolation_value, min_delta_value,
+                       non_negative_float, parse_marker, positive_float)
 from .sources import Recorder
 from .terminal import VerdictReporter
 
@@ -99,6 +99,12 @@ PAIRED_HELP = (
     "--autoresearch-repeat, at least 3 (default: auto)"
 )
 
+CALIBRATE_HELP = (
+    "Instead of judging HEAD, run the branch's best commit (else the last judged one) against itself "
+    "in N pairs, in a random order, each draw recorded as that commit's; autoresearch calibrate runs this "
+    "and reports the noise (default: off)"
+)
+
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hooks)
@@ -137,6 +143,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--autoresearch-paired", metavar="WHEN", type=cli_type(parse_mode, "--autoresearch-paired"),
         help=PAIRED_HELP,
+    )
+    group.addoption(
+        "--autoresearch-calibrate", metavar="N", type=cli_type(calibration_pairs, "--autoresearch-calibrate"),
+        help=CALIBRATE_HELP,
     )
     group.addoption("--autoresearch-runner", metavar="NAME", choices=RUNNERS, help=RUNNER_HELP)
     group.addoption("--autoresearch-ray-address", metavar="ADDRESS", help=RAY_ADDRESS_HELP)
@@ -178,6 +188,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(session, "autoresearch-session")
         config.pluginmanager.register(reporter, "autoresearch-reporter")
+        if session.ctx.settings.calibrate:
+            config.pluginmanager.register(Calibration(session), CALIBRATION)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -186,6 +198,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         session.close()
         config.pluginmanager.unregister(session)
         config.pluginmanager.unregister(config.stash[reporter_key])
+        calibration = config.pluginmanager.get_plugin(CALIBRATION)
+        if calibration is not None:
+            config.pluginmanager.unregister(calibration)
         suite = config.pluginmanager.get_plugin("autoresearch-benchmark-suite")
         if suite is not None:
             config.pluginmanager.unregister(suite)

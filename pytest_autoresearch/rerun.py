@@ -1,10 +1,11 @@
-"""The bar commit run again beside the candidate: checked out in a temporary worktree, run like it.
+"""A judged commit run again: checked out in a temporary worktree, run like the candidate.
 
-Paired re-measurement (``paired.py``) needs the bar's draws of this moment. Its code comes from
-its commit (a judged commit stays reachable under its archive ref), the run goes through the
-same runner, device lease, budget and frozen scorer as the candidate's, and every draw is a
-ledger row of the bar's own commit. A bar that fails to run is its own crash row, with its log:
-the candidate is never blamed for it.
+Paired re-measurement (``paired.py``) needs the bar's draws of this moment; A/A calibration
+(``calibration.py``) needs draws of one commit against itself. The code comes from its commit (a
+judged commit stays reachable under its archive ref), the run goes through the same runner,
+device lease, budget and frozen scorer as the candidate's, and every draw is a ledger row of that
+commit. A commit that fails to run is its own crash row, with its log: the candidate is never
+blamed for it.
 """
 
 from __future__ import annotations
@@ -15,21 +16,27 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import git
 
 from .context import Context, is_timeout
+from .dataserver import DataServer, DataServerError, over_budget
 from .experiment import Experiment
-from .ledger import format_line
+from .ledger import Entry, format_line
 from .outcome import INTERRUPTED
+from .runner.sandbox import Sealing
 from .runner.watchdog import Watchdog
 from .scoring import ScoringError
 from .settings import Spec
 from .sources import FrozenScorer, Refused
 from .verdict import Best
+
+# the seal and the data server a draw of the commit checked out in a tree runs in: (row, log, artifact, tree)
+Surround = Callable[[Entry, Path, "Path | None", Path], "tuple[Sealing | None, DataServer | None]"]
 
 
 @contextmanager
@@ -50,18 +57,25 @@ def checkout(repo: git.Repo, sha: str) -> Iterator[Path]:
 
 
 class BarRerun:
-    """Draws of the bar commit for one paired verdict: each run, scored and recorded as the bar's."""
+    """Draws of a judged commit (the bar of a paired verdict, or the commit a calibration
+    measures): each run, scored and recorded as that commit's, with its own status."""
 
     def __init__(self, ctx: Context, test: str, spec: Spec, bar: Best, candidate: Experiment,
-                 scorer: FrozenScorer | None, device: str | None, paired_with: str) -> None:
+                 scorer: FrozenScorer | None, device: str | None, extra: Mapping[str, Any], *,
+                 status: str = "keep", label: str = "paired re-run of the bar",
+                 reason: str = "paired re-run of the bar beside a candidate",
+                 surround: Surround | None = None) -> None:
         self.ctx, self.test, self.spec, self.bar = ctx, test, spec, bar
         self.candidate, self.scorer, self.device = candidate, scorer, device
-        self.paired_with = paired_with  # the candidate's measurement id, written on each bar row
+        self.extra = extra  # written on each row: the candidate's measurement id, or the calibration's
+        self.status, self.label, self.reason = status, label, reason  # the commit's own verdict; what its rows say
+        self.surround = surround  # the seal and data server each draw runs in, as the candidate's draws do
         self.measurement = uuid.uuid4().hex[:12]
 
     def draw(self, tree: Path, watchdog: Watchdog, on_tick: Callable[[float, str], None] | None, tick_s: float,
-             remaining: Callable[[], float]) -> float | str:
-        """Run the bar once from ``tree``: its value, or why it has none (its row then says crash)."""
+             remaining: Callable[[], float], fields: Mapping[str, Any] | None = None) -> float | str:
+        """Run the commit once from ``tree``: its value, or why it has none (its row then says crash).
+        ``fields``: this draw's own ledger fields, beside the ones every row of the re-run carries."""
         ctx, spec = self.ctx, self.spec
         run_id = uuid.uuid4().hex[:12]
         entry = dataclasses.replace(
@@ -76,31 +90,42 @@ class BarRerun:
         exp = Experiment(script=script, log_path=ctx.logs_dir / f"{run_id}.log", args=self.candidate.args,
                          env=self.candidate.env, metric=spec.metric, scored=spec.scorer is not None)
         artifact = ctx.logs_dir / f"{run_id}.artifact" / spec.artifact if spec.artifact else None
-        extra: dict[str, object] = {"goal": spec.goal, "paired_with": self.paired_with}
+        extra: dict[str, object] = {"goal": spec.goal, "isolation": ctx.settings.isolation, **self.extra,
+                                    **(fields or {})}
         if self.device is not None:
             extra["device"] = self.device
+        sealing, server = self.surround(entry, exp.log_path, artifact, tree) if self.surround else (None, None)
         started = time.time()
         try:
-            exp.run(ctx.runner, watchdog, on_tick, tick_s, worktree=tree, commit=self.bar.sha, artifact=artifact)
-            value, problem = self._value(exp, artifact, remaining)
+            try:
+                exp.run(ctx.runner, watchdog, on_tick, tick_s, worktree=tree, commit=self.bar.sha, artifact=artifact,
+                        sealing=sealing, env=server.env if server is not None else None,
+                        on_start=server.watch if server is not None else None)
+            finally:
+                if sealing is not None:  # nothing a run leaves in its folder reaches the next one
+                    shutil.rmtree(sealing.run_dir, ignore_errors=True)
+            problem = _budget(server, exp) if server is not None else ""
+            value, problem = (None, problem) if problem else self._value(exp, artifact, remaining)
         except BaseException as exc:  # the pairs' time limit, or Ctrl-C: the bar's row must not stay open
+            if server is not None:
+                server.kill()
             seconds = time.time() - started
             why = f"timed out after {seconds:.0f} s" if is_timeout(exc) else f"ended: {type(exc).__name__}"
             status = "timeout" if is_timeout(exc) else INTERRUPTED if isinstance(exc, KeyboardInterrupt) else "crash"
             ctx.append(entry.finished(status=status, duration_s=seconds, extra={
-                **extra, "reason": f"paired re-run of the bar {why}", "log": str(exp.log_path)}))
+                **extra, "reason": f"{self.label} {why}", "log": str(exp.log_path)}))
             if is_timeout(exc):
-                return why  # the bar hung, not the candidate: judged on its own draws
+                return why  # the re-run hung, not the candidate: judged on its own draws
             raise
         finally:
             if artifact is not None:
                 shutil.rmtree(artifact.parent, ignore_errors=True)
         if problem:
-            extra.update(reason=f"paired re-run of the bar: {problem}", log=str(exp.log_path))
+            extra.update(reason=f"{self.label}: {problem}", log=str(exp.log_path))
         else:
-            extra["reason"] = "paired re-run of the bar beside a candidate"
+            extra["reason"] = self.reason
         memory = exp.peak_memory_mb / 1024 if exp.peak_memory_mb is not None else None
-        ctx.append(entry.finished(status="crash" if problem else "keep", value=value, memory_gb=memory,
+        ctx.append(entry.finished(status="crash" if problem else self.status, value=value, memory_gb=memory,
                                   duration_s=exp.duration, extra=extra))
         return value if value is not None else problem
 
@@ -125,3 +150,13 @@ class BarRerun:
         if not math.isfinite(value):
             return None, f"{name} gave {value!r}"
         return value, ""
+
+
+def _budget(server: DataServer, exp: Experiment) -> str:
+    """Why the draw trained past its budget on the data server's clock, or "" (as the candidate's draws are held)."""
+    try:
+        served = server.stop()
+    except DataServerError as exc:
+        return str(exc)
+    assert exp.ended is not None
+    return over_budget(served, server.clock, exp.ended) or ""

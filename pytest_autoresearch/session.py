@@ -213,7 +213,7 @@ class AutoresearchSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Generator[None, object, object]:
         """Run the target before the body and judge after it: all in the call phase."""
-        if spec_key not in pyfuncitem.stash:
+        if spec_key not in pyfuncitem.stash or self.ctx.settings.calibrate:
             return (yield)
         trial = self.trial_for(pyfuncitem)
         try:
@@ -232,6 +232,25 @@ class AutoresearchSession:
     def close(self) -> None:
         if self.ctx.repo is not None:
             self.ctx.repo.close()  # GitPython's git helper processes: an in-process run must not leave them
+
+
+CALIBRATION = "autoresearch-calibration"
+
+
+class Calibration:
+    """Under ``--autoresearch-calibrate N``: each benchmark's call runs the A/A pairs instead of its
+    body (there is no candidate to judge, and the body checks a run of HEAD that never happens)."""
+
+    def __init__(self, session: AutoresearchSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        """In a benchmark's call phase, before pytest calls the body: the pairs, and no body."""
+        if spec_key not in pyfuncitem.stash:
+            return None
+        self.session.trial_for(pyfuncitem).calibrate()
+        return True
 
 
 def _pytest_surface(config: pytest.Config) -> dict[str, str]:

@@ -32,6 +32,17 @@ def positive_float(text: str, where: str) -> float:
     return value
 
 
+def calibration_pairs(text: str, where: str) -> int:
+    """How many A/A pairs a calibration runs: a whole number, at least 2 (a spread needs two)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{where}: expected a whole number of pairs such as 8, got {text!r}") from None
+    if value < 2:
+        raise ValueError(f"{where}: a calibration needs at least 2 pairs, got {value}")
+    return value
+
+
 def non_negative_float(text: str, where: str) -> float:
     try:
         value = float(text)
@@ -110,6 +121,7 @@ class Settings:
     private: tuple[str, ...] = ()  # files (globs from the rootdir) a sealed target may not read, a scorer may
     benchmark: str | None = None  # judge every pytest-benchmark test by this statistic (min, median, mean)
     paired: str = "auto"  # re-measure the bar beside the candidate: auto (verdicts in doubt), always, never
+    calibrate: int = 0  # A/A pairs of the reference commit to run instead of judging HEAD (autoresearch calibrate)
 
 
 @dataclass(frozen=True)
@@ -274,6 +286,7 @@ def resolve(config: pytest.Config) -> Settings:
         repeat=plan.max_runs,
         adaptive_repeat=plan.adaptive,
         paired=pick("autoresearch_paired", parse_mode),
+        calibrate=config.getoption("autoresearch_calibrate") or 0,
         devices=str(config.getini("autoresearch_devices")).strip() or None,
         runner=_runner(config),
         requires=tuple(p.strip() for p in config.getini("autoresearch_requires") if p.strip()),

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from . import archive, bar, correctness, fresh_draw, guard, noise, paired
+from . import archive, bar, calibration, correctness, fresh_draw, guard, history, noise, paired
 from .context import Context, is_timeout
 from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, over_budget, socket_path, usable_cores
 from .experiment import MAX_NOTES, Experiment, parse_notes
@@ -39,6 +39,7 @@ from .scoring import LOG_TAIL, ScoringError
 from .settings import AUTO, Spec
 from .sources import BenchmarkStats, FrozenScorer, Recorder, Refused, Source, disagrees, first_value, sources_for
 from .terminal import about, announce, progress_line
+from .verdict import Best
 
 WALL_LIMIT = "over the wall limit"  # a red run's time limit, as apart from training past the budget (the data server's)
 COMPILE_CACHES = 16  # the compile caches kept, most recent ideas first
@@ -257,20 +258,28 @@ class Trial:
             except ScoringError as exc:
                 self._fail("crash", str(exc), exc.log.strip())
 
-    def _sealing(self, draw: Draw) -> Sealing:
+    def _surroundings(self, entry: Entry, log: Path, artifact: Path | None,
+                      tree: Path) -> tuple[Sealing | None, DataServer | None]:
+        """What a draw of another commit (checked out in ``tree``) runs in, as this commit's draws
+        do: the seal, when runs are sealed, and the frozen data server, when the benchmark has one."""
+        draw = Draw(entry, log=str(log), artifact=artifact)
+        sealing = self._sealing(draw, tree) if self.ctx.settings.isolation == SEALED else None
+        return sealing, self._data_server(draw, sealed=sealing is not None)
+
+    def _sealing(self, draw: Draw, tree: Path | None = None) -> Sealing:
         """This draw's seal: the session's, with a fresh run folder, the artifact's folder and a
-        warm compile cache (see :meth:`_compile_cache`)."""
+        warm compile cache (see :meth:`_compile_cache`) for the code in ``tree`` (default: HEAD's)."""
         session = self.ctx.seal
         assert session is not None, "settled with the identity, before any benchmark runs"
         run_dir = Path(tempfile.mkdtemp(prefix="autoresearch-sealed-"))
         write = [str(draw.artifact.parent)] if draw.artifact is not None else []
         if draw.artifact is not None:
             draw.artifact.parent.mkdir(parents=True, exist_ok=True)
-        cache = self._compile_cache(run_dir)
+        cache = self._compile_cache(run_dir, tree)
         env = {**session.env, "TORCHINDUCTOR_CACHE_DIR": str(cache), "TRITON_CACHE_DIR": str(cache / "triton")}
         return dataclasses.replace(session, run_dir=str(run_dir), write=(*write, str(cache)), env=env)
 
-    def _compile_cache(self, run_dir: Path) -> Path:
+    def _compile_cache(self, run_dir: Path, tree: Path | None = None) -> Path:
         """torch.compile's cache for this code: warm between runs, never a channel between ideas.
 
         Keyed by the evaluation identity and the mutable files' content, so no other commit's
@@ -278,7 +287,10 @@ class Trial:
         later run works on a copy in its own run folder that vanishes with it.
         """
         digest = hashlib.sha256(self.ctx.identity.encode())
+        root = self.ctx.repo.working_tree_dir if self.ctx.repo is not None else None
         for path in self.ctx.mutable_files:
+            if tree is not None and root is not None:  # another commit's code: its own files key its cache
+                path = tree / path.relative_to(root)
             digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
         shared = self.ctx.logs_dir.parent / "compile-cache" / digest.hexdigest()[:16]
         try:
@@ -403,7 +415,8 @@ class Trial:
         announce(self.ctx.config, f"autoresearch: pairing {self.item.nodeid}: {why}; running the bar {best.commit} "
                                   f"and this commit {count} times each, alternating ({2 * count} runs{cost})")
         scorer = FrozenScorer(self.spec, [self.item.path.parent], self.ctx.mutable_files) if self.scorer else None
-        rerun = BarRerun(self.ctx, self.item.nodeid, self.spec, best, self.experiment, scorer, device, self.run_id)
+        rerun = BarRerun(self.ctx, self.item.nodeid, self.spec, best, self.experiment, scorer, device,
+                         {"paired_with": self.run_id}, surround=self._surroundings)
         ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)
         bar_values: list[float] = []
         candidate_values: list[float] = []
@@ -424,6 +437,59 @@ class Trial:
                         return None, ""
                     candidate_values.append(draw.value)
         return paired.Pairs(tuple(bar_values), tuple(candidate_values)), why
+
+    def calibrate(self) -> None:
+        """A/A calibration (``--autoresearch-calibrate N``): the reference commit run against itself.
+
+        N pairs of draws of one commit, in a random balanced order, each through the path a paired
+        verdict's bar takes (:class:`BarRerun` in a temporary worktree), each a ledger row of that
+        commit with its own verdict's status, so the noise floor learns from it. ``calibration.py``
+        reads the rows back; nothing is judged here.
+        """
+        ctx, spec, test = self.ctx, self.spec, self.item.nodeid
+        if self.experiment is None or self.recorder is not None:
+            pytest.fail(f"autoresearch calibrate: {self.item.name} does not run a script (the experiment fixture "
+                        "with script=...): only a script's run can be drawn again from another commit", pytrace=False)
+        if ctx.repo is None or ctx.head is None:
+            pytest.fail("autoresearch calibrate: run it inside a git repository", pytrace=False)
+        runs = ctx.runs(("keep", "discard"), test=test, metric=spec.metric, identity=ctx.identity)
+        target, which = history.best(runs, spec.goal), "the best commit"
+        status = "keep"
+        if target is None:
+            judged = history.draws(runs)
+            sha = next((sha for sha in ctx.lineage if sha in judged), None)
+            if sha is None:
+                pytest.fail(f"autoresearch calibrate: nothing judged yet for {test} under this evaluation identity: "
+                            "run pytest --autoresearch first", pytrace=False)
+            run = next(r for r in runs if r.sha == sha)
+            target = Best(statistics.fmean(judged[sha]), sha[:7], len(judged[sha]), sha, run.description)
+            which, status = ("HEAD" if sha == ctx.head.sha else "the last judged commit") + ", as nothing is kept", \
+                "discard"
+        count = ctx.settings.calibrate
+        self._rearm(2 * count)
+        lease = self.item.stash.get(lease_key, None)
+        scorer = FrozenScorer(spec, [self.item.path.parent], ctx.mutable_files) if self.scorer else None
+        rule = {"min_delta": spec.min_delta if spec.min_delta is not None else ctx.settings.min_delta,
+                "noise_k": ctx.settings.noise_k, "paired": ctx.settings.paired,
+                "pairs": paired.pairs_for(ctx.settings.repeat)}
+        rerun = BarRerun(ctx, test, spec, target, self.experiment, scorer, lease.device if lease else None,
+                         {calibration.KEY: self.run_id, "calibrated": which, "rule": rule}, status=status,
+                         label="calibration draw", reason="calibration draw (A/A: the commit against itself)",
+                         surround=self._surroundings)
+        ticker, every = progress_line(ctx.config, self.item.name, self._limit(), ctx.settings.progress_s)
+        watchdog = Watchdog(ctx.ledger.path if ctx.ledger else None, self._deadline(), ctx.logs_dir)
+        try:
+            with checkout(ctx.repo, target.sha) as tree:
+                for pair, a_first in enumerate(paired.order(count, target.sha, self.run_id)):
+                    for side in ("a", "b") if a_first else ("b", "a"):
+                        draw = 2 * pair + (side != ("a" if a_first else "b"))
+                        got = rerun.draw(tree, watchdog, ticker, every, self._remaining,
+                                         {"pair": pair, "side": side, "first": draw % 2 == 0, "draw": draw})
+                        if isinstance(got, str):
+                            pytest.fail(f"autoresearch calibrate: {target.commit} failed on draw {draw + 1}: {got}",
+                                        pytrace=False)
+        finally:
+            watchdog.release()
 
     def _rearm(self, runs: int) -> None:
         """Give the pairs a time limit of their own: pytest-timeout's timer set again, for ``runs`` runs."""

@@ -1,7 +1,7 @@
 """The commands of ``autoresearch``: parse the command line and run one command.
 
-``init`` makes the session branch; ``status``, ``log``, ``show`` and ``plot`` read the ledger
-the plugin writes; ``prune`` drops the run refs that keep judged commits. Every expected problem (no ledger, not a git repository, bad name) ends in
+``init`` makes the session branch; ``calibrate`` measures this host's noise floor through the
+plugin; ``status``, ``log``, ``show`` and ``plot`` read the ledger the plugin writes; ``prune`` drops the run refs that keep judged commits. Every expected problem (no ledger, not a git repository, bad name) ends in
 one ``autoresearch: ...`` line on stderr and exit code 1, except ``status`` before the first run
 (no runs yet is where a session starts: exit 0, with the command to run); corrupt ledger lines are
 warned about on stderr and skipped. Exit code 2 is a usage error, as with argparse.
@@ -20,7 +20,9 @@ import git
 
 from .. import __version__, archive, chain, gitstate, history, trust
 from ..ledger import STATUSES, Entry, Ledger
+from ..settings import calibration_pairs
 from . import digest, night, project, show, start, stats, views
+from .calibrate import DEFAULT_PAIRS, cmd_calibrate
 from .night import strict
 from .views import PROG
 from .where import CliError, Where, empty, locate, on_head, read_runs
@@ -153,6 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--goal", choices=("min", "max"), help=GOAL_HELP)
     plot.set_defaults(func=cmd_plot)
 
+    calibrate = commands.add_parser(
+        "calibrate", parents=[reading], help="Measure this host's noise floor: the best commit against itself",
+        description="Run pytest --autoresearch --autoresearch-calibrate N here: the branch's best commit (else "
+        "the last judged one, said which) against itself in N pairs of draws, in a random order, through the "
+        "runner, lease, budget and frozen scorer a verdict uses; every draw is recorded as a draw of that commit, "
+        "so this host's noise floor learns from it. Then report the noise of one draw and of a paired difference, "
+        "any order effect (first against second draw of a pair) and drift, and how many of N no-change "
+        "candidates the current settings would have kept. Arguments after -- go to pytest: "
+        "autoresearch calibrate 8 -- --autoresearch-noise-k 3",
+    )
+    calibrate.add_argument("pairs", metavar="N", nargs="?", type=_pairs, default=DEFAULT_PAIRS,
+                           help=f"How many pairs (2 draws each; default: {DEFAULT_PAIRS})")
+    calibrate.add_argument("--json", action="store_true",
+                           help="Print the report as JSON (pytest's output goes to stderr)")
+    calibrate.set_defaults(func=cmd_calibrate)
+
     verify = commands.add_parser(
         "verify", parents=[reading], help="Check the ledger's hash chain: rows edited, deleted or inserted",
         description="Walk the ledger's hash chain and report each row edited, deleted or inserted by "
@@ -172,6 +190,13 @@ def _count(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1, got {number}")
     return number
+
+
+def _pairs(text: str) -> int:
+    try:
+        return calibration_pairs(text, "N")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -209,7 +234,12 @@ def _status(text: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (the console script exits with it)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    cut = words.index("--") if "--" in words else len(words)  # what follows -- is pytest's (calibrate)
+    args = parser.parse_args(words[:cut])
+    args.pytest_args = words[cut + 1:]
+    if args.pytest_args and args.command != "calibrate":
+        parser.error(f"arguments after -- are pytest's, for calibrate only; {args.command} takes none")
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

@@ -1,15 +1,16 @@
 """What a night taught and cost, for ``autoresearch status``: noise, near misses, lucky draws, cost, JSON.
 
 Every number is the verdict's own: the noise floor is ``history.noise_floor`` over HEAD's lineage
-(as ``bar.judge`` reads it), the margin an idea needs is ``noise.margins`` with the rule the rows
-recorded (``extra.noise_k`` under auto, else ``extra.min_delta``; the project's ini for older
-rows), near misses and lucky draws are ``history``'s. The cost is ``archive.night_cost``.
+on this host (as ``bar.judge`` reads it; other hosts' floors are only mentioned), the margin an
+idea needs is ``noise.margins`` with the rule the rows recorded (``extra.noise_k`` under auto,
+else ``extra.min_delta``; the project's ini for older rows), near misses and lucky draws are ``history``'s. The cost is ``archive.night_cost``.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ class Benchmark:
     floor: Noise | None
     near: tuple[history.NearMiss, ...]
     lucky: tuple[history.Lucky, ...]
+    elsewhere: dict[str, Noise] = field(default_factory=dict)  # other hosts' floors: said, never used here
 
 
 def benchmarks(here: Sequence[Entry], everything: Sequence[Entry], goal: str | None,
@@ -50,14 +52,22 @@ def benchmarks(here: Sequence[Entry], everything: Sequence[Entry], goal: str | N
         g = stats.goal_of(everything, s, goal)
         floor = floor_of(s, lineage)
         out.append(Benchmark(s, g, history.best(s.runs, g), floor, tuple(history.near_misses(s.runs, floor, g)),
-                             tuple(history.lucky_draws(s.runs, g))))
+                             tuple(history.lucky_draws(s.runs, g)), floors_elsewhere(s, lineage)))
     return out
 
 
 def floor_of(s: stats.Series, lineage: Sequence[str] | None) -> Noise | None:
-    """The noise floor the verdict reads for HEAD (``lineage``), else over every commit of the series."""
-    return history.noise_floor(s.runs, lineage if lineage is not None
-                               else list(dict.fromkeys(r.sha for r in reversed(s.runs))))
+    """The noise floor the verdict reads for HEAD (``lineage``) on this host, else over every commit of the series."""
+    return history.noise_floor(s.runs, _commits(s, lineage), host=socket.gethostname())
+
+
+def floors_elsewhere(s: stats.Series, lineage: Sequence[str] | None) -> dict[str, Noise]:
+    """The floors other hosts measured: said beside this host's, never used by its verdicts."""
+    return history.floors_elsewhere(s.runs, _commits(s, lineage), socket.gethostname())
+
+
+def _commits(s: stats.Series, lineage: Sequence[str] | None) -> Sequence[str]:
+    return lineage if lineage is not None else list(dict.fromkeys(r.sha for r in reversed(s.runs)))
 
 
 def margin_rule(runs: Sequence[Entry], project: Project) -> float | str:
@@ -94,9 +104,11 @@ def needs(b: Benchmark, project: Project) -> dict[int, float] | None:
 def noise_line(b: Benchmark, project: Project) -> str:
     """'noise: sigma 0.043 from 6 draws of 3 commits; an idea needs -0.052 at one draw, -0.030 at three'."""
     if b.floor is None:
-        return f"  noise: unknown, no commit measured twice ({noise.MEASURE} on the best commit)"
+        return (f"  noise: unknown on this host ({socket.gethostname()}), no commit measured twice here "
+                f"({noise.CALIBRATE})")
     f = b.floor
-    line = f"  noise: sigma {fmt(f.sigma)} from {plural(f.dof + f.groups, 'draw')} of {plural(f.groups, 'commit')}"
+    line = (f"  noise on this host: sigma {fmt(f.sigma)} from {plural(f.dof + f.groups, 'draw')} of "
+            f"{plural(f.groups, 'commit')}")
     margins = needs(b, project)
     if margins is None:
         return line
@@ -108,6 +120,15 @@ def noise_line(b: Benchmark, project: Project) -> str:
     if not rule:
         return f"{line}; an idea needs any improvement on the best (min_delta 0: judged strictly)"
     return f"{line}; an idea needs beyond {fmt_delta(margins[1])} (min_delta {fmt(float(rule))})"
+
+
+def elsewhere_lines(b: Benchmark) -> list[str]:
+    """'other hosts: gpu-box sigma 0.0021 from 8 draws (not this host's floor)'."""
+    if not b.elsewhere:
+        return []
+    each = "; ".join(f"{host} sigma {fmt(f.sigma)} from {plural(f.dof + f.groups, 'draw')}"
+                     for host, f in b.elsewhere.items())
+    return [f"  other hosts: {each} (not this host's floor)"]
 
 
 def _count_word(n: int) -> str:
@@ -190,6 +211,9 @@ def status_json(here: Sequence[Entry], found: Sequence[Benchmark], scope: str, l
             "ideas": _counts(ideas), "draws": _counts(stats.draws(s.runs)), "keep_rate": stats.keep_rate(ideas),
             "noise": None if f is None else {"sigma": f.sigma, "dof": f.dof, "groups": f.groups,
                                              "draws": f.dof + f.groups},
+            "host": socket.gethostname(),
+            "noise_elsewhere": {host: {"sigma": e.sigma, "dof": e.dof, "groups": e.groups, "draws": e.dof + e.groups}
+                                for host, e in b.elsewhere.items()},
             "needs": {str(n): m for n, m in (needs(b, project) or {}).items()} or None,
             "near_misses": [_near(m, b) for m in b.near],
             "lucky_draws": [{"commit": luck.run.commit, "sha": luck.run.sha, "description": luck.run.description,

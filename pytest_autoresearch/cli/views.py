@@ -78,7 +78,7 @@ def branch_status(here: list[Entry], found: Sequence[Benchmark], scope: str, led
                   project: Project, warning: Sequence[str] = (), more: Sequence[str] = ()) -> list[str]:
     """The status of one branch: a block per test and metric (``night.Benchmark``), ``more``
     (lucky draws, near misses, cost), the last runs."""
-    from .night import noise_line  # here: night imports this module
+    from .night import elsewhere_lines, noise_line  # here: night imports this module
 
     lines = [header(here, scope), f"  ledger: {ledger}", *warning]
     for b in found:
@@ -104,6 +104,7 @@ def branch_status(here: list[Entry], found: Sequence[Benchmark], scope: str, led
             lines.append("  nothing kept yet")
         lines += counts_lines(s.runs)
         lines.append(noise_line(b, project))
+        lines += elsewhere_lines(b)
         if unsealed:
             lines.append(f"  unsealed: {plural(len(unsealed), 'run')} outside the sandbox (autoresearch_isolation = none)")
         earlier = stats.earlier_identity_runs(here, s)

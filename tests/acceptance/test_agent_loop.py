@@ -12,7 +12,6 @@ import re
 import pytest
 
 from conftest import Project, run_cli
-from pytest_autoresearch.noise import MEASURE
 from pytest_autoresearch.outcome import BASELINE_FAILED
 
 DRAW = "print('---'); print('score:', open('draw.txt').read())\n"
@@ -76,7 +75,7 @@ def test_one_line_per_benchmark_carries_everything_to_act_on(project: Project) -
     project.train(1.5, "baseline")
     [first] = verdict_lines(project)
     assert first.startswith("autoresearch: keep test_bench.py::test_train score=1.5 ")
-    assert first.endswith(f"| noise unknown: {MEASURE} on the best commit")
+    assert first.endswith("| noise unknown on this host: autoresearch calibrate")
     kept = project.train(1.2, "halve lr")
     [keep] = verdict_lines(project)
     assert re.match(rf"autoresearch: keep test_bench.py::test_train score=1\.2 best=1\.5@\w{{7}} delta=-0\.3 "

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import socket
 import statistics
 
-from conftest import Project
-from pytest_autoresearch.noise import MEASURE
+from conftest import Project, run_cli
 from pytest_autoresearch.outcome import fmt, fmt_delta
 
 # Each run draws the next value of one seeded stream (the counter file is ignored by git),
@@ -55,7 +57,7 @@ def test_auto_without_repeats_says_the_floor_is_unknown(project: Project) -> Non
     project.train(1.4, "better")
     result = project.run()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([f"*noise floor unknown, judged strictly: measure it with {MEASURE} on the best commit*"])
+    result.stdout.fnmatch_lines(["*noise floor unknown on this host, judged strictly: measure it with autoresearch calibrate*"])
 
 
 def test_auto_shows_the_delta_in_sigmas(project: Project) -> None:
@@ -107,7 +109,7 @@ def test_noise_aware_by_default_once_the_floor_is_known_strict_when_asked(projec
     project.train(0.999, "a hair better")
     before = project.run("-q")
     before.assert_outcomes(passed=1)
-    before.stdout.fnmatch_lines([f"autoresearch: keep *score=0.999 *| noise unknown: {MEASURE} on the best commit"])
+    before.stdout.fnmatch_lines(["autoresearch: keep *score=0.999 *| noise unknown on this host: autoresearch calibrate"])
 
     project.repo.git.reset("--hard", baseline)
     project.run("--autoresearch-repeat", "4").assert_outcomes(passed=1)  # 5 draws, mean 1.01, sigma 0.0158
@@ -134,3 +136,33 @@ def test_the_repeat_line_says_the_noise_and_what_an_idea_needs(project: Project)
     project.train(0.95, "a real gain")
     [single] = [x for x in project.run("-q").outlines if x.startswith("autoresearch: ")]
     assert "noise:" not in single  # one draw measures no noise: the line stays short
+
+
+def test_the_floor_is_this_hosts_draws_made_elsewhere_do_not_set_it(project: Project) -> None:
+    """Five draws of the baseline recorded on another machine (written with the ledger API, as
+    that machine's plugin writes them): its floor is said in status, never used here."""
+    _setup(project)
+    project.train(1.0, "baseline")
+    project.run().assert_outcomes(passed=1)
+    [first] = project.runs()
+    elsewhere = [dataclasses.replace(first, run_id=f"gpu{i}", measurement="gpu", host="gpu-box", value=value)
+                 for i, value in enumerate([1.0, 1.02, 0.98, 1.01, 0.99])]
+    project.ledger.append(*elsewhere)
+    project.train(0.999, "a hair better")
+    here = project.run("-q")
+    here.assert_outcomes(passed=1)  # strict: any gain keeps, as no floor of this host is known
+    here.stdout.fnmatch_lines(["autoresearch: keep *score=0.999 *| noise unknown on this host: autoresearch calibrate"])
+    status = run_cli(project.path, "status")
+    assert status.returncode == 0, status.stderr
+    assert f"  noise: unknown on this host ({socket.gethostname()})" in status.stdout
+    assert "  other hosts: gpu-box sigma 0.0158114 from 5 draws (not this host's floor)" in status.stdout, status.stdout
+    [benchmark] = json.loads(run_cli(project.path, "status", "--json").stdout)["benchmarks"]
+    assert benchmark["host"] == socket.gethostname() and benchmark["noise"] is None
+    assert benchmark["noise_elsewhere"]["gpu-box"]["draws"] == 5
+
+    project.ledger.append(*(dataclasses.replace(e, run_id=f"here{i}", measurement="here", host=socket.gethostname())
+                            for i, e in enumerate(elsewhere)))
+    project.train(0.998, "another hair")
+    floor_known = project.run("-q")
+    floor_known.assert_outcomes(failed=1)  # the same draws, made here: now they are this host's floor
+    floor_known.stdout.fnmatch_lines(["autoresearch: discard *score=0.998 *(-0.1σ)*| not better than the best by more than 0.04 *"])

@@ -130,4 +130,4 @@ def test_every_report_tells_the_verdicts_numbers(project: Project) -> None:
 
     # the status text: the same noise, the same near misses
     text = run_cli(project.path, "status").stdout
-    assert re.search(r"  noise: sigma [0-9.]+ from 5 draws of 2 commits; an idea needs -", text)
+    assert re.search(r"  noise on this host: sigma [0-9.]+ from 5 draws of 2 commits; an idea needs -", text)

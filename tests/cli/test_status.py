@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
+import socket
 
 from cli_helpers import night, run_cli
 
 from conftest import Project
-from pytest_autoresearch.noise import MEASURE
 
 
 def section(text: str, title: str) -> list[str]:
@@ -30,7 +30,8 @@ def test_status_of_the_current_branch(project: Project) -> None:
     assert block[2] == "  improvement -0.4 (-26.7%) in 2 kept changes since the baseline"
     assert block[3] == "  ideas: keep 3, discard 1, crash 1, timeout 0; keep rate 60% (5 commits)"
     assert block[4] == "  draws: keep 3, discard 1, crash 1, timeout 0 (5 runs)"
-    assert block[5] == f"  noise: unknown, no commit measured twice ({MEASURE} on the best commit)"
+    assert block[5] == (f"  noise: unknown on this host ({socket.gethostname()}), no commit measured twice here "
+                        "(autoresearch calibrate)")
     recent = section(out, "last 5 runs:")
     assert recent[0].split() == ["finished", "(UTC)", "commit", "branch", "value", "mem_gb", "status", "secs", "run",
                                 "description"]

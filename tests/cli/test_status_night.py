@@ -58,7 +58,7 @@ def test_near_misses_most_promising_first_and_the_noise_in_plain_sight(project: 
     ]
     block = section(done.stdout, "test_bench.py::test_train  score")
     one, three = (fmt_delta(-2 * SIGMA * math.sqrt(1 / n + 1 / 1)) for n in (1, 3))  # against the 1-run best
-    assert block[5] == (f"  noise: sigma {fmt(SIGMA)} from 5 draws of 1 commit; an idea needs {one} at one draw, "
+    assert block[5] == (f"  noise on this host: sigma {fmt(SIGMA)} from 5 draws of 1 commit; an idea needs {one} at one draw, "
                         f"{three} at three (min_delta auto: 2 standard errors of the difference)")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_autoresearch.noise import MEASURE, Noise, pooled, required_delta, spread
+from pytest_autoresearch.noise import CALIBRATE, Noise, pooled, required_delta, spread
 from pytest_autoresearch.verdict import Best, judge
 
 
@@ -75,8 +75,8 @@ def test_every_noise_hint_names_the_one_command() -> None:
     root = Path(__file__).resolve().parents[2]
     readme, program = (root / "README.md").read_text(), (root / "program.md").read_text()
     for text in (readme, program):
-        assert f"noise unknown: {MEASURE} on the best commit" in text
-    assert f"no commit measured twice ({MEASURE} on the best commit)" in readme
-    assert f"{MEASURE}   # on the baseline commit: the noise floor" in readme
+        assert f"noise unknown on this host: {CALIBRATE}" in text
+    assert f"no commit measured twice here ({CALIBRATE})" in readme
+    assert f"{CALIBRATE} 8        # the best commit against itself" in readme
     for source in [readme, program, *(p.read_text() for p in (root / "pytest_autoresearch").rglob("*.py"))]:
         assert "--autoresearch-repeat 5" not in source
