@@ -42,6 +42,10 @@ def python_paths() -> list[str]:
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
     paths.update(sysconfig.get_paths().values())
     paths.update(p for p in sys.path if p and os.path.isabs(p))
+    for finder in sys.meta_path:  # editable installs (pip install -e) map packages to folders not on sys.path
+        module = sys.modules.get(getattr(finder, "__module__", None) or "")
+        if module is not None and module.__name__.startswith("__editable__"):
+            paths.update(p for p in getattr(module, "MAPPING", {}).values() if isinstance(p, str))
     return sorted(paths)
 
 

@@ -37,6 +37,16 @@ def test_a_hidden_tree_and_missing_paths_are_left_out(tree: Path) -> None:
     assert (whole, listed) == ([], [])
 
 
+def test_the_installed_packages_are_readable_however_they_were_installed(tmp_path: Path) -> None:
+    """An editable install (the README's) maps the plugin to its source folder, which is not on sys.path."""
+    probe = ("import os, sys, pytest_autoresearch\n"
+             "from pytest_autoresearch.runner.landlock import python_paths\n"
+             "package = os.path.dirname(pytest_autoresearch.__file__)\n"
+             "print(any(package == p or package.startswith(p.rstrip('/') + '/') for p in python_paths()))\n")
+    done = subprocess.run([sys.executable, "-I", "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "True", done.stderr
+
+
 def test_a_link_is_allowed_where_it_points(tree: Path) -> None:
     (tree / "link").symlink_to(tree / "c")
     whole, _ = visible([str(tree / "link")], [])
