@@ -117,7 +117,7 @@ class Trial:
         redrawable = all(source.redrawable for source in sources)
         repeat = self.ctx.settings.repeat if (self.experiment or self.recorder or not redrawable) else 1
         adaptive = self.ctx.settings.adaptive_repeat and repeat > 1
-        watchdog = Watchdog(self.ctx.ledger.path if self.ctx.ledger else None, self._deadline(), self.ctx.logs_dir)
+        watchdog = self.ctx.watchdog(self._deadline())
         try:
             for index in range(repeat):
                 draw = self._start_draw(watchdog)
