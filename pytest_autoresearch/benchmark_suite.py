@@ -128,10 +128,12 @@ class BenchmarkSuite:
         belongs to and what it said, so the reports read the suite back from any member (history.suites)."""
         verdict, ratio = summary.verdict, _ratio(trial.item.nodeid, judged).ratio
         extra: dict[str, Any] = {"suite": f"{verdict.status} of {summary.size}", "suite_id": summary.id}
-        facts = {"suite_geomean": verdict.geomean, "suite_sigma": verdict.sigma,  # unrounded: the reports' line is this one
+        # the geomean and its sigma unrounded: the reports' suite line is then the plugin's to the digit
+        facts = {"suite_geomean": verdict.geomean, "suite_sigma": verdict.sigma,
                  "ratio": None if ratio is None else round(ratio, 6)}
         extra.update({k: v for k, v in facts.items() if v is not None and math.isfinite(v)})
-        extra.update({k: v for k, v in (("suite_regressed", verdict.regressed), ("suite_paired", verdict.unpaired)) if v})
+        said = {"suite_regressed": verdict.regressed, "suite_paired": verdict.unpaired}
+        extra.update({k: v for k, v in said.items() if v})
         reason = f"suite: {verdict.reason}" + (f" (this benchmark x{ratio:.3f})" if ratio is not None else "")
         return trial.complete(summary.status, reason, judged, extra)
 

@@ -255,8 +255,8 @@ def suites(runs: Iterable[Entry]) -> list[RecordedSuite]:
         key = run.extra.get("suite_id")
         if not isinstance(key, str):
             current = groups.get(open_key, [])
-            same = current and current[0].sha == run.sha and current[0].extra["suite"] == run.extra["suite"] and not any(
-                r.test == run.test and r.measurement != run.measurement for r in current)
+            same = (current and (current[0].sha, current[0].extra["suite"]) == (run.sha, run.extra["suite"])
+                    and not any(r.test == run.test and r.measurement != run.measurement for r in current))
             key = open_key if same else run.measurement or run.run_id
             open_key = key
         groups.setdefault(key, []).append(run)
