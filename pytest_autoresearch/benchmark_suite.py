@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -100,17 +101,19 @@ class BenchmarkSuite:
                        "a benchmark's value counts only when every test passed")
                 verdict = suite.SuiteVerdict(False, why)
             else:
-                verdict = suite.judge([self._member(t, judged[t]) for t in pending], ctx.settings.noise_k,
-                                      ctx.settings.min_delta == AUTO)
-            outcomes = [self._complete(t, judged[t], verdict, INTERRUPTED if interrupted else verdict.status, len(trials))
-                        for t in pending]
+                beyond_noise = ctx.settings.min_delta == AUTO
+                verdict = suite.judge([self._member(t, judged[t]) for t in pending], ctx.settings.noise_k, beyond_noise)
+                verdict = replace(verdict, unpaired=suite.unpaired(verdict, ctx.settings.paired, ctx.settings.noise_k,
+                                                                   beyond_noise))
+            summary = suite.Summary(uuid.uuid4().hex[:12], INTERRUPTED if interrupted else verdict.status, self.stat,
+                                    len(trials), ctx.head.short if ctx.head else "", verdict,
+                                    tuple(_ratio(t.item.nodeid, judged[t]) for t in pending))
+            outcomes = [self._complete(t, judged[t], summary) for t in pending]
         self.session.outcomes.extend(outcomes)
         undo = f"revert: {ctx.revert}" if ctx.revert else f"fix: {BASELINE_FAILED}" if ctx.head else ""
         revert = [undo] if undo and not verdict.keep and not interrupted else []
-        self.reporter.lines.append(suite.line(verdict, len(trials), ctx.head.short if ctx.head else "", revert))
-        self.reporter.suite = {"status": verdict.status, "benchmarks": len(trials), "statistic": self.stat,
-                               "geomean": verdict.geomean, "sigma_log": verdict.sigma, "reason": verdict.reason,
-                               "members": [t.item.nodeid for t in trials]}
+        self.reporter.lines.append(summary.line(revert))
+        self.reporter.suite = summary.to_json()
         if not verdict.keep and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -121,14 +124,22 @@ class BenchmarkSuite:
         return suite.Member(trial.item.nodeid, judged.value, best.value if best else None, judged.sigma,
                             spec.threshold, spec.protected, judged.min_delta, kept)
 
-    def _complete(self, trial: Trial, judged: bar.Judged, verdict: suite.SuiteVerdict, status: str,
-                  members: int) -> Outcome:
-        best = judged.verdict.best
-        ratio = judged.value / best.value if best and best.value else None
-        extra: dict[str, Any] = {"suite": f"{verdict.status} of {members}"}
-        if verdict.geomean is not None:
-            extra["suite_geomean"] = round(verdict.geomean, 6)
-        if ratio is not None and math.isfinite(ratio):
-            extra["ratio"] = round(ratio, 6)
+    def _complete(self, trial: Trial, judged: bar.Judged, summary: suite.Summary) -> Outcome:
+        """A member's rows completed with the suite's verdict: every row says which suite verdict it
+        belongs to and what it said, so the reports read the suite back from any member (history.suites)."""
+        verdict, ratio = summary.verdict, _ratio(trial.item.nodeid, judged).ratio
+        extra: dict[str, Any] = {"suite": f"{verdict.status} of {summary.size}", "suite_id": summary.id}
+        # the geomean and its sigma unrounded: the reports' suite line is then the plugin's to the digit
+        facts = {"suite_geomean": verdict.geomean, "suite_sigma": verdict.sigma,
+                 "ratio": None if ratio is None else round(ratio, 6)}
+        extra.update({k: v for k, v in facts.items() if v is not None and math.isfinite(v)})
+        said = {"suite_regressed": verdict.regressed, "suite_paired": verdict.unpaired}
+        extra.update({k: v for k, v in said.items() if v})
         reason = f"suite: {verdict.reason}" + (f" (this benchmark x{ratio:.3f})" if ratio is not None else "")
-        return trial.complete(status, reason, judged, extra)
+        return trial.complete(summary.status, reason, judged, extra)
+
+
+def _ratio(test: str, judged: bar.Judged) -> suite.Ratio:
+    best = judged.verdict.best
+    ratio = judged.value / best.value if best and best.value else None
+    return suite.Ratio(test, judged.value, best.value if best else None, ratio)

@@ -24,6 +24,7 @@ from .leases import Leases
 from .ledger import Entry, Ledger, LedgerWarning
 from .runner import Runner
 from .runner.sandbox import Sealing
+from .runner.watchdog import Watchdog, Watchdogs
 from .settings import Settings, Spec
 
 
@@ -52,6 +53,7 @@ class Context:
     distrusted: frozenset[str] = frozenset()  # run ids of rows the hash chain says the plugin did not write
     correctness: Correctness = field(default_factory=Correctness)  # the session's other tests: what a keep needs, what failed
     _warned: set[str] = field(default_factory=set)
+    _watchdogs: Watchdogs | None = None  # the session's watchdog process, started when a test first needs it
 
     @property
     def revert(self) -> str | None:
@@ -61,6 +63,18 @@ class Context:
         delete (the red message says to fix it instead: ``outcome.BASELINE_FAILED``).
         """
         return f"git reset --hard {self.revert_to[:7]}" if self.revert_to is not None else None
+
+    def watchdog(self, deadline: float | None) -> Watchdog:
+        """The watchdog of one judged test: a scope of the session's one watchdog process."""
+        if self._watchdogs is None:
+            self._watchdogs = Watchdogs(self.ledger.path if self.ledger else None, self.logs_dir)
+        return self._watchdogs.open(deadline)
+
+    def release_watchdog(self) -> None:
+        """At the end of the session: the watchdog ends what is still open and exits."""
+        if self._watchdogs is not None:
+            self._watchdogs.release()
+            self._watchdogs = None
 
     def open_ledger(self, path: Path) -> None:
         self.ledger = Ledger(path, warn=self.warn, logs=self.logs_dir)

@@ -11,6 +11,7 @@ and the margin its rows recorded, so no report re-derives a statistic of its own
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,9 +19,11 @@ from dataclasses import dataclass
 
 from .ledger import Entry
 from .noise import Noise, pooled
+from .suite import Ratio, Summary, SuiteVerdict
 from .verdict import Best, better, improves
 
 JUDGED = ("keep", "discard")
+SUITE_REASON = re.compile(r"^suite: (.*?)(?: \(this benchmark x[0-9.]+\))?$")
 NEAR_FRACTION = 0.01  # with no noise floor: a discard within 1% of its bar is a near miss
 
 
@@ -236,3 +239,61 @@ def lucky_draws(runs: Sequence[Entry], goal: str) -> list[Lucky]:
             assert keep.value is not None
             found.append(Lucky(keep, keep.value, mean, len(values), bar[0], margin))
     return found
+
+
+@dataclass(frozen=True)
+class RecordedSuite:
+    """A suite verdict read back from its members' rows: what every report shows of it."""
+
+    summary: Summary
+    rows: tuple[Entry, ...]  # every member's rows, in ledger order
+
+    @property
+    def last(self) -> Entry:
+        return self.rows[-1]
+
+
+def suites(runs: Iterable[Entry]) -> list[RecordedSuite]:
+    """Every pytest-benchmark suite verdict among ``runs``, oldest first.
+
+    The members' rows of one verdict share its ``suite_id``; rows written before suites had an id
+    are grouped by commit and verdict, a test met again (another session) starting the next one.
+    """
+    groups: dict[str, list[Entry]] = {}
+    open_key = ""
+    for run in runs:
+        if run.status not in (*JUDGED, "crash") or not isinstance(run.extra.get("suite"), str):
+            open_key = ""
+            continue
+        key = run.extra.get("suite_id")
+        if not isinstance(key, str):
+            current = groups.get(open_key, [])
+            same = (current and (current[0].sha, current[0].extra["suite"]) == (run.sha, run.extra["suite"])
+                    and not any(r.test == run.test and r.measurement != run.measurement for r in current))
+            key = open_key if same else run.measurement or run.run_id
+            open_key = key
+        groups.setdefault(key, []).append(run)
+    return [_recorded(key, rows) for key, rows in groups.items()]
+
+
+def _recorded(key: str, rows: list[Entry]) -> RecordedSuite:
+    first, extra = rows[0], rows[0].extra
+    said = str(extra["suite"]).split(" of ")
+    size = int(said[1]) if len(said) == 2 and said[1].isdigit() else len({r.test for r in rows})
+    members: dict[str, Ratio] = {}
+    for run in rows:
+        judged = judged_mean(run, rows)
+        members.setdefault(run.test, Ratio(run.test, judged[0] if judged else None, _number(run.extra.get("bar")),
+                                           _number(run.extra.get("ratio"))))
+    reason = SUITE_REASON.match(str(extra.get("reason", "")))
+    verdict = SuiteVerdict(
+        first.status == "keep", reason.group(1) if reason else str(extra.get("reason", "")),
+        _number(extra.get("suite_geomean")), _number(extra.get("suite_sigma")),
+        sum(1 for m in members.values() if m.ratio is not None),
+        str(extra.get("suite_regressed", "")), str(extra.get("suite_paired", "")))
+    summary = Summary(key, first.status, first.metric, size, first.commit, verdict, tuple(members.values()))
+    return RecordedSuite(summary, tuple(rows))
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

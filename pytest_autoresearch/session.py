@@ -230,6 +230,7 @@ class AutoresearchSession:
         return item.stash[trial_key]
 
     def close(self) -> None:
+        self.ctx.release_watchdog()
         if self.ctx.repo is not None:
             self.ctx.repo.close()  # GitPython's git helper processes: an in-process run must not leave them
 

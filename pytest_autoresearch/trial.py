@@ -119,7 +119,7 @@ class Trial:
         redrawable = all(source.redrawable for source in sources)
         repeat = self.ctx.settings.repeat if (self.experiment or self.recorder or not redrawable) else 1
         adaptive = self.ctx.settings.adaptive_repeat and repeat > 1
-        watchdog = Watchdog(self.ctx.ledger.path if self.ctx.ledger else None, self._deadline(), self.ctx.logs_dir)
+        watchdog = self.ctx.watchdog(self._deadline())
         try:
             for index in range(repeat):
                 draw = self._start_draw(watchdog)
@@ -477,7 +477,7 @@ class Trial:
                          label="calibration draw", reason="calibration draw (A/A: the commit against itself)",
                          surround=self._surroundings)
         ticker, every = progress_line(ctx.config, self.item.name, self._limit(), ctx.settings.progress_s)
-        watchdog = Watchdog(ctx.ledger.path if ctx.ledger else None, self._deadline(), ctx.logs_dir)
+        watchdog = ctx.watchdog(self._deadline())
         try:
             with checkout(ctx.repo, target.sha) as tree:
                 for pair, a_first in enumerate(paired.order(count, target.sha, self.run_id)):

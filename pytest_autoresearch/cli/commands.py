@@ -21,7 +21,7 @@ import git
 from .. import __version__, archive, chain, gitstate, history, trust
 from ..ledger import STATUSES, Entry, Ledger
 from ..settings import calibration_pairs
-from . import digest, night, project, show, start, stats, views
+from . import digest, night, project, show, start, stats, suites, views
 from .calibrate import DEFAULT_PAIRS, cmd_calibrate
 from .night import strict
 from .views import PROG
@@ -76,9 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Summarise this branch's runs (the commits HEAD builds on, and the runs "
         "recorded under its name): best and baseline per test and metric, ideas (commits) and draws (runs) "
         "counted apart, the noise floor and the margin an idea needs, suspected lucky draws, near misses "
-        "(most promising first), what the night cost, the last runs. The margin reads autoresearch_min_delta "
-        "and autoresearch_noise_k from the project's ini file. Before the first run: 'no runs yet' and the "
-        "command that makes it.",
+        "(most promising first), a pytest-benchmark suite's verdicts, what the night cost, the last runs. "
+        "The margin reads autoresearch_min_delta and autoresearch_noise_k from the project's ini file. "
+        "Before the first run: 'no runs yet' and the command that makes it.",
     )
     status.add_argument("--all-branches", action="store_true",
                         help="One line per branch (the ledger's branch column), best first")
@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     log = commands.add_parser(
         "log", parents=[reading], help="Every run as an aligned table, newest last",
-        description="List the runs in the ledger (one line per run, newest last).",
+        description="List the runs in the ledger (one line per run, newest last); a pytest-benchmark suite's "
+        "verdict under the last of its members' rows.",
     )
     log.add_argument("--branch", metavar="NAME", help="Only runs recorded on this branch (default: every branch)")
     log.add_argument("--test", metavar="TEXT", help="Only tests whose node id contains TEXT (default: every test)")
@@ -141,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser(
         "plot", parents=[reading], help="Draw the progress chart of this branch as a PNG",
         description="Draw this branch's judged runs (as status counts them): discarded runs faint, "
-        "kept runs labelled, the running best as a step line (needs the plot extra).",
+        "kept runs labelled, the running best as a step line; a pytest-benchmark suite's verdicts (each geomean "
+        "against its bar) in a panel of their own (needs the plot extra).",
     )
     plot.add_argument("-o", "--output", metavar="PNG", type=Path, default=Path("progress.png"),
                       help="Where to write the chart (default: progress.png)")
@@ -298,9 +300,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         head = where.head
         payload = night.status_json(here, found, scope, where.ledger, head.branch if head else None,
                                     head.sha if head else None, warning, settings)
-        print(json.dumps({**payload, "acceptances": trust.acceptances(here)}, indent=2, allow_nan=False))
+        print(json.dumps({**payload, "suites": [suites.to_json(s) for s in history.suites(here)],
+                          "acceptances": trust.acceptances(here)}, indent=2, allow_nan=False))
         return 0
-    more = [*night.lucky_lines(found), *night.near_miss_lines(found), *night.cost_lines(archive.night_cost(here)),
+    more = [*suites.status_lines(history.suites(here), args.last), *night.lucky_lines(found),
+            *night.near_miss_lines(found), *night.cost_lines(archive.night_cost(here)),
             *acceptance_lines(trust.acceptances(here))]
     print("\n".join(views.branch_status(here, found, scope, where.ledger, args.last, settings, warning, more)))
     return 0
@@ -311,10 +315,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     where = locate(args.ledger)
-    runs = read_runs(where.ledger)
+    everything = read_runs(where.ledger)
+    found = history.suites(everything)
     statuses = {s for group in args.status for s in group} if args.status else None
     runs = [
-        r for r in runs
+        r for r in everything
         if (args.branch is None or r.branch == args.branch)
         and (args.test is None or args.test in r.test)
         and (args.metric is None or r.metric == args.metric)
@@ -323,13 +328,15 @@ def cmd_log(args: argparse.Namespace) -> int:
     if args.last:
         runs = runs[-args.last:]
     if args.json:
-        print(json.dumps([views.run_json(r) for r in runs], indent=2, allow_nan=False))
+        member = {r.run_id: suites.to_json(s) for s in found for r in s.rows}
+        print(json.dumps([{**views.run_json(r), **({"suite": member[r.run_id]} if r.run_id in member else {})}
+                          for r in runs], indent=2, allow_nan=False))
         return 0
     if not runs:
         print(f"{PROG}: no runs match" if args.branch or args.test or args.metric or statuses
               else f"{PROG}: the ledger {where.ledger} has no runs yet", file=sys.stderr)
         return 0
-    print("\n".join(views.log_table(runs, verbose=args.verbose)))
+    print("\n".join(suites.log_lines(runs, views.log_table(runs, verbose=args.verbose), found)))
     return 0
 
 
@@ -414,7 +421,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
               for s in stats.series(chosen)]
     width, height = args.size
     try:
-        plot.draw(panels, args.output, width, height, args.dpi)
+        plot.draw(panels, args.output, width, height, args.dpi, history.suites(chosen) if args.test is None else ())
     except OSError as exc:
         raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     judged = sum(stats.finished(stats.draws(p.series.runs)) for p in panels)

@@ -4,20 +4,22 @@ Drawn like the chart in Karpathy's autoresearch notebook: discarded runs as fain
 kept runs as prominent dots with their commit subjects, the running best (``history.running_best``,
 the verdict's bar as it stood at each run) as a step line, crashes left out. The y-range holds every
 kept run, the running best, the baseline and every discard that beat its bar; only discards worse
-than all of those fall off the scale (arrows at the edge).
+than all of those fall off the scale (arrows at the edge). A pytest-benchmark suite's verdicts get a
+panel of their own above its members': each verdict's geomean against its bar (``history.suites``).
 matplotlib comes from the ``plot`` extra and is imported only here, on the Agg canvas
 (no pyplot, no display), so the chart draws the same on a headless server.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..history import beats_by, running_best
+from ..history import RecordedSuite, beats_by, running_best
 from ..ledger import Entry
 from ..noise import Noise
 from .stats import REMEASURED, Series, draws, finished, finite, remeasured
@@ -98,15 +100,17 @@ def require() -> None:
         raise PlotUnavailable(f"plot needs matplotlib: {INSTALL}") from exc
 
 
-def draw(panels: Sequence[Panel], path: Path, width: int, height: int, dpi: int) -> None:
+def draw(panels: Sequence[Panel], path: Path, width: int, height: int, dpi: int,
+         suites: Sequence[RecordedSuite] = ()) -> None:
     """Write the chart as a PNG of exactly ``width`` x ``height`` pixels."""
-    fig = figure(panels, width, height, dpi)
+    fig = figure(panels, width, height, dpi, suites)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, format="png")
 
 
-def figure(panels: Sequence[Panel], width: int, height: int, dpi: int) -> Any:
-    """The chart as a matplotlib ``Figure``, one axes per panel (tests read its limits)."""
+def figure(panels: Sequence[Panel], width: int, height: int, dpi: int, suites: Sequence[RecordedSuite] = ()) -> Any:
+    """The chart as a matplotlib ``Figure``: a pytest-benchmark suite's verdicts first when there
+    are any, then one axes per panel (tests read its limits)."""
     require()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -114,11 +118,51 @@ def figure(panels: Sequence[Panel], width: int, height: int, dpi: int) -> Any:
 
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    axes = list(fig.subplots(len(panels) + bool(suites), 1, squeeze=False)[:, 0])
+    if suites:
+        _draw_suite(axes.pop(0), suites)
     for ax, panel in zip(axes, panels):
         _draw_panel(ax, panel)
+    for ax in fig.axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
+
+
+def suite_title(found: Sequence[RecordedSuite]) -> str:
+    newest = found[-1].summary
+    kept = sum(1 for s in found if s.summary.status == "keep")
+    return (f"autoresearch: suite[{newest.size} benchmarks] {newest.statistic}, geomean of each benchmark's ratio "
+            f"to its bar\n{len(found)} verdict{'' if len(found) == 1 else 's'}, {kept} kept")
+
+
+def _draw_suite(ax: Any, found: Sequence[RecordedSuite]) -> None:
+    """Each suite verdict's geomean against its bar (below 1: faster), ± one standard error; kept
+    verdicts green and labelled, discarded faint; first results (no bar yet) are left out."""
+    points = [(x, s.summary.verdict, s) for x, s in enumerate(found, start=1) if s.summary.verdict.geomean is not None]
+    ax.axhline(1.0, color="#8a8a8a", linewidth=0.9, linestyle="--", label="the bar (ratio 1)", zorder=1)
+    for kept, style in ((False, {"s": 18, "color": "#8a8a8a", "alpha": 0.5, "label": "discarded"}),
+                        (True, {"s": 46, "color": "#1a9850", "edgecolors": "#0b4d27", "label": "kept"})):
+        chosen = [(x, v) for x, v, s in points if (s.summary.status == "keep") is kept]
+        if chosen:
+            ax.scatter([x for x, _ in chosen], [v.geomean for _, v in chosen], zorder=3 + kept, **style)
+    bars = [(x, v) for x, v, _ in points if v.sigma and v.geomean is not None]
+    if bars:
+        low = [v.geomean - v.geomean * math.exp(-v.sigma) for _, v in bars if v.geomean and v.sigma]
+        high = [v.geomean * math.exp(v.sigma) - v.geomean for _, v in bars if v.geomean and v.sigma]
+        ax.errorbar([x for x, _ in bars], [v.geomean for _, v in bars], yerr=[low, high], fmt="none",
+                    color="#0b4d27", capsize=3, linewidth=0.9, zorder=2, label="± one standard error")
+    for x, _, s in points:
+        if s.summary.status == "keep":
+            text = s.last.description
+            text = text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+            ax.annotate(text, (x, s.summary.verdict.geomean), xytext=(4, 6), textcoords="offset points", fontsize=7,
+                        rotation=20, color="#0b4d27", zorder=5, annotation_clip=False)
+    ax.set_title(suite_title(found), fontsize=10)
+    ax.set_xlabel("suite verdict (first results, with no bar, left out)")
+    ax.set_ylabel("geomean of ratios (lower is faster)")
+    ax.grid(True, alpha=0.25)
+    ax.set_xlim(0.5, len(found) + 0.5)
+    ax.legend(loc="upper left", fontsize=8)
 
 
 def _draw_panel(ax: Any, panel: Panel) -> None:

@@ -19,7 +19,7 @@ import git
 from .. import archive, gitstate, history
 from ..ledger import Entry
 from ..outcome import fmt, fmt_delta, jsonable
-from . import stats
+from . import stats, suites
 
 DEFAULT_TAIL = 50
 
@@ -70,6 +70,7 @@ class Shown:
     diff_error: str | None
     log: Path | None
     log_tail: str | None
+    suite: history.RecordedSuite | None = None  # the suite verdict it shared, for a pytest-benchmark member
 
     @property
     def mean(self) -> float | None:
@@ -112,7 +113,7 @@ class Shown:
             "identity": r.identity, "ref": self.ref, "mutable": list(self.mutable), "parent": self.parent,
             "diff": self.diff, "diff_error": self.diff_error,
             "log": None if self.log is None else str(self.log), "log_tail": self.log_tail,
-            "extra": dict(extra),
+            "extra": dict(extra), "suite": suites.to_json(self.suite) if self.suite is not None else None,
         }
         return {k: jsonable(v) for k, v in fields.items()}
 
@@ -142,7 +143,7 @@ def gather(run: Entry, runs: Sequence[Entry], repo: git.Repo | None, mutable: Se
                      "(judged before runs were kept under refs/autoresearch/runs, or pruned since)")
     log = _log_path(run, logs)
     return Shown(run, draws, history.judged_mean(run, runs), ref, tuple(mutable), parent, diff, error, log,
-                 _tail(log, tail))
+                 _tail(log, tail), suites.member_of(run, history.suites(runs)))
 
 
 def log_places(repo: git.Repo | None, ledger: Path) -> list[Path]:
@@ -199,10 +200,8 @@ def lines(shown: Shown, tail: int) -> list[str]:
     out.append(f"  value     {value}")
     if extra.get("adaptive"):
         out.append(f"  repeats   {extra['adaptive']}")
-    if extra.get("suite"):  # a member of a pytest-benchmark suite: the suite's verdict was its verdict
-        geomean = f", geomean {fmt(extra['suite_geomean'])}" if isinstance(extra.get("suite_geomean"), float) else ""
-        ratio = f"; this benchmark x{extra['ratio']:.3f} its bar" if isinstance(extra.get("ratio"), float) else ""
-        out.append(f"  suite     {extra['suite']} benchmarks{geomean}{ratio}")
+    if shown.suite is not None:  # a member of a pytest-benchmark suite: the suite's verdict was its verdict
+        out += suites.show_lines(r, shown.suite)
     if extra.get("paired"):
         out.append(f"  pairs     {extra['paired']} (the bar ran again beside it)")
     if extra.get("paired_with"):

@@ -99,7 +99,7 @@ def test_a_suite_is_kept_when_its_geomean_improves(project: Project) -> None:
     assert report["suite"]["geomean"] < 0.9 and len(report["verdicts"]) == 3
     member = next(r for r in kept if r.test.endswith("test_a"))
     shown = run_cli(project.path, "show", member.run_id)
-    assert "  suite     keep of 3 benchmarks, geomean 0." in shown.stdout, shown.stdout
+    assert "  suite     keep suite[3 benchmarks] geomean=0." in shown.stdout, shown.stdout
     logged = run_cli(project.path, "log", "-v")
     assert logged.stdout.count("suite: improved (this benchmark x") == 3, logged.stdout
 

@@ -74,6 +74,7 @@ def test_json_carries_every_field(project: Project) -> None:
         "memory_gb": 0.5, "identity": run.identity, "ref": f"refs/autoresearch/runs/{run.run_id}",
         "mutable": ["train.py"], "parent": parent, "diff_error": None, "log": log,
         "log_tail": "step 1 ...\n---\nscore: 1.3\npeak_vram_mb: 512.0", "extra": dict(run.extra),
+        "suite": None,  # a pytest-benchmark suite's verdict, for its members
     }
 
 

@@ -241,8 +241,10 @@ def test_the_watchdog_rows_are_sealed_with_their_log(tmp_path: Path) -> None:
     running = Entry(run_id="d", status="running", extra={"goal": "min", "watchdog": 1})
     ledger.append(running)
     (tmp_path / "runs" / "d.log").write_text("step 1\n")
-    spec = {"ledger": str(ledger.path), "deadline": None, "start": 0.0, "logs": str(tmp_path / "runs")}
-    watchdog.watch(io.StringIO(json.dumps(spec) + "\n" + "run " + json.dumps(format_line(running)) + "\n"))
+    spec = {"ledger": str(ledger.path), "logs": str(tmp_path / "runs")}
+    scope = {"deadline": None, "start": 0.0}
+    watchdog.watch(io.StringIO(json.dumps(spec) + "\n" + "open 1 " + json.dumps(scope) + "\n"
+                               + "run 1 " + json.dumps(format_line(running)) + "\n"))
     assert [r.status for r in ledger.runs()][-1] == "crash"
     report = chain.verify(ledger.path)
     assert report.intact and report.rows == 8

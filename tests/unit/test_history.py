@@ -16,6 +16,7 @@ from pytest_autoresearch.history import (
     lucky_draws,
     near_misses,
     running_best,
+    suites,
 )
 from pytest_autoresearch.ledger import Entry
 from pytest_autoresearch.noise import Noise
@@ -130,3 +131,26 @@ def test_judged_mean_is_the_recorded_one_else_every_draw_so_far() -> None:
     assert judged_mean(second, [first, second, later]) == (pytest.approx(1.2), 2)
     recorded = Entry(run_id="r", status="keep", sha="c1", value=1.4, extra={"mean": 1.3, "n": 3})
     assert judged_mean(recorded, [first, recorded]) == (1.3, 3)
+
+
+def member(sha: str, test: str, measurement: str, said: str, status: str = "keep", **extra: Any) -> Entry:
+    reason = {"reason": f"suite: improved (this benchmark x{extra.get('ratio', 1.0):.3f})"}
+    return Entry(run_id=f"{measurement}-{len(extra)}-{said}", status=status, sha=sha, value=0.01, metric="median",
+                 test=test, measurement=measurement, commit=sha[:7], extra={"suite": said, **reason, **extra})
+
+
+def test_suites_read_back_by_id_and_from_rows_written_before_ids() -> None:
+    old = [member("c1", "a", "m1", "keep of 2", ratio=0.5, suite_geomean=0.7),
+           member("c1", "b", "m2", "keep of 2", ratio=0.98, suite_geomean=0.7),
+           member("c1", "a", "m3", "keep of 2", ratio=1.0),  # the same commit judged again: another verdict
+           member("c1", "b", "m4", "keep of 2", ratio=1.0)]
+    new = [member("c2", "a", "m5", "discard of 2", "discard", suite_id="s1", suite_regressed="b", ratio=1.0),
+           member("c2", "b", "m6", "discard of 2", "discard", suite_id="s1", suite_regressed="b", ratio=1.2)]
+    found = suites([*old, run("c2", 1.0), *new])
+    assert [(s.summary.id, s.summary.status, s.summary.size) for s in found] == [
+        ("m1", "keep", 2), ("m3", "keep", 2), ("s1", "discard", 2)]
+    first = found[0].summary
+    assert first.verdict.geomean == 0.7 and first.verdict.reason == "improved" and first.verdict.compared == 2
+    assert [(m.test, m.ratio) for m in first.members] == [("a", 0.5), ("b", 0.98)]
+    assert found[2].summary.verdict.regressed == "b" and not found[2].summary.verdict.keep
+    assert found[2].summary.line() == "autoresearch: discard suite[2 benchmarks] commit=c2 | improved"

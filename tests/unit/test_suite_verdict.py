@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from pytest_autoresearch.fresh_draw import forwarded, split_options
-from pytest_autoresearch.suite import Member, SuiteVerdict, judge, line
+from pytest_autoresearch.suite import NOT_PAIRED, REMEASURED, Member, Summary, SuiteVerdict, judge, line, unpaired
 
 
 def members(*pairs: tuple[float, float | None], sigma: float | None = None) -> list[Member]:
@@ -71,3 +72,18 @@ def test_calibration_options_reach_the_repeats_and_saving_options_do_not() -> No
                                "--benchmark-disable-gc"]
     assert split_options(args) == []
     assert split_options(["--benchmark-min-rounds", "9", "--benchmark-disable-gc"]) == ["--benchmark-min-rounds"]
+
+
+def test_the_suite_says_it_was_not_paired_where_a_single_verdict_would_have_been() -> None:
+    kept = SuiteVerdict(True, "improved", geomean=0.9, sigma=0.02, compared=3)
+    close = SuiteVerdict(False, "geomean not below 1 by more than 2 standard errors", geomean=0.98, sigma=0.02, compared=3)
+    far = SuiteVerdict(False, "geomean not below 1 strictly", geomean=1.2, sigma=0.02, compared=3)
+    assert unpaired(kept, "auto", 2, beyond_noise=True) == NOT_PAIRED
+    assert unpaired(close, "auto", 2, beyond_noise=True) == NOT_PAIRED  # it came within the margin
+    assert unpaired(far, "auto", 2, beyond_noise=True) == ""
+    assert unpaired(far, "always", 2, beyond_noise=True) == NOT_PAIRED
+    assert unpaired(kept, "never", 2, beyond_noise=True) == ""
+    assert unpaired(SuiteVerdict(True, "first result: no earlier kept result to beat"), "always", 2, True) == ""
+    assert unpaired(SuiteVerdict(True, REMEASURED, geomean=1.0, sigma=0.02, compared=3), "always", 2, True) == ""
+    line_ = Summary("id", "keep", "median", 3, "abc1234", replace(kept, unpaired=NOT_PAIRED), ()).line()
+    assert line_.startswith("autoresearch: keep suite[3 benchmarks] geomean=0.900 (-5.3σ) commit=abc1234 | not paired: ")
