@@ -204,7 +204,10 @@ def test_status_and_show_say_what_pairing_decided_and_cost(baseline: Project, cl
     spent = status["cost"]["paired"]
     assert {k: spent[k] for k in ("verdicts", "bar_runs", "bar_crashes", "runs")} == \
         {"verdicts": 1, "bar_runs": 3, "bar_crashes": 0, "runs": 6}
-    assert spent["minutes"] > 0
+    rows = baseline.runs()
+    candidate_rows = [r for r in rows if r.sha == head]
+    added = [r for r in rows if r.extra.get("paired_with")] + candidate_rows[-int(candidate_rows[-1].extra["pairs"]):]
+    assert len(added) == 6 and spent["minutes"] == pytest.approx(sum(r.duration_s or 0.0 for r in added) / 60)
     text = run_cli(baseline.path, "status").stdout
     assert "  paired: 1 verdict judged beside a re-run bar; 6 runs added (3 of the bar, 0 crashed)" in text
     candidate = [r for r in baseline.runs() if r.sha == head][-1]

@@ -70,8 +70,9 @@ def test_status_json_field_by_field(project: Project) -> None:
     assert done.returncode == 0, done.stderr
     status = json.loads(done.stdout)
     assert set(status) == {"scope", "branch", "head", "ledger", "runs", "warnings", "ideas", "draws", "benchmarks",
-                           "near_misses", "cost", "acceptances"}
+                           "near_misses", "cost", "acceptances", "suites"}
     assert status["acceptances"] == [], "no person accepted anything on this branch"
+    assert status["suites"] == [], "no pytest-benchmark suite here"
     assert status["scope"] == f"branch main at {shas['real gain'][:7]}"
     assert (status["branch"], status["head"], status["runs"], status["warnings"]) == ("main", shas["real gain"], 9, [])
     assert status["ledger"] == str(project.path / ".git" / "autoresearch" / "ledger.tsv")
