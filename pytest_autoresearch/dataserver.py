@@ -193,6 +193,18 @@ class DataServer:
             raise DataServerError(f"data server {self.target} failed: {report['error']}")
         return Served(**report["served"])
 
+    def settle(self, ended: float) -> tuple[dict[str, float | int], str | None]:
+        """Stop the server once the target has exited (at ``ended``): the fields its ledger row records
+        (trained_s, served_tokens, work_after_budget_s) and why the run is over budget, or None.
+        Raises DataServerError when the server ended without a report."""
+        served = self.stop()
+        work = served.work_after_budget(self.clock)
+        record: dict[str, float | int] = {"trained_s": round(served.trained(self.clock, ended), 2),
+                                          "served_tokens": served.tokens}
+        if work is not None:
+            record["work_after_budget_s"] = round(work, 2)
+        return record, over_budget(served, self.clock, ended)
+
     def kill(self) -> None:
         """End the server's process group now and remove its socket (idempotent)."""
         try:

@@ -24,7 +24,7 @@ from typing import Any
 import git
 
 from .context import Context, is_timeout
-from .dataserver import DataServer, DataServerError, over_budget
+from .dataserver import DataServer, DataServerError
 from .experiment import Experiment
 from .ledger import Entry, format_line
 from .outcome import INTERRUPTED
@@ -104,7 +104,7 @@ class BarRerun:
             finally:
                 if sealing is not None:  # nothing a run leaves in its folder reaches the next one
                     shutil.rmtree(sealing.run_dir, ignore_errors=True)
-            problem = _budget(server, exp) if server is not None else ""
+            problem = _budget(server, exp, extra) if server is not None else ""
             value, problem = (None, problem) if problem else self._value(exp, artifact, remaining)
         except BaseException as exc:  # the pairs' time limit, or Ctrl-C: the bar's row must not stay open
             if server is not None:
@@ -152,11 +152,12 @@ class BarRerun:
         return value, ""
 
 
-def _budget(server: DataServer, exp: Experiment) -> str:
-    """Why the draw trained past its budget on the data server's clock, or "" (as the candidate's draws are held)."""
+def _budget(server: DataServer, exp: Experiment, extra: dict[str, object]) -> str:
+    """Why the draw trained past its budget on the data server's clock, or "" (as the candidate's draws are
+    held); what the server counted goes into ``extra``, as on the candidate's rows."""
     try:
-        served = server.stop()
+        record, reason = server.settle(exp.ended if exp.ended is not None else time.monotonic())
     except DataServerError as exc:
         return str(exc)
-    assert exp.ended is not None
-    return over_budget(served, server.clock, exp.ended) or ""
+    extra.update(record)
+    return reason or ""

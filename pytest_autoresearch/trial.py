@@ -27,7 +27,7 @@ import pytest
 
 from . import archive, bar, calibration, correctness, fresh_draw, guard, history, noise, paired
 from .context import Context, is_timeout
-from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, over_budget, socket_path, usable_cores
+from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, socket_path, usable_cores
 from .experiment import MAX_NOTES, Experiment, parse_notes
 from .leases import Lease
 from .ledger import Entry, format_line, now_iso
@@ -326,14 +326,11 @@ class Trial:
         exp = self.experiment
         assert exp is not None and exp.ended is not None
         try:
-            served = server.stop()
+            record, reason = server.settle(exp.ended)
         except DataServerError as exc:
             self._fail("crash", str(exc), server.log_tail())
         draw.notes = tuple(dict.fromkeys([*draw.notes, *parse_notes(server.log_tail(LOG_TAIL))]))[:MAX_NOTES]
-        work = served.work_after_budget(server.clock)
-        draw.extra.update(trained_s=round(served.trained(server.clock, exp.ended), 2), served_tokens=served.tokens,
-                          **({} if work is None else {"work_after_budget_s": round(work, 2)}))
-        reason = over_budget(served, server.clock, exp.ended)
+        draw.extra.update(record)
         if reason is not None:
             self._fail("timeout", reason, exp.tail())
 
