@@ -68,7 +68,7 @@ class AutoresearchSession:
             raise pytest.UsageError(f"autoresearch: the {ctx.runner.name} runner ships a commit's tree: "
                                     "run inside a git repository, or use --autoresearch-runner local")
         if ctx.settings.isolation == sandbox.SEALED:
-            _require_sandbox()
+            _require_sandbox(ctx.settings.network)
         devices = detect_devices(ctx.settings.devices, os.environ) if ctx.runner.name == "local" else ()
         if devices:
             folder = gitstate.run_folder(ctx.repo) if ctx.repo is not None else root / ".autoresearch"
@@ -318,14 +318,14 @@ def _runner(settings: Settings) -> Runner:
     return RayRunner(settings.ray_address)
 
 
-def _require_sandbox() -> None:
+def _require_sandbox(network: bool) -> None:
     """Sealed runs, or a usage error naming why not and the opt-out: never a silent unsealed run.
 
     Checked on this machine; a Ray node that cannot seal a run crashes it, saying why.
     """
     opt_out = "turn sealing off with autoresearch_isolation = none (or --autoresearch-isolation none); runs are then recorded unsealed"
     try:
-        sandbox.check()
+        sandbox.check(network)
     except sandbox.SandboxUnavailable as exc:
         raise pytest.UsageError(f"autoresearch: cannot seal script runs: {exc}; {opt_out}") from None
 

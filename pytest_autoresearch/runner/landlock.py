@@ -21,7 +21,7 @@ _VERSION = 1
 _RULE_PATH_BENEATH = 1
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_CHILD_SUBREAPER = 36
-_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+_PR_GET_SECCOMP, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 21, 22, 2
 _EXECUTE, _WRITE_FILE, _READ_FILE, _READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 _MAKE_AND_REMOVE = sum(1 << bit for bit in range(4, 13))  # remove dir/file, make char/dir/reg/sock/fifo/block/sym
 _REFER, _TRUNCATE, _IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
@@ -161,6 +161,16 @@ def network_filter(machine: str) -> list[tuple[int, int, int, int]]:
 
     return [(code, offset(i, jt), offset(i, jf), k) for i, (code, jt, jf, k) in enumerate(program)] + [
         (_RET, 0, 0, _ALLOW), (_RET, 0, 0, _EACCES)]
+
+
+def network_unclosable() -> str | None:
+    """Why :func:`close_network` cannot work on this machine, or None when it can."""
+    machine = os.uname().machine
+    if machine not in _ARCHES:
+        return f"no seccomp network filter for the {machine} architecture (only {', '.join(_ARCHES)})"
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_GET_SECCOMP, 0, 0, 0, 0) < 0:
+        return "this kernel has no seccomp (CONFIG_SECCOMP), which closes UDP and the other IP sockets"
+    return None
 
 
 def close_network(libc: ctypes.CDLL) -> None:

@@ -44,8 +44,9 @@ class Sealing:
                                list(self.hide), self.network, dict(self.env))
 
 
-def check() -> None:
-    """Raise :class:`SandboxUnavailable` naming the cause when runs cannot be sealed here."""
+def check(network: bool = False) -> None:
+    """Raise :class:`SandboxUnavailable` naming the cause when runs cannot be sealed here (with ``network``
+    closed unless it is allowed)."""
     if not sys.platform.startswith("linux"):
         raise SandboxUnavailable(f"sealed runs need Linux's Landlock; {sys.platform} has no sandbox we support")
     version = landlock.abi()
@@ -55,3 +56,6 @@ def check() -> None:
     if version < NEEDED_ABI:
         raise SandboxUnavailable(f"this kernel's Landlock (ABI {version}) cannot close the network; "
                                  f"sealing needs ABI {NEEDED_ABI} (Linux 6.7+)")
+    unclosable = None if network else landlock.network_unclosable()
+    if unclosable is not None:
+        raise SandboxUnavailable(unclosable)

@@ -47,6 +47,14 @@ def test_the_installed_packages_are_readable_however_they_were_installed(tmp_pat
     assert done.stdout.strip() == "True", done.stderr
 
 
+def test_the_network_filter_covers_this_machine_and_names_what_it_cannot() -> None:
+    assert landlock.network_unclosable() is None  # x86_64 or aarch64, with seccomp: this machine
+    program = landlock.network_filter("x86_64")
+    assert program[-2:] == [(0x06, 0, 0, 0x7FFF0000), (0x06, 0, 0, 0x00050000 | 13)]  # allow, then EACCES
+    for index, (code, jt, jf, _) in enumerate(program):  # every jump lands on an instruction
+        assert code != 0x15 and code != 0x35 or index + 1 + max(jt, jf) < len(program)
+
+
 def test_a_link_is_allowed_where_it_points(tree: Path) -> None:
     (tree / "link").symlink_to(tree / "c")
     whole, _ = visible([str(tree / "link")], [])
