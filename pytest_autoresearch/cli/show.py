@@ -202,8 +202,9 @@ def lines(shown: Shown, tail: int) -> list[str]:
         out.append(f"  repeats   {extra['adaptive']}")
     if shown.suite is not None:  # a member of a pytest-benchmark suite: the suite's verdict was its verdict
         out += suites.show_lines(r, shown.suite)
-    if extra.get("paired"):
-        out.append(f"  pairs     {extra['paired']} (the bar ran again beside it)")
+    if extra.get("paired"):  # the pairs' delta, or "not paired: ..." when the bar could not run again
+        beside = "" if str(extra["paired"]).startswith("not paired") else " (the bar ran again beside it)"
+        out.append(f"  pairs     {extra['paired']}{beside}")
     if extra.get("paired_with"):
         out.append(f"  pairs     a re-run of this bar beside measurement {extra['paired_with']}")
     out.append(f"  kept by   {shown.ref}" if shown.ref else "  kept by   no run ref (git gc may remove the commit)")

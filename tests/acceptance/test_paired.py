@@ -167,12 +167,15 @@ def test_a_bar_that_crashes_on_its_rerun_is_not_blamed_on_the_candidate(project:
     bar = drifting(project, "baseline", needs="local.dat")
     project.run().assert_outcomes(passed=1)
     clock.think()
-    drifting(project, "candidate", gain=5 * SIGMA)
+    candidate = drifting(project, "candidate", gain=5 * SIGMA)
     result = project.run("--autoresearch-paired", "always", "-q")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["autoresearch: keep *not paired: the bar * failed on its re-run*local.dat is missing*"])
     crashed = [r for r in project.runs() if r.sha == bar and r.status == "crash"]
     assert len(crashed) == 1 and "local.dat is missing" in crashed[0].extra["reason"]
+    kept = [r for r in project.runs() if r.sha == candidate][-1]
+    shown = run_cli(project.path, "show", kept.run_id).stdout
+    assert "  pairs     not paired: the bar" in shown and "ran again beside it" not in shown
 
 
 def test_a_bar_that_hangs_on_its_rerun_is_ended_and_not_blamed_on_the_candidate(
