@@ -384,6 +384,13 @@ def _accept(listener: socket.socket, function: Any, budget: _Budget, error: list
 
 def _serve(conn: socket.socket, function: Any, budget: _Budget, error: list[str]) -> None:
     """One loader's connection: a JSON request line, then one batch per request byte until the budget ends."""
+    try:
+        _serve_batches(conn, function, budget, error)
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the target exited with a request or a batch in flight: the normal end of a run, not an error
+
+
+def _serve_batches(conn: socket.socket, function: Any, budget: _Budget, error: list[str]) -> None:
     with conn:
         reader = conn.makefile("rb")
         line = reader.readline()

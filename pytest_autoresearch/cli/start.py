@@ -18,7 +18,7 @@ from .views import NEXT, PROG
 from .where import CliError
 
 BRANCH_PREFIX = "autoresearch/"
-IGNORED = (".autoresearch/", "results.tsv", "run.log", "progress.png")
+IGNORED = (".autoresearch/", "results.tsv", "run.log", "calibrate.log", "progress.png")
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ def test_starts_a_session_branch(project: Project) -> None:
     assert lines[0] == f"autoresearch: on new branch autoresearch/nov25 from {base[:7]} (baseline)"
     assert 'next: pytest --autoresearch -q > run.log 2>&1; echo "exit $?"; grep "^autoresearch: " run.log' in lines
     exclude = (project.path / ".git" / "info" / "exclude").read_text().splitlines()
-    assert {".autoresearch/", "results.tsv", "run.log", "progress.png"} <= set(exclude)
+    assert {".autoresearch/", "results.tsv", "run.log", "calibrate.log", "progress.png"} <= set(exclude)
     assert project.repo.git.ls_files() == tracked and not project.repo.is_dirty(untracked_files=True)
     # the next step it prints works: the baseline is recorded on the new branch, under its own name
     result = project.run("-q")

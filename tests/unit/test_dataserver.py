@@ -210,3 +210,14 @@ def _alive(pid: int) -> bool:
 def test_a_loader_that_cannot_reach_the_server_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(Unreachable, match=r"cannot reach the data server at .*nowhere.sock .*a Ray node"):
         next(receive(tmp_path / "nowhere.sock", {"width": 1}))
+
+
+def test_a_target_that_exits_mid_request_leaves_no_traceback(tmp_path: Path) -> None:
+    """The loader asks for the next batch as it hands one over, so a run always ends with a request in flight."""
+    server = start(tmp_path, Clock(budget=60, allowance=1, warmup_batches=0))
+    batches = receive(server.path, {"width": 1})
+    next(batches)
+    batches.close()  # the target exits: its socket closes with the next request unanswered
+    time.sleep(0.3)
+    server.stop()
+    assert "Traceback" not in server.log_tail(), server.log_tail()
