@@ -8,9 +8,10 @@ untimed (compilation); the clock starts when the next one is handed over, or WAR
 after the server opened, whichever comes first; no batch is served once budget + export
 allowance have passed; and the target must have exited by then, or the run is red:
 ``over budget: trained 331 s, budget 300 s``. On a sealed CPU run a loaded machine stretches
-the last step and the export, so a late exit is excused when the work the target did after the
-budget would have fit into the allowance on an idle machine (see :func:`over_budget`); the
-server reads that work from /proc, where the target cannot touch it.
+the last step and the export, and a slow CPU's step in progress at the budget's end may be
+longer than the allowance, so a late exit is excused when the work the target did after the
+budget, less that step's measured work, would have fit into the allowance on an idle machine
+(see :func:`over_budget`); the server reads that work from /proc, where the target cannot touch it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ WARMUP_BATCHES = 4  # untimed batches: the model compiles on the first; train.py
 # compile took over 200 s on 2 loaded cores, and replaying 4 batches for minutes teaches little.
 WARMUP_LIMIT_S = 600.0
 EXPORT_ALLOWANCE_S = 20.0  # after the budget: the last step, the export, the summary and the exit
+STEP_BATCHES = 3  # the step in progress at the budget's end: the batch in training and at most 2 more asked for
+# after it (train.py's cpu profile takes 2 micro-batches a step), excused by their measured work (Served.step_in_progress)
 CPU_SAMPLE_S = 0.1  # after the budget: how often the server reads the target's CPU time (a /proc scan, ~2 ms)
 PREFETCH = 4  # batches made ahead of the requests, per connection
 HEADER = struct.Struct("!cQQ")  # kind (b"B" batch, b"E" end), tokens in the batch, payload bytes
@@ -67,6 +70,16 @@ class Clock:
         """Seconds after the clock's start when serving stops and the target must be gone."""
         return self.budget + self.allowance
 
+    def work(self, cpu: float | None, thread: float | None) -> float | None:
+        """The least wall time CPU work takes on ``cores`` idle cores; None if unknown or not counted.
+
+        That is its busiest thread's CPU time, or all its CPU time spread over every core, whichever
+        is more: no schedule of the same work on ``cores`` idle cores finishes sooner.
+        """
+        if not self.cores or cpu is None or thread is None:
+            return None
+        return max(thread, cpu / self.cores)
+
 
 @dataclass(frozen=True)
 class Served:
@@ -79,6 +92,9 @@ class Served:
     refused: int = 0  # requests answered "budget spent"
     cpu_after_budget: float | None = None  # CPU seconds the target's processes used after the budget
     thread_after_budget: float | None = None  # of which its busiest thread's (None: not measured)
+    cpu_in_budget: float | None = None  # the same from the clock's start to the budget's end
+    thread_in_budget: float | None = None
+    batches_in_budget: int | None = None  # batches asked for by the budget's end (warm-up included)
 
     def clock_start(self, clock: Clock) -> float:
         """When the budget's clock started: the first timed batch, or the warm-up limit."""
@@ -90,14 +106,25 @@ class Served:
         return max(0.0, ended - self.clock_start(clock))
 
     def work_after_budget(self, clock: Clock) -> float | None:
-        """The least wall time the target's work after the budget takes on an idle machine; None if unknown.
+        """The least wall time the target's work after the budget takes on an idle machine; None if unknown."""
+        return clock.work(self.cpu_after_budget, self.thread_after_budget)
 
-        That is its busiest thread's CPU time, or all its CPU time spread over every core, whichever
-        is more: no schedule of the same work on ``clock.cores`` idle cores finishes sooner.
+    def step_in_progress(self, clock: Clock) -> float:
+        """The work after the budget excused as the step in progress.
+
+        The batch in training when the budget ended and each batch asked for after it, STEP_BATCHES
+        at most, at the timed part's work per batch: its work over the batches it finished (the loader asks for each batch
+        as it hands over the one before, so the last one asked for by the budget's end is not yet
+        handed over and the one before it is in training). Counting the part of the batch in training
+        done by then, but not the batch, errs on the generous side: by at most one batch's work
+        spread over the finished ones. 0 when not measured.
         """
-        if not clock.cores or self.cpu_after_budget is None or self.thread_after_budget is None:
-            return None
-        return max(self.thread_after_budget, self.cpu_after_budget / clock.cores)
+        work = clock.work(self.cpu_in_budget, self.thread_in_budget)
+        if work is None or self.batches_in_budget is None or self.first_timed is None:
+            return 0.0  # not measured, or no timed batch was ever asked for: no step to excuse
+        finished = self.batches_in_budget - clock.warmup_batches - 2
+        per_batch = work / max(1, finished)
+        return per_batch * min(STEP_BATCHES, 1 + self.batches - self.batches_in_budget)
 
 
 def over_budget(served: Served, clock: Clock, ended: float) -> str | None:
@@ -105,17 +132,19 @@ def over_budget(served: Served, clock: Clock, ended: float) -> str | None:
 
     Green when the target exited within budget + allowance on the server's clock, or, on a
     sealed CPU run, later but with work after the budget that fits into the allowance on an idle
-    machine (:meth:`Served.work_after_budget`) and no batch asked for once serving stopped:
-    training on replayed batches is CPU work on a quiet machine and a loaded one alike, while a
-    last step and an export slowed by other jobs only wait longer for the cores.
+    machine (:meth:`Served.work_after_budget`) once the step in progress is taken off
+    (:meth:`Served.step_in_progress`), and no batch asked for once serving stopped: training on
+    replayed batches is CPU work on a quiet machine and a loaded one alike, while a last step and
+    an export slowed by other jobs only wait longer for the cores.
     """
     trained = served.trained(clock, ended)
     if trained <= clock.closes:
         return None
-    work = served.work_after_budget(clock)
-    if work is not None and work <= clock.allowance and not served.refused:
+    work, step = served.work_after_budget(clock), served.step_in_progress(clock)
+    if work is not None and work - step <= clock.allowance and not served.refused:
         return None
     used = "" if work is None else f"; its work after the budget takes {work:.1f} s on {clock.cores} idle cores"
+    used += f", {step:.1f} s of it the step in progress" if work is not None and step else ""
     used += f"; it asked for {served.refused} batch{'es' if served.refused > 1 else ''} after that" if served.refused else ""
     return (f"over budget: trained {trained:.0f} s, budget {clock.budget:g} s (measured by the data server from "
             f"its first timed batch to the exit, with {clock.allowance:g} s for the export{used}; "
@@ -195,14 +224,15 @@ class DataServer:
 
     def settle(self, ended: float) -> tuple[dict[str, float | int], str | None]:
         """Stop the server once the target has exited (at ``ended``): the fields its ledger row records
-        (trained_s, served_tokens, work_after_budget_s) and why the run is over budget, or None.
-        Raises DataServerError when the server ended without a report."""
+        (trained_s, served_tokens, work_after_budget_s, step_in_progress_s) and why the run is over
+        budget, or None. Raises DataServerError when the server ended without a report."""
         served = self.stop()
         work = served.work_after_budget(self.clock)
         record: dict[str, float | int] = {"trained_s": round(served.trained(self.clock, ended), 2),
                                           "served_tokens": served.tokens}
         if work is not None:
             record["work_after_budget_s"] = round(work, 2)
+            record["step_in_progress_s"] = round(served.step_in_progress(self.clock), 2)
         return record, over_budget(served, self.clock, ended)
 
     def kill(self) -> None:
@@ -236,28 +266,35 @@ class _Budget:
         self.clock, self.lock = clock, threading.Lock()
         self.served = Served(opened=opened)
         self.group: int | None = None  # the target's process group (its leader's pid), as the plugin names it
-        self._mark: Cpu | None = None  # the target's CPU time when the budget ended
+        self._start: Cpu | None = None  # the target's CPU time when the clock started
+        self._mark: Cpu | None = None  # ... when the budget ended
 
     def budget_ends(self) -> float:
         with self.lock:
             return self.served.clock_start(self.clock) + self.clock.budget
 
     def sample(self) -> None:
-        """After the budget: read the target's CPU time; the first reading is the mark the rest count from."""
+        """Read the target's CPU time as the clock starts (for the step in progress) and after the
+        budget (the first reading after it is the mark the rest count from)."""
         with self.lock:
-            group = self.group
-        cpu = target_cpu(group) if group is not None and time.monotonic() >= self.budget_ends() else None
+            group, starts = self.group, self.served.clock_start(self.clock)
+        now = time.monotonic()
+        wanted = group is not None and now >= starts and (self._start is None or now >= starts + self.clock.budget)
+        cpu = target_cpu(group) if group is not None and wanted else None
         if cpu is None:
             return
         with self.lock:
-            s, mark = self.served, self._mark
-            if mark is None:
+            s, start, mark = self.served, self._start, self._mark
+            if start is None:
+                self._start = cpu
+            elif mark is None:
                 self._mark = cpu
-                self.served = replace(s, cpu_after_budget=0.0, thread_after_budget=0.0)
-                return
-            busiest = max((t - mark.threads.get(tid, 0.0) for tid, t in cpu.threads.items()), default=0.0)
-            self.served = replace(s, cpu_after_budget=max(cpu.total - mark.total, s.cpu_after_budget or 0.0),
-                                  thread_after_budget=max(busiest, s.thread_after_budget or 0.0))
+                self.served = replace(s, cpu_after_budget=0.0, thread_after_budget=0.0,
+                                      cpu_in_budget=cpu.total - start.total, thread_in_budget=_busiest(start, cpu),
+                                      batches_in_budget=s.batches)
+            else:
+                self.served = replace(s, cpu_after_budget=max(cpu.total - mark.total, s.cpu_after_budget or 0.0),
+                                      thread_after_budget=max(_busiest(mark, cpu), s.thread_after_budget or 0.0))
 
     def admit(self, tokens: int) -> bool:
         """Count a batch asked for now; False once the budget and its allowance are spent."""
@@ -284,6 +321,11 @@ class Cpu:
 
     total: float
     threads: Mapping[int, float]
+
+
+def _busiest(since: Cpu, now: Cpu) -> float:
+    """The most CPU time one thread used between two readings."""
+    return max((t - since.threads.get(tid, 0.0) for tid, t in now.threads.items()), default=0.0)
 
 
 def target_cpu(leader: int) -> Cpu | None:
@@ -370,7 +412,7 @@ def _child_main() -> None:
 
 
 def _sample(budget: _Budget) -> None:
-    """Read the target's CPU time from the moment its budget ends (the clock may start late: keep checking)."""
+    """Read the target's CPU time as its clock starts and from its budget's end (both may come late: keep checking)."""
     while True:
         budget.sample()
         time.sleep(min(CPU_SAMPLE_S, max(budget.budget_ends() - time.monotonic(), 0.001)))

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,40 @@ def test_a_late_exit_is_excused_only_by_little_work_after_the_budget(
     assert (reason is not None) == red
     if reason is not None and cpu is not None:
         assert f"its work after the budget takes {max(thread or 0, cpu / 4):.1f} s on 4 idle cores" in reason
+
+
+SLOW_STEPS = Clock(budget=30, allowance=20, warmup_batches=4, cores=2)
+
+
+def slow_steps(after: float, asked_after: int, batches_in_budget: int | None = 11) -> Served:
+    """A run of 6 s of work a batch on 2 cores: in its 30 s budget, 5 batches finished and one in training
+    (11 asked for: 4 untimed, 6 timed, and the next)."""
+    return Served(opened=990.0, first_timed=1000.0, batches=(batches_in_budget or 0) + asked_after,
+                  cpu_in_budget=60.0, thread_in_budget=30.0, batches_in_budget=batches_in_budget,
+                  cpu_after_budget=2 * after, thread_after_budget=after)
+
+
+@pytest.mark.parametrize(("after", "asked_after", "step", "red"), [
+    (27.0, 1, 12.0, False),  # finished the batch in training and the one it asked for, then 15 s of export
+    (27.0, 0, 6.0, True),  # the same work, but no batch asked for after the budget: it trained on replayed ones
+    (39.0, 5, 18.0, True),  # asked for 5 batches after the budget: the excuse stops at STEP_BATCHES of them
+    (38.0, 5, 18.0, False),
+])
+def test_the_step_in_progress_at_the_budgets_end_is_excused_by_its_measured_work(
+        after: float, asked_after: int, step: float, red: bool) -> None:
+    served = slow_steps(after, asked_after)
+    assert served.step_in_progress(SLOW_STEPS) == step
+    reason = over_budget(served, SLOW_STEPS, 1080.0)
+    assert (reason is not None) == red
+    if reason is not None:
+        assert f"its work after the budget takes {after:.1f} s on 2 idle cores, {step:.1f} s of it the step in progress" \
+            in reason
+
+
+def test_no_step_is_excused_where_the_budget_was_not_measured() -> None:
+    assert slow_steps(22.0, 1, batches_in_budget=None).step_in_progress(SLOW_STEPS) == 0.0
+    assert slow_steps(22.0, 1).step_in_progress(CLOCK) == 0.0  # cores = 0: the clock alone
+    assert replace(slow_steps(22.0, 1), first_timed=None).step_in_progress(SLOW_STEPS) == 0.0  # never timed
 
 
 def test_a_gpu_or_unsealed_run_is_judged_by_the_clock_alone() -> None:
