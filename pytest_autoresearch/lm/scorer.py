@@ -92,9 +92,9 @@ def score(artifact: Path) -> dict[str, float]:
     clock.lap("load")
     logits_of: torch.nn.Module = program.module()
     batch_size = scoring_batch_size(data, device)
-    exact = bf16_is_fast(device)  # the graph scored is then bf16's: probe the float32 one too, at full precision
-    if exact:
-        probe = CausalityProbe(data, batch_size)
+    bf16 = bf16_is_fast(device)  # the graph scored is then bf16's: the float32 one is probed too, at full precision,
+    if bf16:  # where no scoring shape is needed: CAUSAL_ROWS rows a batch, its base its own unperturbed forward
+        probe = CausalityProbe(data, min(batch_size, CAUSAL_ROWS))
         probe.observe_unperturbed(logits_of, device)
         probe.check(logits_of, device)
         logits_of = with_bf16_matmuls(program.module())  # each .module() is a fresh graph over the same weights
@@ -102,7 +102,7 @@ def score(artifact: Path) -> dict[str, float]:
     probe = CausalityProbe(data, batch_size)
     val = bits_per_byte(logits_of, data.val_rows, data, device, batch_size, observe=probe.observe)
     clock.lap("validation")
-    probe.check(logits_of, device, alone=not exact)  # against the logits the validation rows were scored with
+    probe.check(logits_of, device, alone=not bf16)  # against the logits the validation rows were scored with
     clock.lap("probes")
     heldout_rows = in_random_blocks(data.heldout_rows)
     heldout = bits_per_byte(logits_of, heldout_rows, data, device, batch_size,

@@ -126,6 +126,14 @@ def test_bf16_matmuls_move_the_score_by_rounding_only(trained: TinyLM, cpu_data:
     assert rounded != exact and rounded == pytest.approx(exact, rel=1e-3)
 
 
+def test_a_causal_model_moves_nothing_when_its_bf16_graph_is_probed(trained: TinyLM, cpu_data: PreparedData) -> None:
+    cpu = torch.device("cpu")
+    fast = with_bf16_matmuls(export_model(trained).module())
+    probe = CausalityProbe(cpu_data, 4)
+    bits_per_byte(fast, cpu_data.val_rows, cpu_data, cpu, 4, observe=probe.observe)
+    probe.check(fast, cpu, alone=False)  # each row in its own slot of the same shape: bf16 rounds it the same way
+
+
 def test_a_model_without_its_causal_mask_is_rejected(cpu_data: PreparedData,
                                                      score: Callable[[nn.Module], Scored]) -> None:
     result = score(train(cpu_data, "train", 20, causal=False))
