@@ -6,16 +6,16 @@ operations: none of train.py's Python runs), feeds it only the inputs of the pin
 rows, and computes bits per byte from its logits exactly as evaluate_bpb defines it. Two checks
 can reject the artifact (pytest_autoresearch.scoring.Rejected):
 
-- causality: in CAUSAL_BATCHES extra forwards at the scoring batch's shape, each validation row
-  in them has its tokens after a random position (drawn afresh each time from the OS's entropy,
-  so no graph can know which positions are probed) replaced by random ones, and its other rows are rows of other validation batches:
-  the log-probabilities at and before that position must not move by more than CAUSAL_TOLERANCE
-  nats from the ones the validation rows were scored with. One row of each batch keeps all its
-  tokens (only its neighbours change), and, in float32 at full matmul precision, one row is
-  scored alone too. The base is the scored forward itself, so a graph that behaves only while
-  it is scored (a batch size, the rows' company, bf16 rounding) is compared with its scores.
-  Where the scores run with bf16 matmuls, the float32 graph is probed as well (its base then
-  its own unperturbed forward of the probe batches).
+- causality: the validation pass keeps the log-probabilities of CAUSAL_ROWS rows per probe
+  batch; then CAUSAL_BATCHES forwards shaped like a scoring batch hold those rows in the slots
+  they were scored in, with other batches' rows around them, each row's tokens after a random
+  position (drawn from the OS's entropy each time: no graph can know which positions are
+  probed) replaced by random ones. The log-probabilities at and before that position must not
+  move by more than CAUSAL_TOLERANCE nats from the scored ones. The first row of each batch
+  keeps every token (only its neighbours change), and in float32 at full matmul precision one
+  row is also scored alone. The base being the scoring itself, a graph cannot behave only while
+  it is probed (by batch size, by company, by bf16 rounding). Where the scores run with bf16
+  matmuls, the float32 graph is probed as well, against its own unperturbed forward.
 - leakage: the same model is scored on a held-out split (documents of the source's train split,
   as many as val has, which no training path serves). With gap = heldout_bpb - val_bpb and its
   standard error se (over blocks of 8 consecutive rows, since rows of one document are alike):
@@ -33,6 +33,11 @@ can reject the artifact (pytest_autoresearch.scoring.Rejected):
   easy) and a model trained 150 steps on val rows at +0.47 (19 %, z 4.1). LEAK_RELATIVE = 15 % leaves room above the baseline's drift and LEAK_Z = 3
   keeps small held-out sets from rejecting on noise. A run that gains less than that from the
   validation rows is not caught; memorising them is. Uncalibrated at the gpu profile (climbmix).
+
+What it costs (docs/architecture.md, "What a run costs"): the validation rows are compute-bound
+and most of it (1.1 TFLOP for train.py's cpu-profile model, ~10 s on two AVX2 cores in float32);
+the held-out sample adds at least 128 rows, the probes 2 batches and a row, the start-up and load
+~3 s on one core. The phases' seconds are on the log (Phases).
 """
 
 from __future__ import annotations
