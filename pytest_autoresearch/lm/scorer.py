@@ -14,8 +14,9 @@ can reject the artifact (pytest_autoresearch.scoring.Rejected):
   move by more than CAUSAL_TOLERANCE nats from the scored ones. The first row of each batch
   keeps every token (only its neighbours change), and in float32 at full matmul precision one
   row is also scored alone. The base being the scoring itself, a graph cannot behave only while
-  it is probed (by batch size, by company, by bf16 rounding). Where the scores run with bf16
-  matmuls, the float32 graph is probed as well, against its own unperturbed forward.
+  it is probed (by batch size, by company, by bf16 rounding): where the scores run with bf16
+  matmuls, the graph probed is that bf16 one, and only it (same shape, same kernels: a causal
+  graph moves nothing; the float32 graph, never scored there, is not probed).
 - leakage: the same model is scored on a held-out split (documents of the source's train split,
   as many as val has, which no training path serves). With gap = heldout_bpb - val_bpb and its
   standard error se (over blocks of 8 consecutive rows, since rows of one document are alike):
@@ -96,14 +97,10 @@ def score(artifact: Path) -> dict[str, float]:
     program = load_program(artifact, device)
     clock.lap("load")
     logits_of: torch.nn.Module = program.module()
+    bf16 = bf16_is_fast(device)
+    if bf16:
+        logits_of = with_bf16_matmuls(logits_of)
     batch_size = scoring_batch_size(data, device)
-    bf16 = bf16_is_fast(device)  # the graph scored is then bf16's: the float32 one is probed too, at full precision,
-    if bf16:  # where no scoring shape is needed: CAUSAL_ROWS rows a batch, its base its own unperturbed forward
-        probe = CausalityProbe(data, min(batch_size, CAUSAL_ROWS))
-        probe.observe_unperturbed(logits_of, device)
-        probe.check(logits_of, device)
-        logits_of = with_bf16_matmuls(program.module())  # each .module() is a fresh graph over the same weights
-        clock.lap("probes")
     probe = CausalityProbe(data, batch_size)
     val = bits_per_byte(logits_of, data.val_rows, data, device, batch_size, observe=probe.observe)
     clock.lap("validation")
@@ -131,7 +128,7 @@ class Phases:
 
     def lap(self, phase: str) -> None:
         now = time.perf_counter()
-        self.seconds[phase], self._last = self.seconds.get(phase, 0.0) + now - self._last, now
+        self.seconds[phase], self._last = now - self._last, now
 
     def __str__(self) -> str:
         phases = ", ".join(f"{phase} {seconds:.2f}s" for phase, seconds in self.seconds.items())
@@ -280,14 +277,6 @@ class CausalityProbe:
         for row, cut in self.wanted.items():
             if row in rows:
                 self.base[row] = logprobs[row - rows.start, : cut + 1].float().cpu()
-
-    def observe_unperturbed(self, logits_of: torch.nn.Module, device: torch.device) -> None:
-        """The base from the probe batches as they are (for a graph that is probed but not scored)."""
-        for picks, _ in self.batches:
-            x = torch.from_numpy(self.inputs[picks].astype(np.int64)).to(device)
-            logprobs = torch.log_softmax(_logits(logits_of, x, self.vocab), dim=-1)
-            for i, row in enumerate(picks[:CAUSAL_ROWS]):
-                self.observe(range(int(row), int(row) + 1), logprobs[i : i + 1])
 
     def check(self, logits_of: torch.nn.Module, device: torch.device, alone: bool = True) -> None:
         """Reject a model whose prediction at a position moves when later tokens (or other rows) change.
