@@ -35,10 +35,10 @@ can reject the artifact (pytest_autoresearch.scoring.Rejected):
   keeps small held-out sets from rejecting on noise. A run that gains less than that from the
   validation rows is not caught; memorising them is. Uncalibrated at the gpu profile (climbmix).
 
-What it costs (docs/architecture.md, "What a run costs"): the validation rows are compute-bound
-and most of it (1.1 TFLOP for train.py's cpu-profile model, ~10 s on two AVX2 cores in float32);
-the held-out sample adds at least 128 rows, the probes 2 batches and a row, the start-up and load
-~3 s on one core. The phases' seconds are on the log (Phases).
+What it costs (docs/architecture.md, "What a run costs"): the validation rows are most of it
+(1.1 TFLOP for train.py's cpu-profile model: ~8 s of two AVX512-BF16 cores with bf16 matmuls, run
+op by op, half of it outside the matmuls); the held-out sample adds at least 128 rows, the probes
+2 batches, the start-up and load ~3 s of one core. The phases' seconds are on the log (Phases).
 """
 
 from __future__ import annotations
