@@ -273,10 +273,11 @@ class CausalityProbe:
         self.base: dict[int, torch.Tensor] = {}
 
     def observe(self, rows: range, logprobs: torch.Tensor) -> None:
-        """Keep the log-probabilities of the compared rows among `rows` (on the CPU: a GPU's memory stays free)."""
+        """Keep the log-probabilities of the compared rows among `rows`: a copy on the CPU, so neither the
+        batch's tensor nor a GPU's memory is held."""
         for row, cut in self.wanted.items():
             if row in rows:
-                self.base[row] = logprobs[row - rows.start, : cut + 1].float().cpu()
+                self.base[row] = logprobs[row - rows.start, : cut + 1].to("cpu", torch.float32, copy=True)
 
     def check(self, logits_of: torch.nn.Module, device: torch.device, alone: bool = True) -> None:
         """Reject a model whose prediction at a position moves when later tokens (or other rows) change.
