@@ -1,10 +1,14 @@
 """Export and scoring seconds of example_project/train.py's model, and the leakage rule's numbers.
 
-Usage: python benchmarks/lm_scorer.py [BUDGET_SECONDS ...] [--repeats N] [--leakage]
+Usage: python benchmarks/lm_scorer.py [BUDGET_SECONDS ...] [--repeats N] [--leakage] [--keep FOLDER]
+       python benchmarks/lm_scorer.py --artifact MODEL.pt2 [--repeats N]
 For each budget (default 5) it runs train.py in a temporary copy of the example project with
 AUTORESEARCH_ARTIFACT set, reads train.py's own export line, then scores the artifact through
 run_scorer (a fresh isolated interpreter) and splits its seconds as the scorer's log line does:
-start (interpreter and imports), load (prepared data and the program), probes, validation, held-out.
+start (interpreter and imports), load (prepared data and the program), validation, probes, held-out.
+--keep copies each trained artifact to FOLDER (model-BUDGET.pt2, model-BUDGET-val.pt2 for the
+cheat); --artifact scores a kept one again without training: measure a change to the scorer on
+one artifact, alternating runs of the old and the new checkout, and compare within one run.
 --leakage also runs a copy whose loader reads the "val" split (the cheat the held-out split
 exists for). Each row shows heldout_bpb - val_bpb, relative and in standard errors, and how many
 held-out rows the scorer needed for it (the scorer's own log lines).
@@ -16,22 +20,25 @@ measures what a gpu-profile run pays for export, load and scoring (docs/architec
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from pytest_autoresearch.scoring import run_scorer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example_project"
-PHASES = ("start", "load", "probes", "validation", "held-out")
+PHASES = ("start", "load", "validation", "probes", "held-out")
 LOADER = 'make_dataloader(tokenizer, DEVICE_BATCH_SIZE, MAX_SEQ_LEN, "train", device=device)'
 
 
-def run_once(folder: Path, budget: str, cheat: bool) -> dict[str, float | str]:
+def run_once(folder: Path, budget: str, cheat: bool, keep: Path | None) -> dict[str, float | str]:
     for name in ("prepare.py", "train.py"):
         shutil.copy(EXAMPLE / name, folder / name)
     if cheat:
@@ -44,24 +51,36 @@ def run_once(folder: Path, budget: str, cheat: bool) -> dict[str, float | str]:
     run = subprocess.run([sys.executable, "train.py"], cwd=folder, env=env, capture_output=True, text=True)
     if run.returncode:
         raise SystemExit(run.stdout[-2000:] + run.stderr[-2000:])
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(artifact, keep / f"model-{budget}{'-val' if cheat else ''}.pt2")
     export = re.search(r"^export: .* in ([0-9.]+)s", run.stdout, re.M)
     trained_mib = re.search(r"^peak_vram_mb: +([0-9.]+)", run.stdout, re.M)
+    return {"export_s": float(export.group(1)) if export else math.nan,
+            "train_mib": float(trained_mib.group(1)) if trained_mib else math.nan,
+            **score_once(artifact, search_path=[folder], forbidden=[folder / "train.py"])}
+
+
+def score_once(artifact: Path, search_path: list[Path], forbidden: list[Path]) -> dict[str, float | str]:
     result = run_scorer("pytest_autoresearch.lm.scorer:score", artifact, timeout=600,
-                        search_path=[folder], forbidden=[folder / "train.py"])
+                        search_path=search_path, forbidden=forbidden)
     phases = {name: float(s) for name, s in re.findall(r"([a-z-]+) ([0-9.]+)s", _scored_line(result.log))}
     phases["start"] = result.seconds - sum(phases.values())
     scored_mib = re.search(r"peak memory ([0-9]+) MiB", result.log)
     leak = re.search(r"held-out ([0-9.]+) on ([0-9]+) of ([0-9]+) rows, val ([0-9.]+): gap ([-+0-9.]+)%, "
                      r"([-+0-9.]+) standard errors", result.log)
-    nan = float("nan")  # rejected before the held-out rows were scored (causality): no numbers
+    nan = math.nan  # rejected before the held-out rows were scored (causality): no numbers
     held, rows, of, val, rel, z = (float(g) for g in leak.groups()) if leak else (nan,) * 6
-    return {"export_s": float(export.group(1)) if export else nan, "score_s": result.seconds,
-            **{f"{name}_s": phases.get(name, nan) for name in PHASES},
-            "train_mib": float(trained_mib.group(1)) if trained_mib else nan,
+    return {"score_s": result.seconds, **{f"{name}_s": phases.get(name, nan) for name in PHASES},
             "score_mib": float(scored_mib.group(1)) if scored_mib else nan,
-            "val": val, "heldout": held, "rows": f"{rows:.0f}/{of:.0f}",
+            "val": result.values.get("val_bpb", val), "heldout": held, "rows": f"{rows:.0f}/{of:.0f}",
             "gap": held - val, "rel": rel / 100, "z": z,
             "verdict": f"rejected: {result.rejected}" if result.rejected else "scored"}
+
+
+def rescore(artifact: Path) -> dict[str, float | str]:
+    """A kept artifact scored again: no training, so no export seconds or training memory."""
+    return {"export_s": math.nan, "train_mib": math.nan, **score_once(artifact, [], [])}
 
 
 def _scored_line(log: str) -> str:
@@ -72,21 +91,30 @@ def _scored_line(log: str) -> str:
 
 def main() -> None:
     args = sys.argv[1:]
-    repeats = int(args[args.index("--repeats") + 1]) if "--repeats" in args else 1
-    budgets = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] != "--repeats")]
+    valued = {"--repeats", "--keep", "--artifact"}
+    option = {flag: args[args.index(flag) + 1] for flag in valued if flag in args}
+    repeats = int(option.get("--repeats", 1))
+    keep = Path(option["--keep"]) if "--keep" in option else None
+    budgets = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] not in valued)]
     kinds = [False, True] if "--leakage" in args else [False]
     print(f"{'budget':>6} {'trained on':>10} {'export s':>8} {'score s':>7} "
           + " ".join(f"{name:>10}" for name in PHASES)
-          + f" {'train MiB':>9} {'score MiB':>9} {'val_bpb':>8} {'heldout':>8} {'rows':>8} {'gap':>7} {'rel':>6} {'z':>6}  verdict")
+          + f" {'train MiB':>9} {'score MiB':>9} {'val_bpb':>17} {'heldout':>8} {'rows':>8} {'gap':>7} {'rel':>6} {'z':>6}  load  verdict")
     with tempfile.TemporaryDirectory() as tmp:
-        for budget in budgets or ["5"]:
-            for cheat in kinds:
-                for _ in range(repeats):
-                    r = run_once(Path(tmp), budget, cheat)
-                    print(f"{budget:>6} {'val' if cheat else 'train':>10} {r['export_s']:8.2f} {r['score_s']:7.2f} "
-                          + " ".join(f"{r[f'{name}_s']:10.2f}" for name in PHASES)
-                          + f" {r['train_mib']:9.0f} {r['score_mib']:9.0f} {r['val']:8.4f} {r['heldout']:8.4f} {r['rows']:>8} {r['gap']:+7.3f} "
-                          f"{r['rel']:+6.1%} {r['z']:+6.2f}  {r['verdict']}", flush=True)
+        if "--artifact" in option:
+            artifact = Path(option["--artifact"]).absolute()
+            runs: list[tuple[str, bool, Callable[[], dict[str, float | str]]]] = [("-", False, partial(rescore, artifact))]
+        else:
+            runs = [(budget, cheat, partial(run_once, Path(tmp), budget, cheat, keep))
+                    for budget in budgets or ["5"] for cheat in kinds]
+        for budget, cheat, measure in runs:
+            for _ in range(repeats):
+                r = measure()
+                print(f"{budget:>6} {'val' if cheat else 'train':>10} {r['export_s']:8.2f} {r['score_s']:7.2f} "
+                      + " ".join(f"{r[f'{name}_s']:10.2f}" for name in PHASES)
+                      + f" {r['train_mib']:9.0f} {r['score_mib']:9.0f} {r['val']:17.15f} {r['heldout']:8.4f} "
+                      f"{r['rows']:>8} {r['gap']:+7.3f} {r['rel']:+6.1%} {r['z']:+6.2f} {os.getloadavg()[0]:5.2f}  "
+                      f"{r['verdict']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,17 @@ operations: none of train.py's Python runs), feeds it only the inputs of the pin
 rows, and computes bits per byte from its logits exactly as evaluate_bpb defines it. Two checks
 can reject the artifact (pytest_autoresearch.scoring.Rejected):
 
-- causality: on CAUSAL_ROWS validation rows, the tokens after a position are replaced by random
-  ones; the log-probabilities at and before it must not move by more than CAUSAL_TOLERANCE nats
-  (evaluated in float32 at full matmul precision, where a causal model moves them by rounding
-  at most). A row must also get the same predictions when the other rows of its batch change,
-  and when it is scored alone. Where the scores run with bf16 matmuls, that graph is probed
-  too (at the batch's shape: same kernels, so a causal model moves nothing), since a forward
-  can open a path to later tokens only when its products are rounded to bf16.
+- causality: the validation pass keeps the log-probabilities of CAUSAL_ROWS rows per probe
+  batch; then CAUSAL_BATCHES forwards shaped like a scoring batch hold those rows in the slots
+  they were scored in, with other batches' rows around them, each row's tokens after a random
+  position (drawn from the OS's entropy each time: no graph can know which positions are
+  probed) replaced by random ones. The log-probabilities at and before that position must not
+  move by more than CAUSAL_TOLERANCE nats from the scored ones. The first row of each batch
+  keeps every token (only its neighbours change), and in float32 at full matmul precision one
+  row is also scored alone. The base being the scoring itself, a graph cannot behave only while
+  it is probed (by batch size, by company, by bf16 rounding): where the scores run with bf16
+  matmuls, the graph probed is that bf16 one, and only it (same shape, same kernels: a causal
+  graph moves nothing; the float32 graph, never scored there, is not probed).
 - leakage: the same model is scored on a held-out split (documents of the source's train split,
   as many as val has, which no training path serves). With gap = heldout_bpb - val_bpb and its
   standard error se (over blocks of 8 consecutive rows, since rows of one document are alike):
@@ -30,6 +34,11 @@ can reject the artifact (pytest_autoresearch.scoring.Rejected):
   easy) and a model trained 150 steps on val rows at +0.47 (19 %, z 4.1). LEAK_RELATIVE = 15 % leaves room above the baseline's drift and LEAK_Z = 3
   keeps small held-out sets from rejecting on noise. A run that gains less than that from the
   validation rows is not caught; memorising them is. Uncalibrated at the gpu profile (climbmix).
+
+What it costs (docs/architecture.md, "What a run costs"): the validation rows are most of it
+(1.1 TFLOP for train.py's cpu-profile model: ~8 s of two AVX512-BF16 cores with bf16 matmuls, run
+op by op, half of it outside the matmuls); the held-out sample adds at least 128 rows, the probes
+2 batches, the start-up and load ~3 s of one core. The phases' seconds are on the log (Phases).
 """
 
 from __future__ import annotations
@@ -47,7 +56,8 @@ import torch
 from pytest_autoresearch.lm.dataset import PreparedData, prepare
 from pytest_autoresearch.scoring import Rejected
 
-CAUSAL_ROWS = 4  # validation rows the causality probe perturbs
+CAUSAL_BATCHES = 2  # forwards of the causality probe, each at the scoring batch's shape
+CAUSAL_ROWS = 8  # rows of a probe batch whose log-probabilities are compared (all of them on a CPU)
 CAUSAL_TOLERANCE = 1e-3  # nats: float32 noise is ~1e-6, a peek at a later token moves predictions by far more
 SCORE_TOKENS = {"cpu": 2**11, "cuda": 2**17}  # tokens per forward pass at most: a CPU's caches hold the
 # activations of 2048 tokens (a 16-row batch is 2x slower here); on a GPU it bounds the (B, H, T, T) scores
@@ -86,16 +96,19 @@ def score(artifact: Path) -> dict[str, float]:
     torch.set_float32_matmul_precision("highest")  # the causality probe compares exact float32 numbers
     program = load_program(artifact, device)
     clock.lap("load")
-    check_causality(program.module(), data, device)  # each .module() is a fresh graph over the same weights
     logits_of: torch.nn.Module = program.module()
-    if bf16_is_fast(device):  # the graph scored is probed too: a peek can be gated on bf16 rounding
+    bf16 = bf16_is_fast(device)
+    if bf16:
         logits_of = with_bf16_matmuls(logits_of)
-        check_causality(logits_of, data, device, alone=False)
-    clock.lap("probes")
-    val = bits_per_byte(logits_of, data.val_rows, data, device)
+    batch_size = scoring_batch_size(data, device)
+    probe = CausalityProbe(data, batch_size)
+    val = bits_per_byte(logits_of, data.val_rows, data, device, batch_size, observe=probe.observe)
     clock.lap("validation")
+    probe.check(logits_of, device, alone=not bf16)  # against the logits the validation rows were scored with
+    clock.lap("probes")
     heldout_rows = in_random_blocks(data.heldout_rows)
-    heldout = bits_per_byte(logits_of, heldout_rows, data, device, enough=lambda part: leakage_decidable(val, part))
+    heldout = bits_per_byte(logits_of, heldout_rows, data, device, batch_size,
+                            enough=lambda part: leakage_decidable(val, part))
     clock.lap("held-out")
     peak = f", peak memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if device.type == "cuda" else ""
     print(f"autoresearch: scored in {clock}{peak}", file=sys.stderr, flush=True)
@@ -176,15 +189,22 @@ def _logits(logits_of: torch.nn.Module, x: torch.Tensor, vocab: int) -> torch.Te
     return logits.float()
 
 
+def scoring_batch_size(data: PreparedData, device: torch.device) -> int:
+    """Rows per scoring forward: SCORE_TOKENS tokens at most, never more than the profile's eval batch."""
+    tokens = SCORE_TOKENS.get(device.type, SCORE_TOKENS["cuda"])
+    return min(data.profile.eval_batch_size, max(1, tokens // data.profile.max_seq_len))
+
+
 def bits_per_byte(logits_of: torch.nn.Module, rows: tuple[np.ndarray, np.ndarray], data: PreparedData,
                   device: torch.device, batch_size: int | None = None,
-                  enough: Callable[[Bpb], bool] | None = None) -> Bpb:
+                  enough: Callable[[Bpb], bool] | None = None,
+                  observe: Callable[[range, torch.Tensor], None] | None = None) -> Bpb:
     """evaluate_bpb's definition from logits: nats of scored targets / their bytes / ln 2.
 
     With `enough`, the rows are scored in order until `enough(the rows scored so far)` holds.
+    `observe(rows, logprobs)` sees each batch's log-probabilities (the causality probe's base).
     """
-    tokens = SCORE_TOKENS.get(device.type, SCORE_TOKENS["cuda"])
-    batch_size = batch_size or min(data.profile.eval_batch_size, max(1, tokens // data.profile.max_seq_len))
+    batch_size = batch_size or scoring_batch_size(data, device)
     vocab = len(data.token_bytes)
     inputs, targets = (torch.from_numpy(a.astype(np.int64)) for a in rows)
     token_bytes = torch.from_numpy(data.token_bytes.astype(np.int64)).to(device)
@@ -193,6 +213,8 @@ def bits_per_byte(logits_of: torch.nn.Module, rows: tuple[np.ndarray, np.ndarray
         x = inputs[i : i + batch_size].to(device)
         y = targets[i : i + batch_size].to(device)  # never enters the model
         logprobs = torch.log_softmax(_logits(logits_of, x, vocab), dim=-1)
+        if observe is not None:
+            observe(range(i, i + len(x)), logprobs)
         nats = -logprobs.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1).double()
         nbytes = torch.where(y >= 0, token_bytes[y.clamp(min=0)], 0)
         row_nats.append(torch.where(nbytes > 0, nats, 0.0).sum(1).cpu())
@@ -219,36 +241,75 @@ def in_random_blocks(rows: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, n
     return inputs[keep], targets[keep]
 
 
-def check_causality(logits_of: torch.nn.Module, data: PreparedData, device: torch.device,
-                    alone: bool = True) -> None:
-    """Reject a model whose prediction at a position moves when later tokens (or other rows) change.
+class CausalityProbe:
+    """Validation rows with their later tokens replaced, in batches shaped like the scoring's.
 
-    Every comparison keeps the batch's shape, so the same kernels run and a causal model moves
-    nothing, in bf16 as in float32; `alone` adds a row scored by itself, whose kernels may round
-    differently (exact only in float32 at full matmul precision).
+    Slot j of a probe batch holds a row from slot j of a scoring batch (the same place in the
+    same shape: the same kernels compute it), each from a random batch, so its neighbours are
+    not the ones it was scored with. Each compared row but the first is cut at a random
+    position; the first keeps every token, so only its neighbours change. The base is what
+    `observe` saw: the validation pass's own log-probabilities of those rows.
     """
-    inputs, _ = data.val_rows
-    vocab = len(data.token_bytes)
-    picks = np.linspace(0, len(inputs) - 1, min(CAUSAL_ROWS, len(inputs))).round().astype(np.int64)
-    x = torch.from_numpy(inputs[picks].astype(np.int64)).to(device)
-    T = x.size(1)
-    generator = torch.Generator().manual_seed(0)
-    base = torch.log_softmax(_logits(logits_of, x, vocab), dim=-1)
-    for cut in sorted({0, T // 3, 2 * T // 3, T - 2}):
-        changed = x.clone()
-        changed[:, cut + 1 :] = torch.randint(0, vocab, (x.size(0), T - cut - 1), generator=generator).to(device)
-        moved = torch.log_softmax(_logits(logits_of, changed, vocab), dim=-1)
-        delta = float((moved[:, : cut + 1] - base[:, : cut + 1]).abs().max())
-        if delta > CAUSAL_TOLERANCE:
-            raise Rejected(f"the model's predictions depend on later tokens (changing the tokens after "
-                           f"position {cut} moved earlier log-probabilities by {delta:.3g} nats)")
-    others = x.clone()
-    others[1:] = torch.randint(0, vocab, others[1:].shape, generator=generator).to(device)
-    variants = [_logits(logits_of, others, vocab)[:1]] + ([_logits(logits_of, x[:1], vocab)] if alone else [])
-    for logits in variants:
-        delta = float((torch.log_softmax(logits, dim=-1) - base[:1]).abs().max())
-        if delta > CAUSAL_TOLERANCE:
-            raise Rejected(f"the model's predictions depend on the other rows of its batch ({delta:.3g} nats)")
+
+    def __init__(self, data: PreparedData, batch_size: int) -> None:
+        self.inputs = data.val_rows[0]
+        self.vocab = len(data.token_bytes)
+        rows, T = self.inputs.shape
+        width = min(batch_size, rows)  # a split smaller than a batch is scored (and probed) as one partial batch
+        full = max(1, rows // batch_size)
+        entropy = np.random.default_rng()  # the OS's: a graph cannot know the positions probed
+        self.seed = int(entropy.integers(2**63))
+        self.batches: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, cut of each row; T - 1: every token kept)
+        for _ in range(CAUSAL_BATCHES):
+            picks = entropy.integers(0, full, width) * batch_size + np.arange(width)
+            cuts = entropy.integers(0, max(1, T - 1), width)
+            if width > 1:
+                cuts[0] = T - 1
+            self.batches.append((picks, cuts))
+        compared = [(int(r), int(c)) for picks, cuts in self.batches for r, c in zip(picks[:CAUSAL_ROWS], cuts[:CAUSAL_ROWS])]
+        self.wanted: dict[int, int] = {}  # row -> positions of its base kept (up to the largest cut)
+        for row, cut in compared:
+            self.wanted[row] = max(cut, self.wanted.get(row, -1))
+        self.base: dict[int, torch.Tensor] = {}
+
+    def observe(self, rows: range, logprobs: torch.Tensor) -> None:
+        """Keep the log-probabilities of the compared rows among `rows`: a copy on the CPU, so neither the
+        batch's tensor nor a GPU's memory is held."""
+        for row, cut in self.wanted.items():
+            if row in rows:
+                self.base[row] = logprobs[row - rows.start, : cut + 1].to("cpu", torch.float32, copy=True)
+
+    def check(self, logits_of: torch.nn.Module, device: torch.device, alone: bool = True) -> None:
+        """Reject a model whose prediction at a position moves when later tokens (or other rows) change.
+
+        `alone` adds a row scored by itself, whose kernels may round differently (exact only in
+        float32 at full matmul precision).
+        """
+        generator = torch.Generator().manual_seed(self.seed)
+        T = self.inputs.shape[1]
+        for picks, cuts in self.batches:
+            x = torch.from_numpy(self.inputs[picks].astype(np.int64))
+            for i, cut in enumerate(cuts):
+                x[i, cut + 1 :] = torch.randint(0, self.vocab, (T - cut - 1,), generator=generator)
+            moved = torch.log_softmax(_logits(logits_of, x.to(device), self.vocab), dim=-1)
+            for i in sorted(range(min(CAUSAL_ROWS, len(picks))), key=lambda i: -cuts[i]):  # whole rows first
+                row, cut = int(picks[i]), int(cuts[i])
+                delta = float((moved[i, : cut + 1].float().cpu() - self.base[row][: cut + 1]).abs().max())
+                if delta <= CAUSAL_TOLERANCE:
+                    continue
+                if cut == T - 1:
+                    raise Rejected(f"the model's predictions depend on the other rows of its batch ({delta:.3g} nats "
+                                   f"on validation row {row} when its neighbours changed)")
+                raise Rejected(f"the model's predictions depend on later tokens (changing the tokens after position "
+                               f"{cut} of validation row {row} moved earlier log-probabilities by {delta:.3g} nats)")
+        if alone:
+            row, cut = int(self.batches[0][0][0]), int(self.batches[0][1][0])
+            x = torch.from_numpy(self.inputs[row : row + 1].astype(np.int64)).to(device)
+            by_itself = torch.log_softmax(_logits(logits_of, x, self.vocab), dim=-1)[0, : cut + 1].float().cpu()
+            delta = float((by_itself - self.base[row][: cut + 1]).abs().max())
+            if delta > CAUSAL_TOLERANCE:
+                raise Rejected(f"the model's predictions depend on the other rows of its batch ({delta:.3g} nats "
+                               f"on validation row {row} scored alone)")
 
 
 def leakage_decidable(val: Bpb, heldout: Bpb) -> bool:

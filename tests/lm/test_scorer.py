@@ -20,9 +20,11 @@ from pytest_autoresearch.lm.export import ExportError, export_model, save_model 
 from pytest_autoresearch.lm.profiles import PROFILES  # noqa: E402
 from pytest_autoresearch.lm.scorer import (  # noqa: E402
     BLOCK,
+    CAUSAL_BATCHES,
     MATMULS,
     MIN_HELDOUT_BLOCKS,
     Bpb,
+    CausalityProbe,
     bits_per_byte,
     in_random_blocks,
     leakage_decidable,
@@ -124,10 +126,60 @@ def test_bf16_matmuls_move_the_score_by_rounding_only(trained: TinyLM, cpu_data:
     assert rounded != exact and rounded == pytest.approx(exact, rel=1e-3)
 
 
+def test_a_causal_model_moves_nothing_when_its_bf16_graph_is_probed(trained: TinyLM, cpu_data: PreparedData) -> None:
+    cpu = torch.device("cpu")
+    fast = with_bf16_matmuls(export_model(trained).module())
+    probe = CausalityProbe(cpu_data, 4)
+    bits_per_byte(fast, cpu_data.val_rows, cpu_data, cpu, 4, observe=probe.observe)
+    probe.check(fast, cpu, alone=False)  # each row in its own slot of the same shape: bf16 rounds it the same way
+
+
 def test_a_model_without_its_causal_mask_is_rejected(cpu_data: PreparedData,
                                                      score: Callable[[nn.Module], Scored]) -> None:
     result = score(train(cpu_data, "train", 20, causal=False))
     assert result.rejected is not None and result.rejected.startswith("the model's predictions depend on later tokens")
+
+
+class Peeking(TinyLM):
+    """Causal, but the logit of the token `shift` ahead (along `dim`: 1 the row, 0 the next row) gets +20 where `where` is 1."""
+
+    def __init__(self, vocab: int, where: torch.Tensor, dim: int) -> None:
+        super().__init__(vocab)
+        self.register_buffer("where", where)
+        self.dim = dim
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
+        logits = super().forward(idx)
+        peek = F.one_hot(torch.roll(idx, -1, self.dim), logits.size(-1)).to(logits.dtype)
+        return logits + 20 * self.where[: idx.size(1), None] * peek
+
+
+def test_a_peek_that_avoids_any_fixed_positions_is_caught(cpu_data: PreparedData,
+                                                          score: Callable[[nn.Module], Scored]) -> None:
+    T = cpu_data.profile.max_seq_len
+    where = torch.ones(T)
+    where[[0, T // 3, 2 * T // 3, T - 2, T - 1]] = 0  # the positions the probe cut before it drew them at random
+    result = score(Peeking(len(cpu_data.token_bytes), where, dim=1).eval())
+    assert result.rejected is not None and result.rejected.startswith("the model's predictions depend on later tokens")
+
+
+def test_a_peek_at_the_next_row_is_caught(cpu_data: PreparedData, score: Callable[[nn.Module], Scored]) -> None:
+    result = score(Peeking(len(cpu_data.token_bytes), torch.ones(cpu_data.profile.max_seq_len), dim=0).eval())
+    assert result.rejected is not None and result.rejected.startswith(
+        "the model's predictions depend on the other rows of its batch"), result.rejected
+
+
+def test_probe_rows_keep_their_place_in_the_batch_and_positions_are_drawn_afresh(cpu_data: PreparedData) -> None:
+    rows, T = cpu_data.val_rows[0].shape
+    batch = 4
+    assert rows >= 2 * batch, "the tiny corpus has rows for two batches"
+    first, second = CausalityProbe(cpu_data, batch), CausalityProbe(cpu_data, batch)
+    assert len(first.batches) == CAUSAL_BATCHES
+    for picks, cuts in first.batches:
+        assert list(picks % batch) == list(range(batch)) and (picks < rows // batch * batch).all()
+        assert cuts[0] == T - 1 and ((0 <= cuts[1:]) & (cuts[1:] < T - 1)).all()
+    drawn = [cuts[1:].tolist() for probe in (first, second) for _, cuts in probe.batches]
+    assert drawn[:CAUSAL_BATCHES] != drawn[CAUSAL_BATCHES:], "each scoring probes positions of its own"
 
 
 def test_a_model_trained_on_validation_rows_is_rejected(cpu_data: PreparedData,
