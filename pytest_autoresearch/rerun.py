@@ -24,6 +24,7 @@ from typing import Any
 import git
 
 from .context import Context, is_timeout
+from .covariate import KEY
 from .dataserver import DataServer, DataServerError
 from .experiment import Experiment
 from .ledger import Entry, format_line
@@ -104,6 +105,8 @@ class BarRerun:
             finally:
                 if sealing is not None:  # nothing a run leaves in its folder reaches the next one
                     shutil.rmtree(sealing.run_dir, ignore_errors=True)
+            if exp.machine:
+                extra[KEY] = exp.machine
             problem = _budget(server, exp, extra) if server is not None else ""
             value, problem = (None, problem) if problem else self._value(exp, artifact, remaining)
         except BaseException as exc:  # the pairs' time limit, or Ctrl-C: the bar's row must not stay open

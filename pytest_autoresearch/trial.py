@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from . import archive, bar, calibration, correctness, fresh_draw, guard, history, noise, paired
+from . import archive, bar, calibration, correctness, covariate, fresh_draw, guard, history, noise, paired
 from .context import Context, is_timeout
 from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, socket_path, usable_cores
 from .experiment import MAX_NOTES, Experiment, parse_notes
@@ -229,6 +229,8 @@ class Trial:
             if sealing is not None:  # nothing a run leaves in its folder reaches the next one
                 shutil.rmtree(sealing.run_dir, ignore_errors=True)
         draw.duration = exp.duration
+        if exp.machine:
+            draw.extra[covariate.KEY] = exp.machine
         draw.self_report = exp.metrics.get(self.spec.metric)
         draw.notes = tuple(exp.notes)
         limit = self.spec.max_seconds

@@ -1,0 +1,209 @@
+"""What the machine gave a run, and the verdict's correction for it (CUPED).
+
+A wall-clock budget turns the machine's speed into the metric: a neighbour's job takes cores, the
+run trains fewer steps, the value moves with no change of code. :class:`Gauge` measures, from the
+plugin's process and never from the target's, what the machine gave each run: the share of the
+machine's CPU that other processes used while the target ran (``/proc/stat`` less this process
+tree's CPU), steal time, and a fixed reference workload timed just before and just after.
+The pure core (:func:`fit`, :class:`Adjustment`) estimates how much of the value one unit of
+load moves (theta, from draws of the same commit only) and corrects each draw for its own load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .ledger import Entry
+from .noise import Noise
+
+KEY = "machine"  # the ledger field (in extra) that holds a run's gauge readings
+COVARIATE = "others"  # the reading the verdict corrects for (see README: why this one)
+REFERENCE = 0.0  # the covariate of a machine the run had to itself: an adjusted value is "as if alone"
+MIN_DOF = 6  # within-commit degrees of freedom before theta is estimated at all
+MIN_T = 2.0  # theta is used only when it is this many standard errors from 0 (|t| > 1 is where it reduces variance)
+REFERENCE_CHUNK = bytes(1 << 18)  # the reference workload: hashing this 256 KiB block ...
+REFERENCE_ROUNDS = 400  # ... this many times on each usable core (~0.06 s on a quiet 2-core EPYC)
+
+
+# -- the gauge: frozen code in the plugin's process -------------------------------------------
+
+
+def _machine_ticks() -> tuple[int, int, int] | None:
+    """(busy, steal, total) jiffies of all CPUs since boot, from /proc/stat; None without it."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            fields = [int(f) for f in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields + [0] * (8 - len(fields))
+    return user + nice + system + irq + softirq, steal, sum(fields)
+
+
+def _own_ticks() -> int | None:
+    """CPU jiffies of this process and everything below it: reaped children through os.times, live
+    descendants (the target, the data server) through /proc. A process reaped between two readings
+    moves from the second sum to the first, so the difference of two readings loses nothing."""
+    tick = os.sysconf("SC_CLK_TCK")
+    times = os.times()
+    own = round((times.user + times.system + times.children_user + times.children_system) * tick)
+    me, parent, used = os.getpid(), {}, {}
+    try:
+        names = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for name in names:
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        parent[int(name)], used[int(name)] = int(fields[1]), sum(int(f) for f in fields[11:15])
+    for pid, ticks in used.items():
+        seen, up = {pid}, parent.get(pid)
+        while up is not None and up not in seen and up != me:
+            seen.add(up)
+            up = parent.get(up)
+        if up == me:
+            own += ticks
+    return own
+
+
+def reference_seconds() -> float:
+    """Wall seconds of a fixed workload on every usable core at once: what the machine gives now.
+
+    hashlib releases the GIL on large blocks, so the threads run in parallel as a multi-core
+    target would; a busy neighbour on any core slows it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+    def work() -> None:
+        digest = hashlib.sha256()
+        for _ in range(REFERENCE_ROUNDS):
+            digest.update(REFERENCE_CHUNK)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work) for _ in range(cores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+class Gauge:
+    """Started just before a run, stopped just after: what the machine gave it (:meth:`stop`)."""
+
+    def __init__(self) -> None:
+        self.before = reference_seconds()
+        self.machine, self.own = _machine_ticks(), _own_ticks()
+
+    def stop(self) -> dict[str, float]:
+        """The run's readings: ``others`` (share of all CPU time that other processes used while it ran),
+        ``steal`` (share stolen by the hypervisor), ``reference_s`` (mean of the workload before and
+        after). Without /proc only ``reference_s``: no adjustment then."""
+        machine, own = _machine_ticks(), _own_ticks()
+        readings = {"reference_s": round((self.before + reference_seconds()) / 2, 5)}
+        if machine is None or own is None or self.machine is None or self.own is None:
+            return readings
+        busy, steal, total = (now - then for now, then in zip(machine, self.machine))
+        if total <= 0:
+            return readings
+        others = max(0.0, (busy - (own - self.own)) / total)
+        return {**readings, "others": round(min(1.0, others), 5), "steal": round(steal / total, 5)}
+
+
+# -- the pure core: theta, the adjustment, when it is used ------------------------------------
+
+
+def reading(run: Entry, name: str = COVARIATE) -> float | None:
+    """The covariate a ledger row recorded, or None (recorded before the gauge, or no /proc)."""
+    machine = run.extra.get(KEY)
+    value = machine.get(name) if isinstance(machine, Mapping) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        else None
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """adjusted = raw - theta * (covariate - REFERENCE), with theta from within-commit variation."""
+
+    theta: float
+    se: float  # standard error of theta
+    dof: int  # within-commit degrees of freedom behind it
+    raw_sigma: float  # pooled standard deviation of the raw draws
+    sigma: float  # pooled standard deviation of the adjusted draws (one more dof spent on theta)
+
+    def value(self, raw: float, covariate: float | None) -> float:
+        """A draw corrected for its load; a draw with no reading counts as one at the reference."""
+        return raw if covariate is None else raw - self.theta * (covariate - REFERENCE)
+
+    def noise(self, groups: int) -> Noise:
+        """The noise floor of adjusted draws: their pooled sigma, one degree of freedom spent on theta."""
+        return Noise(self.sigma, self.dof - 1, groups)
+
+    def text(self) -> str:
+        """What the ``-q`` line and ``show`` say of it."""
+        return f"adjusted for machine load: theta {self.theta:.3g}, sigma {self.raw_sigma:.3g} -> {self.sigma:.3g}"
+
+
+def fit(groups: Iterable[Sequence[tuple[float, float]]]) -> Adjustment | None:
+    """Theta pooled over groups of (value, covariate) draws of one commit each, or None when it is not used.
+
+    Within-commit only: each group is centred on its own means, so a better commit measured on a
+    busier night does not teach theta that load helps. Used when the groups give at least
+    :data:`MIN_DOF` degrees of freedom, the covariate varied, and theta is :data:`MIN_T` standard
+    errors from 0 (then the adjusted pooled variance, with a degree of freedom spent on theta, is
+    below the raw one: that holds exactly when the t statistic is above 1)."""
+    sxx = sxy = syy = 0.0
+    dof = 0
+    for draws in groups:
+        if len(draws) < 2:
+            continue
+        ys, xs = [y for y, _ in draws], [x for _, x in draws]
+        my, mx = sum(ys) / len(ys), sum(xs) / len(xs)
+        sxx += sum((x - mx) ** 2 for x in xs)
+        sxy += sum((x - mx) * (y - my) for y, x in draws)
+        syy += sum((y - my) ** 2 for y in ys)
+        dof += len(draws) - 1
+    if dof < MIN_DOF or sxx <= 0 or syy <= 0:
+        return None
+    theta = sxy / sxx
+    residual = max(0.0, syy - theta * sxy)
+    se = math.sqrt(residual / (dof - 1) / sxx)
+    if se > 0 and abs(theta) / se < MIN_T:
+        return None
+    return Adjustment(theta, se, dof, math.sqrt(syy / dof), math.sqrt(residual / (dof - 1)))
+
+
+def fit_runs(runs: Iterable[Entry], commits: Iterable[str], host: str | None,
+             current: Sequence[tuple[float, float | None]] = (), head: str = "") -> Adjustment | None:
+    """:func:`fit` over the judged draws with a reading of each commit in ``commits`` made on ``host``
+    (as the noise floor pools them), HEAD's draws of this run (``current``) counted as HEAD's."""
+    wanted = set(commits)
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for run in runs:
+        x = reading(run)
+        if (run.sha in wanted and (host is None or run.host == host) and run.status in ("keep", "discard")
+                and run.value is not None and math.isfinite(run.value) and x is not None):
+            groups.setdefault(run.sha, []).append((run.value, x))
+    groups.setdefault(head, []).extend((y, x) for y, x in current if x is not None and math.isfinite(y))
+    return fit(groups.values())
+
+
+def adjusted(runs: Iterable[Entry], adjustment: Adjustment | None) -> list[Entry]:
+    """The rows with each value corrected for its load (the ledger keeps the raw ones)."""
+    if adjustment is None:
+        return list(runs)
+    return [replace(run, value=adjustment.value(run.value, reading(run))) if run.value is not None else run
+            for run in runs]
+
+
+def fields(adjustment: Adjustment, raw: float, covariate: float | None) -> dict[str, Any]:
+    """What a row records of its adjustment: the adjusted value and theta (its value stays raw)."""
+    return {"adjusted": adjustment.value(raw, covariate), "theta": adjustment.theta}
