@@ -22,10 +22,10 @@ from typing import Any
 
 from .ledger import Entry
 from .noise import Noise
+from .paired import Pairs
 
 KEY = "machine"  # the ledger field (in extra) that holds a run's gauge readings
 COVARIATE = "others"  # the reading the verdict corrects for (see README: why this one)
-REFERENCE = 0.0  # the covariate of a machine the run had to itself: an adjusted value is "as if alone"
 MIN_DOF = 6  # within-commit degrees of freedom before theta is estimated at all
 MIN_T = 2.0  # theta is used only when it is this many standard errors from 0 (|t| > 1 is where it reduces variance)
 REFERENCE_CHUNK = bytes(1 << 18)  # the reference workload: hashing this 256 KiB block ...
@@ -35,10 +35,10 @@ REFERENCE_ROUNDS = 400  # ... this many times on each usable core (~0.06 s on a 
 # -- the gauge: frozen code in the plugin's process -------------------------------------------
 
 
-def _machine_ticks() -> tuple[int, int, int] | None:
+def _machine_ticks(proc: str) -> tuple[int, int, int] | None:
     """(busy, steal, total) jiffies of all CPUs since boot, from /proc/stat; None without it."""
     try:
-        with open("/proc/stat", "rb") as stat:
+        with open(f"{proc}/stat", "rb") as stat:
             fields = [int(f) for f in stat.readline().split()[1:9]]
     except (OSError, ValueError):
         return None
@@ -46,7 +46,7 @@ def _machine_ticks() -> tuple[int, int, int] | None:
     return user + nice + system + irq + softirq, steal, sum(fields)
 
 
-def _own_ticks() -> int | None:
+def _own_ticks(proc: str) -> int | None:
     """CPU jiffies of this process and everything below it: reaped children through os.times, live
     descendants (the target, the data server) through /proc. A process reaped between two readings
     moves from the second sum to the first, so the difference of two readings loses nothing."""
@@ -55,12 +55,12 @@ def _own_ticks() -> int | None:
     own = round((times.user + times.system + times.children_user + times.children_system) * tick)
     me, parent, used = os.getpid(), {}, {}
     try:
-        names = [name for name in os.listdir("/proc") if name.isdigit()]
+        names = [name for name in os.listdir(proc) if name.isdigit()]
     except OSError:
         return None
     for name in names:
         try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
+            with open(f"{proc}/{name}/stat", "rb") as stat:
                 fields = stat.read().rpartition(b")")[2].split()
         except OSError:
             continue  # gone meanwhile
@@ -99,15 +99,16 @@ def reference_seconds() -> float:
 class Gauge:
     """Started just before a run, stopped just after: what the machine gave it (:meth:`stop`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, proc: str = "/proc") -> None:
+        self.proc = proc  # where the kernel's process information is mounted
         self.before = reference_seconds()
-        self.machine, self.own = _machine_ticks(), _own_ticks()
+        self.machine, self.own = _machine_ticks(proc), _own_ticks(proc)
 
     def stop(self) -> dict[str, float]:
         """The run's readings: ``others`` (share of all CPU time that other processes used while it ran),
         ``steal`` (share stolen by the hypervisor), ``reference_s`` (mean of the workload before and
         after). Without /proc only ``reference_s``: no adjustment then."""
-        machine, own = _machine_ticks(), _own_ticks()
+        machine, own = _machine_ticks(self.proc), _own_ticks(self.proc)
         readings = {"reference_s": round((self.before + reference_seconds()) / 2, 5)}
         if machine is None or own is None or self.machine is None or self.own is None:
             return readings
@@ -121,9 +122,10 @@ class Gauge:
 # -- the pure core: theta, the adjustment, when it is used ------------------------------------
 
 
-def reading(run: Entry, name: str = COVARIATE) -> float | None:
-    """The covariate a ledger row recorded, or None (recorded before the gauge, or no /proc)."""
-    machine = run.extra.get(KEY)
+def reading(extra: Mapping[str, Any], name: str = COVARIATE) -> float | None:
+    """The covariate a row's (or a draw's) extra fields recorded, or None (written before the gauge,
+    or no /proc)."""
+    machine = extra.get(KEY)
     value = machine.get(name) if isinstance(machine, Mapping) else None
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
         else None
@@ -131,25 +133,36 @@ def reading(run: Entry, name: str = COVARIATE) -> float | None:
 
 @dataclass(frozen=True)
 class Adjustment:
-    """adjusted = raw - theta * (covariate - REFERENCE), with theta from within-commit variation."""
+    """adjusted = raw - theta * (covariate - reference), with theta from within-commit variation.
+
+    The reference is the mean covariate of the draws theta was fitted on: an adjusted value is
+    what the draw would have measured under the load typical of this machine."""
 
     theta: float
+    reference: float
     se: float  # standard error of theta
     dof: int  # within-commit degrees of freedom behind it
     raw_sigma: float  # pooled standard deviation of the raw draws
     sigma: float  # pooled standard deviation of the adjusted draws (one more dof spent on theta)
 
     def value(self, raw: float, covariate: float | None) -> float:
-        """A draw corrected for its load; a draw with no reading counts as one at the reference."""
-        return raw if covariate is None else raw - self.theta * (covariate - REFERENCE)
+        """A draw corrected for its load; a draw with no reading is taken as it is."""
+        return raw if covariate is None else raw - self.theta * (covariate - self.reference)
 
-    def noise(self, groups: int) -> Noise:
-        """The noise floor of adjusted draws: their pooled sigma, one degree of freedom spent on theta."""
-        return Noise(self.sigma, self.dof - 1, groups)
+    def floor(self, pooled: Noise | None) -> Noise | None:
+        """A noise floor pooled from adjusted draws, with the degree of freedom spent on theta taken off."""
+        if pooled is None or pooled.dof < 2:
+            return pooled
+        return Noise(pooled.sigma * math.sqrt(pooled.dof / (pooled.dof - 1)), pooled.dof - 1, pooled.groups)
+
+    def pairs(self, pairs: Pairs) -> Pairs:
+        """Paired draws, each corrected for its own load."""
+        return Pairs(tuple(self.value(y, x) for y, x in zip(pairs.bar, pairs.bar_load or [None] * pairs.n)),
+                     tuple(self.value(y, x) for y, x in zip(pairs.candidate, pairs.candidate_load or [None] * pairs.n)))
 
     def text(self) -> str:
         """What the ``-q`` line and ``show`` say of it."""
-        return f"adjusted for machine load: theta {self.theta:.3g}, sigma {self.raw_sigma:.3g} -> {self.sigma:.3g}"
+        return f"adjusted for load: sigma {self.raw_sigma:.3g} -> {self.sigma:.3g}"
 
 
 def fit(groups: Iterable[Sequence[tuple[float, float]]]) -> Adjustment | None:
@@ -160,8 +173,8 @@ def fit(groups: Iterable[Sequence[tuple[float, float]]]) -> Adjustment | None:
     :data:`MIN_DOF` degrees of freedom, the covariate varied, and theta is :data:`MIN_T` standard
     errors from 0 (then the adjusted pooled variance, with a degree of freedom spent on theta, is
     below the raw one: that holds exactly when the t statistic is above 1)."""
-    sxx = sxy = syy = 0.0
-    dof = 0
+    sxx = sxy = syy = total = 0.0
+    dof = count = 0
     for draws in groups:
         if len(draws) < 2:
             continue
@@ -171,6 +184,7 @@ def fit(groups: Iterable[Sequence[tuple[float, float]]]) -> Adjustment | None:
         sxy += sum((x - mx) * (y - my) for y, x in draws)
         syy += sum((y - my) ** 2 for y in ys)
         dof += len(draws) - 1
+        total, count = total + sum(xs), count + len(xs)
     if dof < MIN_DOF or sxx <= 0 or syy <= 0:
         return None
     theta = sxy / sxx
@@ -178,7 +192,7 @@ def fit(groups: Iterable[Sequence[tuple[float, float]]]) -> Adjustment | None:
     se = math.sqrt(residual / (dof - 1) / sxx)
     if se > 0 and abs(theta) / se < MIN_T:
         return None
-    return Adjustment(theta, se, dof, math.sqrt(syy / dof), math.sqrt(residual / (dof - 1)))
+    return Adjustment(theta, total / count, se, dof, math.sqrt(syy / dof), math.sqrt(residual / (dof - 1)))
 
 
 def fit_runs(runs: Iterable[Entry], commits: Iterable[str], host: str | None,
@@ -188,7 +202,7 @@ def fit_runs(runs: Iterable[Entry], commits: Iterable[str], host: str | None,
     wanted = set(commits)
     groups: dict[str, list[tuple[float, float]]] = {}
     for run in runs:
-        x = reading(run)
+        x = reading(run.extra)
         if (run.sha in wanted and (host is None or run.host == host) and run.status in ("keep", "discard")
                 and run.value is not None and math.isfinite(run.value) and x is not None):
             groups.setdefault(run.sha, []).append((run.value, x))
@@ -200,10 +214,5 @@ def adjusted(runs: Iterable[Entry], adjustment: Adjustment | None) -> list[Entry
     """The rows with each value corrected for its load (the ledger keeps the raw ones)."""
     if adjustment is None:
         return list(runs)
-    return [replace(run, value=adjustment.value(run.value, reading(run))) if run.value is not None else run
+    return [replace(run, value=adjustment.value(run.value, reading(run.extra))) if run.value is not None else run
             for run in runs]
-
-
-def fields(adjustment: Adjustment, raw: float, covariate: float | None) -> dict[str, Any]:
-    """What a row records of its adjustment: the adjusted value and theta (its value stays raw)."""
-    return {"adjusted": adjustment.value(raw, covariate), "theta": adjustment.theta}
