@@ -25,7 +25,7 @@ from .noise import Noise
 from .paired import Pairs
 
 KEY = "machine"  # the ledger field (in extra) that holds a run's gauge readings
-COVARIATE = "others"  # the reading the verdict corrects for (see README: why this one)
+COVARIATE = "reference_s"  # the reading the verdict corrects for (README: why this one, measured against the others)
 MIN_DOF = 6  # within-commit degrees of freedom before theta is estimated at all
 MIN_T = 2.0  # theta is used only when it is this many standard errors from 0 (|t| > 1 is where it reduces variance)
 REFERENCE_CHUNK = bytes(1 << 18)  # the reference workload: hashing this 256 KiB block ...
@@ -107,7 +107,7 @@ class Gauge:
     def stop(self) -> dict[str, float]:
         """The run's readings: ``others`` (share of all CPU time that other processes used while it ran),
         ``steal`` (share stolen by the hypervisor), ``reference_s`` (mean of the workload before and
-        after). Without /proc only ``reference_s``: no adjustment then."""
+        after). Without /proc only ``reference_s``, which is all the adjustment reads."""
         machine, own = _machine_ticks(self.proc), _own_ticks(self.proc)
         readings = {"reference_s": round((self.before + reference_seconds()) / 2, 5)}
         if machine is None or own is None or self.machine is None or self.own is None:

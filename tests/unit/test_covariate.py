@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_autoresearch import covariate
-from pytest_autoresearch.covariate import KEY, MIN_DOF, Adjustment, Gauge, adjusted, fit, fit_runs, reading
+from pytest_autoresearch.covariate import COVARIATE, KEY, MIN_DOF, Adjustment, Gauge, adjusted, fit, fit_runs, reading
 from pytest_autoresearch.ledger import Entry
 from pytest_autoresearch.noise import Noise, pooled
 from pytest_autoresearch.paired import Pairs
@@ -97,7 +97,7 @@ def test_pairs_are_adjusted_draw_by_draw() -> None:
 
 
 def _row(sha: str, value: float, load: float | None, host: str = "box", status: str = "keep") -> Entry:
-    extra = {KEY: {"others": load, "reference_s": 0.06}} if load is not None else {}
+    extra = {KEY: {"others": 0.5, COVARIATE: load}} if load is not None else {}
     return Entry(run_id=f"{sha}{value}", commit=sha[:7], sha=sha, branch="b", description="d", test="t", metric="m",
                  value=value, status=status, host=host, extra=extra)
 
@@ -133,5 +133,6 @@ def test_the_gauge_counts_this_process_tree_as_its_own() -> None:
 
 def test_without_proc_the_gauge_records_no_load(tmp_path: Path) -> None:
     readings = Gauge(proc=str(tmp_path / "no-proc")).stop()
-    assert set(readings) == {"reference_s"}  # the reference workload still runs; no adjustment without "others"
-    assert reading({KEY: readings}) is None
+    assert set(readings) == {"reference_s"}  # the shares need /proc; the reference workload needs nothing
+    assert reading({KEY: readings}) == readings["reference_s"] > 0
+    assert reading({KEY: readings}, "others") is None
