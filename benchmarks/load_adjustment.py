@@ -1,12 +1,13 @@
 """Raw against load-adjusted spread of one commit's draws (the covariate adjustment, covariate.py).
 
-    python benchmarks/load_adjustment.py PROJECT [--draws N] [--load] [--seed S] [--after ISO]
+    python benchmarks/load_adjustment.py PROJECT [--draws N] [--load] [--seed S] [--after ISO] [--pytest=ARG ...]
 
 PROJECT is a git repository with a judged commit at HEAD (e.g. a copy of example_project after one
 ``AUTORESEARCH_TIME_BUDGET=30 pytest --autoresearch``). With ``--draws N`` HEAD is run N more times
 (``pytest --autoresearch -q`` each: a re-measurement of the commit), under ``nice -n 19``; with
-``--load`` each draw runs beside 0, 1 or 2 busy processes (a seeded, shuffled order; nice 19 like
-the run, or not: also drawn), started before the draw and stopped after it. Then, from HEAD's ledger
+``--load`` each draw runs beside 0, 1 or 2 busy processes (a seeded, shuffled order), started
+before the draw and stopped after it, niced like the run (an un-niced one would leave a niced
+run a sixtieth of a core: a stall, not a load). Then, from HEAD's ledger
 rows with gauge readings (those this invocation wrote, else those after ``--after``, else all), it
 prints every draw and, for each candidate covariate, theta, its t statistic, the raw spread and the
 adjusted spread, in-sample and leave-one-out (theta fitted without the draw it corrects), and
@@ -29,29 +30,27 @@ from pathlib import Path
 from pytest_autoresearch import covariate
 from pytest_autoresearch.ledger import Entry, Ledger
 
-CANDIDATES = ("others", "steal", "reference_s")
+CANDIDATES = ("others", "steal", "reference")
 BUSY = "while True: pass"
 
 
-def run_draws(project: Path, draws: int, load: bool, seed: int) -> None:
+def run_draws(project: Path, draws: int, load: bool, seed: int, extra: list[str]) -> None:
     """HEAD drawn ``draws`` times, each beside its share of busy processes."""
     rng = random.Random(seed)
     counts = [i % 3 for i in range(draws)] if load else [0] * draws
     rng.shuffle(counts)
     for index, count in enumerate(counts):
-        niced = rng.random() < 0.5
-        busy = [subprocess.Popen(([] if not niced else ["nice", "-n", "19"]) + [sys.executable, "-c", BUSY])
-                for _ in range(count)]
+        busy = [subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", BUSY]) for _ in range(count)]
         started = time.time()
         try:
             done = subprocess.run(["nice", "-n", "19", sys.executable, "-m", "pytest", "--autoresearch", "-q",
-                                   "-p", "no:cacheprovider"], cwd=project, capture_output=True, text=True)
+                                   "-p", "no:cacheprovider", *extra], cwd=project, capture_output=True, text=True)
         finally:
             for process in busy:
                 process.kill()
                 process.wait()
         line = next((l for l in done.stdout.splitlines() if l.startswith("autoresearch: ")), done.stdout[-300:])
-        print(f"draw {index + 1}/{draws}: {count} busy{' (nice 19)' if niced and count else ''}, "
+        print(f"draw {index + 1}/{draws}: {count} busy, "
               f"{time.time() - started:.0f} s: {line}", flush=True)
 
 
@@ -78,11 +77,11 @@ def ols(ys: list[float], xs: list[float]) -> tuple[float, float]:
 def report(runs: list[Entry]) -> None:
     ys = [r.value for r in runs if r.value is not None]
     print(f"\n{len(ys)} draws of {runs[0].commit} (load average now {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores)")
-    print(f"{'value':>9} {'others':>7} {'steal':>6} {'ref_s':>7} {'tokens':>8} {'trained_s':>9}")
+    print(f"{'value':>9} {'others':>7} {'steal':>6} {'GB/s':>7} {'tokens':>8} {'trained_s':>9}")
     for run in runs:
         machine = run.extra[covariate.KEY]
         print(f"{run.value:9.4f} {machine.get('others', float('nan')):7.3f} {machine.get('steal', float('nan')):6.3f} "
-              f"{machine.get('reference_s', float('nan')):7.4f} {run.extra.get('served_tokens', 0):8} "
+              f"{machine.get('reference', float('nan')):7.4f} {run.extra.get('served_tokens', 0):8} "
               f"{run.extra.get('trained_s', float('nan')):9.1f}")
     raw_range, raw_sd = max(ys) - min(ys), statistics.stdev(ys)
     print(f"\nraw: {min(ys):.4f}-{max(ys):.4f} (range {raw_range:.4f}), sd {raw_sd:.4f}")
@@ -114,11 +113,12 @@ def main() -> None:
     parser.add_argument("--load", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--after", default="")
+    parser.add_argument("--pytest", action="append", default=[], metavar="ARG", help="given to each pytest run")
     args = parser.parse_args()
     after = args.after
     if args.draws:
         after = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        run_draws(args.project.resolve(), args.draws, args.load, args.seed)
+        run_draws(args.project.resolve(), args.draws, args.load, args.seed, args.pytest)
     found = rows(args.project, after)
     if len(found) < 3:
         sys.exit(f"{len(found)} draws of HEAD with gauge readings after {after or 'the start'}: need 3")

@@ -25,11 +25,11 @@ from .noise import Noise
 from .paired import Pairs
 
 KEY = "machine"  # the ledger field (in extra) that holds a run's gauge readings
-COVARIATE = "reference_s"  # the reading the verdict corrects for (README: why this one, measured against the others)
+COVARIATE = "reference"  # the reading the verdict corrects for (README: why this one, measured against the others)
 MIN_DOF = 6  # within-commit degrees of freedom before theta is estimated at all
 MIN_T = 2.0  # theta is used only when it is this many standard errors from 0 (|t| > 1 is where it reduces variance)
-REFERENCE_CHUNK = bytes(1 << 18)  # the reference workload: hashing this 256 KiB block ...
-REFERENCE_ROUNDS = 400  # ... this many times on each usable core (~0.06 s on a quiet 2-core EPYC)
+REFERENCE_CHUNK = bytes(1 << 18)  # the reference workload: hashing this 256 KiB block, again and again ...
+REFERENCE_S = 0.05  # ... on every usable core for this long, before the run and again after it
 
 
 # -- the gauge: frozen code in the plugin's process -------------------------------------------
@@ -75,25 +75,29 @@ def _own_ticks(proc: str) -> int | None:
     return own
 
 
-def reference_seconds() -> float:
-    """Wall seconds of a fixed workload on every usable core at once: what the machine gives now.
+def reference_speed(seconds: float = REFERENCE_S) -> float:
+    """GB/s a fixed workload reaches on every usable core at once for ``seconds``: what the machine
+    gives a run now. A fixed time, not a fixed amount of work, so a loaded machine costs no more.
 
     hashlib releases the GIL on large blocks, so the threads run in parallel as a multi-core
-    target would; a busy neighbour on any core slows it."""
+    target would; a busy neighbour on any core slows them."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    done = [0] * cores
+    end = time.perf_counter() + seconds
 
-    def work() -> None:
+    def work(index: int) -> None:
         digest = hashlib.sha256()
-        for _ in range(REFERENCE_ROUNDS):
+        while time.perf_counter() < end:
             digest.update(REFERENCE_CHUNK)
+            done[index] += 1
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=work) for _ in range(cores)]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(cores)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return time.perf_counter() - started
+    return sum(done) * len(REFERENCE_CHUNK) / (time.perf_counter() - started) / 1e9
 
 
 class Gauge:
@@ -101,15 +105,15 @@ class Gauge:
 
     def __init__(self, proc: str = "/proc") -> None:
         self.proc = proc  # where the kernel's process information is mounted
-        self.before = reference_seconds()
+        self.before = reference_speed()
         self.machine, self.own = _machine_ticks(proc), _own_ticks(proc)
 
     def stop(self) -> dict[str, float]:
         """The run's readings: ``others`` (share of all CPU time that other processes used while it ran),
-        ``steal`` (share stolen by the hypervisor), ``reference_s`` (mean of the workload before and
-        after). Without /proc only ``reference_s``, which is all the adjustment reads."""
+        ``steal`` (share stolen by the hypervisor), ``reference`` (the workload's GB/s, the mean of
+        before and after). Without /proc only ``reference``, which is all the adjustment reads."""
         machine, own = _machine_ticks(self.proc), _own_ticks(self.proc)
-        readings = {"reference_s": round((self.before + reference_seconds()) / 2, 5)}
+        readings = {"reference": round((self.before + reference_speed()) / 2, 5)}
         if machine is None or own is None or self.machine is None or self.own is None:
             return readings
         busy, steal, total = (now - then for now, then in zip(machine, self.machine))

@@ -1,10 +1,9 @@
 """The load adjustment end to end: a target whose value is the machine's speed, draws under a load
 the test sets, a verdict that corrects for the load the gauge measured and keeps the raw values.
 
-The fake target counts how much pure-Python work it gets done in a fixed wall time and reports
-the time one unit took: busy processes beside it (started by the test, outside pytest's process
-tree, which the gauge counts as the run's own) make it slower, as a neighbour's job slows a
-training run under a time budget.
+The fake target hashes on every core for a fixed wall time and scores worse the less it got done:
+busy processes beside it (started by the test, outside pytest's process tree) slow it, as a
+neighbour's job slows a training run under a time budget.
 """
 
 from __future__ import annotations
@@ -22,16 +21,25 @@ from conftest import Project
 from pytest_autoresearch.covariate import COVARIATE, KEY
 
 TIMED = """
-import time
-end, done = time.perf_counter() + 0.4, 0
-while time.perf_counter() < end:
-    sum(range(1000))
-    done += 1
+import hashlib, os, threading, time
+block, cores, done = bytes(1 << 18), len(os.sched_getaffinity(0)), []
+end = time.perf_counter() + 0.5
+
+def work():
+    digest, n = hashlib.sha256(), 0
+    while time.perf_counter() < end:
+        digest.update(block)
+        n += 1
+    done.append(n)
+
+threads = [threading.Thread(target=work) for _ in range(cores)]
+[t.start() for t in threads]
+[t.join() for t in threads]
 print("---")
-print("score:", 1e4 / done)
+print("score:", 10 - sum(done) * len(block) / 0.5 / 1e9)  # the slower the machine, the worse
 """
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-LOADS = [0, 2, 2, 0, 2, 0, 0, 2, 2]  # busy processes per core beside each draw: two levels, so any
+LOADS = [0, 4, 4, 0, 4, 0, 0, 4, 4, 0, 4, 0]  # busy processes per core beside each draw: two levels, so any
 # monotone effect of load on the value is a straight line through them
 
 
@@ -55,15 +63,15 @@ def test_draws_are_corrected_for_the_load_they_ran_under(project: Project) -> No
         with busy(load):
             result = project.run_subprocess("-q")
         result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["autoresearch: keep *score=*n=9* | adjusted for load: sigma * -> *"])
+    result.stdout.fnmatch_lines(["autoresearch: keep *score=*n=12* | adjusted for load: sigma * -> *"])
     runs = [r for r in project.runs() if r.status == "keep"]
     assert len(runs) == len(LOADS)
     loads = [r.extra[KEY][COVARIATE] for r in runs]
-    assert statistics.fmean(loads[i] for i, n in enumerate(LOADS) if n == 2) > \
-        statistics.fmean(loads[i] for i, n in enumerate(LOADS) if n == 0)  # the reference workload took longer
+    assert statistics.fmean(loads[i] for i, n in enumerate(LOADS) if n == 4) < \
+        statistics.fmean(loads[i] for i, n in enumerate(LOADS) if n == 0)  # the reference workload ran slower
     last = runs[-1]
     raw = [r.value for r in runs]
-    assert last.value == raw[-1] and "adjusted" in last.extra and last.extra["load_theta"] > 0  # load makes it slower
+    assert last.value == raw[-1] and "adjusted" in last.extra and last.extra["load_theta"] < 0  # a slower machine, a worse score
     assert "adjustment" in last.extra and "adjusted" not in runs[0].extra  # the first verdict had nothing to fit
     theta, reference = last.extra["load_theta"], last.extra["load_reference"]
     fixed = [y - theta * (x - reference) for y, x in zip(raw, loads)]  # the rule README states, on the recorded fields

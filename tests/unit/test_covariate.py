@@ -127,12 +127,12 @@ def test_the_gauge_counts_this_process_tree_as_its_own() -> None:
     assert own is not None and after is not None
     import os
     assert after - own >= 0.4 * os.sysconf("SC_CLK_TCK")  # the child's half second, reaped, is ours
-    assert set(readings) == {"others", "steal", "reference_s"}
-    assert 0 <= readings["others"] <= 1 and 0 <= readings["steal"] <= 1 and readings["reference_s"] > 0
+    assert set(readings) == {"others", "steal", "reference"}
+    assert 0 <= readings["others"] <= 1 and 0 <= readings["steal"] <= 1 and readings["reference"] > 0
 
 
 def test_without_proc_the_gauge_records_no_load(tmp_path: Path) -> None:
     readings = Gauge(proc=str(tmp_path / "no-proc")).stop()
-    assert set(readings) == {"reference_s"}  # the shares need /proc; the reference workload needs nothing
-    assert reading({KEY: readings}) == readings["reference_s"] > 0
+    assert set(readings) == {"reference"}  # the shares need /proc; the reference workload needs nothing
+    assert reading({KEY: readings}) == readings["reference"] > 0
     assert reading({KEY: readings}, "others") is None
