@@ -1,6 +1,6 @@
 """Raw against load-adjusted spread of one commit's draws (the covariate adjustment, covariate.py).
 
-    python benchmarks/load_adjustment.py PROJECT [--draws N] [--load] [--seed S] [--after ISO] [--pytest=ARG ...]
+    python benchmarks/load_adjustment.py PROJECT [--draws N] [--load] [--seed S] [--after ISO] [--commit REV] [--pytest=ARG ...]
 
 PROJECT is a git repository with a judged commit at HEAD (e.g. a copy of example_project after one
 ``AUTORESEARCH_TIME_BUDGET=30 pytest --autoresearch``). With ``--draws N`` HEAD is run N more times
@@ -54,8 +54,8 @@ def run_draws(project: Path, draws: int, load: bool, seed: int, extra: list[str]
               f"{time.time() - started:.0f} s: {line}", flush=True)
 
 
-def rows(project: Path, after: str) -> list[Entry]:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True,
+def rows(project: Path, after: str, commit: str) -> list[Entry]:
+    head = subprocess.run(["git", "rev-parse", commit], cwd=project, capture_output=True, text=True,
                           check=True).stdout.strip()
     ledger = Ledger(project / ".git" / "autoresearch" / "ledger.tsv")
     return [r for r in ledger.runs(("keep", "discard"), shas=[head]) if r.sha == head and r.status in ("keep", "discard") and r.value is not None
@@ -113,13 +113,14 @@ def main() -> None:
     parser.add_argument("--load", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--after", default="")
+    parser.add_argument("--commit", default="HEAD", help="whose draws to report (default: HEAD)")
     parser.add_argument("--pytest", action="append", default=[], metavar="ARG", help="given to each pytest run")
     args = parser.parse_args()
     after = args.after
     if args.draws:
         after = datetime.now(timezone.utc).isoformat(timespec="seconds")
         run_draws(args.project.resolve(), args.draws, args.load, args.seed, args.pytest)
-    found = rows(args.project, after)
+    found = rows(args.project, after, args.commit)
     if len(found) < 3:
         sys.exit(f"{len(found)} draws of HEAD with gauge readings after {after or 'the start'}: need 3")
     report(found)

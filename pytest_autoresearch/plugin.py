@@ -99,9 +99,9 @@ PAIRED_HELP = (
     "--autoresearch-repeat, at least 3 (default: auto)"
 )
 ADJUST_HELP = (
-    "Correct each draw for the machine load it ran under (other processes' share of the CPU, measured "
-    "outside the target) once draws of the same commit show a stable effect; the ledger keeps the raw "
-    "value: on or off (default: on)"
+    "Correct each draw for the machine load it ran under (the speed of a fixed workload just before and "
+    "after the run, measured outside the target) once draws of the same commit show a stable effect; the "
+    "ledger keeps the raw value: on or off (default: on)"
 )
 CALIBRATE_HELP = (
     "Instead of judging HEAD, run the branch's best commit (else the last judged one) against itself "
