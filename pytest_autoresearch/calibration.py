@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import paired
-from .covariate import MIN_DOF, MIN_T, Adjustment, fit, reading
+from .covariate import COVARIATE, MIN_DOF, MIN_T, Adjustment, fit, reading
 from .ledger import Entry
 from .noise import Noise, required_delta
 
@@ -115,8 +115,8 @@ class Report:
         if a is None:
             return (f"not used ({self.loaded} draws with a load reading; the verdict corrects for load once draws "
                     f"of one commit give {MIN_DOF} degrees of freedom and theta {MIN_T:g} standard errors from 0)")
-        return (f"sigma {a.sigma:.4g} (theta {a.theta:+.4g} per unit of load, {a.theta / a.se:+.1f} standard errors; "
-                f"reference load {a.reference:.3g})")
+        return (f"sigma {a.sigma:.4g} (theta {a.theta:+.4g} per unit of the {COVARIATE} reading, "
+                f"{a.theta / a.se:+.1f} standard errors, around {a.reference:.3g})")
 
 
 def _z(e: Estimate) -> str:
