@@ -32,6 +32,7 @@ MIN_T = 3.0  # theta is used only this many standard errors from 0: pure noise p
 MAX_RATIO = 0.9  # ... and only when it takes the pooled sigma to at most this fraction of the raw one
 REFERENCE_CHUNK = bytes(1 << 18)  # the reference workload: hashing this 256 KiB block, again and again ...
 REFERENCE_S = 0.05  # ... on every usable core for this long, before the run and again after it
+SAMPLE_S = 1.0  # while the run goes: how often the gauge counts the other processes' runnable threads
 
 
 # -- the gauge: frozen code in the plugin's process -------------------------------------------
@@ -77,6 +78,45 @@ def _own_ticks(proc: str) -> int | None:
     return own
 
 
+def _competing(proc: str) -> float | None:
+    """Other processes' runnable threads now, each weighted as the scheduler weighs it against this
+    process (nice n against ours: 1.25 ** (ours - n)); this process tree and kernel threads left
+    out. Runnable, not running: it does not fall when the target takes the CPU from them."""
+    me, ours = os.getpid(), os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        names = [name for name in os.listdir(proc) if name.isdigit()]
+    except OSError:
+        return None
+    parent: dict[int, int] = {}
+    for name in names:
+        try:
+            with open(f"{proc}/{name}/stat", "rb") as stat:
+                parent[int(name)] = int(stat.read().rpartition(b")")[2].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    weight = 0.0
+    for pid in parent:
+        up, seen = pid, set()
+        while up in parent and up not in seen and up != me and up != 2:
+            seen.add(up)
+            up = parent[up]
+        if up in (me, 2) or pid == 2:
+            continue  # this process tree, or a kernel thread
+        try:
+            tids = os.listdir(f"{proc}/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"{proc}/{pid}/task/{tid}/stat", "rb") as stat:
+                    fields = stat.read().rpartition(b")")[2].split()
+            except OSError:
+                continue
+            if fields and fields[0] == b"R":
+                weight += 1.25 ** (ours - int(fields[16]))
+    return weight
+
+
 def reference_speed(seconds: float = REFERENCE_S) -> float:
     """GB/s a fixed workload reaches on every usable core at once for ``seconds``: what the machine
     gives a run now. A fixed time, not a fixed amount of work, so a loaded machine costs no more.
@@ -109,13 +149,25 @@ class Gauge:
         self.proc = proc  # where the kernel's process information is mounted
         self.before = reference_speed()
         self.machine, self.own = _machine_ticks(proc), _own_ticks(proc)
+        self.competing: list[float] = []  # the samples of :func:`_competing` while the run goes
+        self.next_sample = time.monotonic() + SAMPLE_S
+
+    def sample(self) -> None:
+        """Called while the run goes (often): every :data:`SAMPLE_S`, count the competing threads."""
+        if time.monotonic() >= self.next_sample:
+            self.next_sample = time.monotonic() + SAMPLE_S
+            found = _competing(self.proc)
+            if found is not None:
+                self.competing.append(found)
 
     def stop(self) -> dict[str, float]:
         """The run's readings: ``others`` (share of all CPU time that other processes used while it ran),
         ``steal`` (share stolen by the hypervisor), ``reference`` (the workload's GB/s, the mean of
-        before and after). Without /proc only ``reference``, which is all the adjustment reads."""
+        before and after), ``competing`` (the mean of :func:`_competing` over the run). Without /proc only ``reference``, which is all the adjustment reads."""
         machine, own = _machine_ticks(self.proc), _own_ticks(self.proc)
         readings = {"reference": round((self.before + reference_speed()) / 2, 5)}
+        if self.competing:
+            readings["competing"] = round(sum(self.competing) / len(self.competing), 4)
         if machine is None or own is None or self.machine is None or self.own is None:
             return readings
         busy, steal, total = (now - then for now, then in zip(machine, self.machine))

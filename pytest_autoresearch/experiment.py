@@ -172,6 +172,8 @@ class Experiment:
                 if on_tick is not None and now >= next_tick:
                     on_tick(now - start, handle.last_output)
                     next_tick = now + tick_s
+                if gauge is not None:
+                    gauge.sample()
                 time.sleep(POLL_S)
             self.ended = time.monotonic()
         finally:

@@ -4,10 +4,13 @@ values, floors and pairs; the gauge on this machine's /proc and without one."""
 from __future__ import annotations
 
 import math
+import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -125,9 +128,8 @@ def test_the_gauge_counts_this_process_tree_as_its_own() -> None:
     after = covariate._own_ticks("/proc")
     readings = gauge.stop()
     assert own is not None and after is not None
-    import os
     assert after - own >= 0.4 * os.sysconf("SC_CLK_TCK")  # the child's half second, reaped, is ours
-    assert set(readings) == {"others", "steal", "reference"}
+    assert set(readings) == {"others", "steal", "reference"}  # too short a run for a "competing" sample
     assert 0 <= readings["others"] <= 1 and 0 <= readings["steal"] <= 1 and readings["reference"] > 0
 
 
@@ -136,3 +138,18 @@ def test_without_proc_the_gauge_records_no_load(tmp_path: Path) -> None:
     assert set(readings) == {"reference"}  # the shares need /proc; the reference workload needs nothing
     assert reading({KEY: readings}) == readings["reference"] > 0
     assert reading({KEY: readings}, "others") is None
+
+
+def test_a_busy_process_outside_this_tree_competes() -> None:
+    outside = int(subprocess.run(["sh", "-c", f"{sys.executable} -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
+                                 capture_output=True, text=True, check=True).stdout)  # orphaned: not our child
+    try:
+        time.sleep(0.3)
+        counts = [covariate._competing("/proc") for _ in range(5)]
+        assert all(c is not None and c >= 0.9 for c in counts)  # at least the orphan, at our nice level: weight 1
+        gauge = Gauge()
+        gauge.next_sample = 0.0  # due now
+        gauge.sample()
+        assert gauge.stop()["competing"] >= 0.9
+    finally:
+        os.kill(outside, signal.SIGKILL)
