@@ -30,7 +30,7 @@ from pathlib import Path
 from pytest_autoresearch import covariate
 from pytest_autoresearch.ledger import Entry, Ledger
 
-CANDIDATES = ("others", "steal", "reference")
+CANDIDATES = ("others", "steal", "reference", "competing")
 BUSY = "while True: pass"
 
 
@@ -77,11 +77,12 @@ def ols(ys: list[float], xs: list[float]) -> tuple[float, float]:
 def report(runs: list[Entry]) -> None:
     ys = [r.value for r in runs if r.value is not None]
     print(f"\n{len(ys)} draws of {runs[0].commit} (load average now {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores)")
-    print(f"{'value':>9} {'others':>7} {'steal':>6} {'GB/s':>7} {'tokens':>8} {'trained_s':>9}")
+    print(f"{'value':>9} {'others':>7} {'steal':>6} {'GB/s':>7} {'compete':>7} {'tokens':>8} {'trained_s':>9}")
     for run in runs:
         machine = run.extra[covariate.KEY]
         print(f"{run.value:9.4f} {machine.get('others', float('nan')):7.3f} {machine.get('steal', float('nan')):6.3f} "
-              f"{machine.get('reference', float('nan')):7.4f} {run.extra.get('served_tokens', 0):8} "
+              f"{machine.get('reference', float('nan')):7.4f} {machine.get('competing', float('nan')):7.2f} "
+              f"{run.extra.get('served_tokens', 0):8} "
               f"{run.extra.get('trained_s', float('nan')):9.1f}")
     raw_range, raw_sd = max(ys) - min(ys), statistics.stdev(ys)
     print(f"\nraw: {min(ys):.4f}-{max(ys):.4f} (range {raw_range:.4f}), sd {raw_sd:.4f}")
