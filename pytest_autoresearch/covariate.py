@@ -31,7 +31,7 @@ MIN_DOF = 6  # within-commit degrees of freedom before theta is estimated at all
 MIN_T = 3.0  # theta is used only this many standard errors from 0: pure noise passes |t| >= 3 in 0.3% of fits
 MAX_RATIO = 0.9  # ... and only when it takes the pooled sigma to at most this fraction of the raw one
 REFERENCE_CHUNK = bytes(1 << 18)  # the reference workload: hashing this 256 KiB block, again and again ...
-REFERENCE_S = 0.05  # ... on every usable core for this long, before the run and again after it
+REFERENCE_S = 0.1  # ... on every usable core for this long, before the run and again after it
 SAMPLE_S = 1.0  # while the run goes: how often the gauge counts the other processes' runnable threads
 
 

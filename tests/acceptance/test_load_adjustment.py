@@ -23,7 +23,7 @@ from pytest_autoresearch.covariate import COVARIATE, KEY
 TIMED = """
 import hashlib, os, threading, time
 block, cores, done = bytes(1 << 18), len(os.sched_getaffinity(0)), []
-end = time.perf_counter() + 0.5
+end = time.perf_counter() + 1.0
 
 def work():
     digest, n = hashlib.sha256(), 0
@@ -36,10 +36,10 @@ threads = [threading.Thread(target=work) for _ in range(cores)]
 [t.start() for t in threads]
 [t.join() for t in threads]
 print("---")
-print("score:", 10 - sum(done) * len(block) / 0.5 / 1e9)  # the slower the machine, the worse
+print("score:", 10 - sum(done) * len(block) / 1.0 / 1e9)  # the slower the machine, the worse
 """
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-LOADS = [0, 4, 4, 0, 4, 0, 0, 4, 4, 0, 4, 0]  # busy processes per core beside each draw: two levels, so any
+LOADS = [0, 4, 4, 0, 4, 0, 0, 4, 4, 0, 4, 0, 4, 0, 0, 4]  # busy processes per core beside each draw: two levels, so any
 # monotone effect of load on the value is a straight line through them
 
 
@@ -63,7 +63,7 @@ def test_draws_are_corrected_for_the_load_they_ran_under(project: Project) -> No
         with busy(load):
             result = project.run_subprocess("-q")
         result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["autoresearch: keep *score=*n=12* | adjusted for load: sigma * -> *"])
+    result.stdout.fnmatch_lines(["autoresearch: keep *score=*n=16* | adjusted for load: sigma * -> *"])
     runs = [r for r in project.runs() if r.status == "keep"]
     assert len(runs) == len(LOADS)
     loads = [r.extra[KEY][COVARIATE] for r in runs]
