@@ -4,8 +4,9 @@ A wall-clock budget turns the machine's speed into the metric: a neighbour's job
 run trains fewer steps, the value moves with no change of code. :class:`Gauge` measures, from the
 plugin's process and never from the target's, what the machine gave each run: the share of the
 machine's CPU that other processes used while the target ran (``/proc/stat`` less this process
-tree's CPU), steal time, and the speed of a fixed reference workload just before and just after
-(the covariate the verdict uses: the target cannot move it, see README).
+tree's CPU), steal time, other processes' runnable threads (sampled while the run goes), and the
+speed of a fixed reference workload just before and just after (the covariate the verdict uses:
+the target cannot move it, see README).
 The pure core (:func:`fit`, :class:`Adjustment`) estimates how much of the value one unit of
 load moves (theta, from draws of the same commit only) and corrects each draw for its own load.
 """
