@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import paired
+from .covariate import COVARIATE, MIN_DOF, MIN_T, Adjustment, fit, reading
 from .ledger import Entry
 from .noise import Noise, required_delta
 
@@ -78,6 +79,8 @@ class Report:
     kept: int  # of ``pairs`` no-change candidates, kept under ``rule``
     kept_unpaired: int  # ... kept had no verdict been paired
     rule: Rule
+    loaded: int = 0  # draws with a machine-load reading (covariate.py)
+    adjustment: Adjustment | None = None  # the load correction these draws alone support, if any
 
     @property
     def drift_total(self) -> float:
@@ -86,7 +89,8 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out.update(order={**asdict(self.order), "z": _finite(self.order.z)},
+        out.update(adjustment=asdict(self.adjustment) if self.adjustment is not None else None,
+                   order={**asdict(self.order), "z": _finite(self.order.z)},
                    drift={**asdict(self.drift), "z": _finite(self.drift.z), "total": self.drift_total})
         return out
 
@@ -103,7 +107,16 @@ class Report:
             f"{self.drift_total:+.4g} over the calibration",
             f"  no-change candidates kept: {self.kept} of {self.pairs} under {self.rule.text()}; "
             f"{self.kept_unpaired} of {self.pairs} unpaired",
+            f"  load-adjusted:     {self._load()}",
         ]
+
+    def _load(self) -> str:
+        a = self.adjustment
+        if a is None:
+            return (f"not used ({self.loaded} draws with a load reading; the verdict corrects for load once draws "
+                    f"of one commit give {MIN_DOF} degrees of freedom and theta {MIN_T:g} standard errors from 0)")
+        return (f"sigma {a.sigma:.4g} (theta {a.theta:+.4g} per unit of the {COVARIATE} reading, "
+                f"{a.theta / a.se:+.1f} standard errors, around {a.reference:.3g})")
 
 
 def _z(e: Estimate) -> str:
@@ -136,6 +149,8 @@ def report(rows: Sequence[Entry]) -> Report:
     goal = str(first.extra.get("goal", "min"))
     sigma = statistics.stdev(timeline)
     floor = Noise(sigma, len(timeline) - 1, 1)
+    loaded = [(r.value, x) for r in done if r.status in ("keep", "discard") and r.value is not None
+              and math.isfinite(r.value) and (x := reading(r.extra)) is not None]
     kept, unpaired = keeps(a, b, goal, rule, floor)
     return Report(
         calibration=str(first.extra[KEY]), test=first.test, metric=first.metric, goal=goal, commit=first.commit,
@@ -144,6 +159,7 @@ def report(rows: Sequence[Entry]) -> Report:
         sigma_pair=statistics.stdev([y - x for x, y in zip(a, b)]),
         order=Estimate(statistics.fmean(order), statistics.stdev(order) / math.sqrt(len(order))),
         drift=slope(timeline), kept=kept, kept_unpaired=unpaired, rule=rule,
+        loaded=len(loaded), adjustment=fit([loaded]),
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .covariate import Gauge
 from .runner import Exit, Launch, Runner
 from .runner.sandbox import Sealing
 from .runner.watchdog import Watchdog
@@ -121,6 +122,7 @@ class Experiment:
     peak_memory_mb: float | None = None
     where: Mapping[str, str] = field(default_factory=dict)
     ended: float | None = None  # time.monotonic() when the plugin saw the script exit
+    machine: dict[str, float] = field(default_factory=dict)  # what the machine gave the run (covariate.Gauge)
 
     @property
     def crashed(self) -> bool:
@@ -156,6 +158,7 @@ class Experiment:
         ``on_start`` hears where the run is (the runner's orphan token) once it has started."""
         launch = Launch(self.script, tuple(self.args), {**self.env, **(env or {})}, self.log_path, worktree, commit,
                         artifact, sealing)
+        gauge = Gauge() if runner.name == "local" else None  # another node's load is not this machine's
         handle = runner.start(launch)
         if watchdog is not None:
             watchdog.guard(handle.orphan_token())
@@ -169,10 +172,13 @@ class Experiment:
                 if on_tick is not None and now >= next_tick:
                     on_tick(now - start, handle.last_output)
                     next_tick = now + tick_s
+                if gauge is not None:
+                    gauge.sample()
                 time.sleep(POLL_S)
             self.ended = time.monotonic()
         finally:
             handle.cancel()
+        self.machine = gauge.stop() if gauge is not None else {}
         self._read(done)
 
     def _read(self, done: Exit) -> None:

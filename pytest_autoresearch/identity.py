@@ -67,7 +67,7 @@ def device() -> str:
 # Ini keys that decide how a value is judged, never what it is: an ini file that differs only in
 # them measures the same way. Every other line of the ini file counts, like any frozen file.
 JUDGING_KEYS = ("autoresearch_min_delta", "autoresearch_noise_k", "autoresearch_repeat",
-                "autoresearch_timeout", "autoresearch_progress", "autoresearch_ledger")
+                "autoresearch_timeout", "autoresearch_progress", "autoresearch_ledger", "autoresearch_adjust")
 _JUDGING_LINE = re.compile(rb"^[ \t]*(?:" + b"|".join(k.encode() for k in JUDGING_KEYS) + rb")[ \t]*[=:].*(?:\r?\n|$)",
                            re.MULTILINE)
 

@@ -57,6 +57,7 @@ class Outcome:
     unsealed: bool = False  # the target ran outside the sandbox (autoresearch_isolation = none)
     paired: str = ""  # "paired: 3 pairs, delta -0.0042 +/- 0.0011" when the bar ran again beside this commit
     # (or "not paired: ..." when it was due and the bar could not run)
+    adjusted: str = ""  # "adjusted for load: sigma 0.05 -> 0.01" when every value was corrected for machine load
 
     @property
     def green(self) -> bool:
@@ -174,6 +175,8 @@ def failure_message(o: Outcome, tail: str = "") -> str:
         lines.append(f"  draws:  {draws_text(o)} (a re-measurement: every draw of {o.commit} counts)")
     if o.paired:
         lines.append(f"  {o.paired}")
+    if o.adjusted:
+        lines.append(f"  {o.adjusted} (values and bar; the ledger keeps the raw draws)")
     if o.self_report is not None:
         lines.append(f"  self:   {self_report_text(o)}")
     if notes := notes_text(o):
@@ -207,6 +210,8 @@ def verdict_line(o: Outcome) -> str:
     tail = [] if o.green else [o.reason]
     if o.paired:
         tail.append(o.paired)
+    if o.adjusted:
+        tail.append(o.adjusted)
     if o.self_report is not None:
         tail.append(self_report_text(o))
     if o.status in UNJUDGED and o.log:

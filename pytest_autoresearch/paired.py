@@ -110,6 +110,8 @@ class Pairs:
 
     bar: tuple[float, ...]
     candidate: tuple[float, ...]
+    bar_load: tuple[float | None, ...] = ()  # each draw's covariate (covariate.py), when it was measured
+    candidate_load: tuple[float | None, ...] = ()
 
     @property
     def differences(self) -> list[float]:

@@ -25,7 +25,7 @@ from .paired import parse_mode
 from .session import CALIBRATION, AutoresearchSession, Calibration, spec_key
 from .settings import (BENCHMARK_METRIC, BENCHMARK_STATS, DEFAULT_ISOLATION, DEFAULT_NOISE_K, MARKER_SIGNATURE, RUNNERS,
                        benchmark_stat, calibration_pairs, cli_type, isolation_value, min_delta_value,
-                       non_negative_float, parse_marker, positive_float)
+                       non_negative_float, parse_marker, positive_float, switch)
 from .sources import Recorder
 from .terminal import VerdictReporter
 
@@ -98,7 +98,11 @@ PAIRED_HELP = (
     "measured on another host or device or over 2 h ago), always, or never; pairs as many as "
     "--autoresearch-repeat, at least 3 (default: auto)"
 )
-
+ADJUST_HELP = (
+    "Correct each draw for the machine load it ran under (the speed of a fixed workload just before and "
+    "after the run, measured outside the target) once draws of the same commit show a stable effect; the "
+    "ledger keeps the raw value: on or off (default: on)"
+)
 CALIBRATE_HELP = (
     "Instead of judging HEAD, run the branch's best commit (else the last judged one) against itself "
     "in N pairs, in a random order, each draw recorded as that commit's; autoresearch calibrate runs this "
@@ -145,6 +149,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=PAIRED_HELP,
     )
     group.addoption(
+        "--autoresearch-adjust", metavar="ON_OFF", type=cli_type(switch, "--autoresearch-adjust"),
+        help=ADJUST_HELP,
+    )
+    group.addoption(
         "--autoresearch-calibrate", metavar="N", type=cli_type(calibration_pairs, "--autoresearch-calibrate"),
         help=CALIBRATE_HELP,
     )
@@ -162,6 +170,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_progress", PROGRESS_HELP, default="30")
     parser.addini("autoresearch_repeat", REPEAT_HELP, default="1")
     parser.addini("autoresearch_paired", PAIRED_HELP, default="auto")
+    parser.addini("autoresearch_adjust", ADJUST_HELP, default="on")
     parser.addini("autoresearch_requires", REQUIRES_HELP, type="linelist", default=[])
     parser.addini("autoresearch_devices", DEVICES_HELP)
     parser.addini("autoresearch_benchmark", BENCHMARK_HELP)

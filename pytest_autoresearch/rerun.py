@@ -24,6 +24,7 @@ from typing import Any
 import git
 
 from .context import Context, is_timeout
+from .covariate import KEY
 from .dataserver import DataServer, DataServerError
 from .experiment import Experiment
 from .ledger import Entry, format_line
@@ -71,6 +72,7 @@ class BarRerun:
         self.status, self.label, self.reason = status, label, reason  # the commit's own verdict; what its rows say
         self.surround = surround  # the seal and data server each draw runs in, as the candidate's draws do
         self.measurement = uuid.uuid4().hex[:12]
+        self.machine: dict[str, float] = {}  # what the machine gave its last draw (covariate.Gauge)
 
     def draw(self, tree: Path, watchdog: Watchdog, on_tick: Callable[[float, str], None] | None, tick_s: float,
              remaining: Callable[[], float], fields: Mapping[str, Any] | None = None) -> float | str:
@@ -104,6 +106,9 @@ class BarRerun:
             finally:
                 if sealing is not None:  # nothing a run leaves in its folder reaches the next one
                     shutil.rmtree(sealing.run_dir, ignore_errors=True)
+            self.machine = exp.machine
+            if exp.machine:
+                extra[KEY] = exp.machine
             problem = _budget(server, exp, extra) if server is not None else ""
             value, problem = (None, problem) if problem else self._value(exp, artifact, remaining)
         except BaseException as exc:  # the pairs' time limit, or Ctrl-C: the bar's row must not stay open

@@ -77,6 +77,16 @@ def isolation_value(text: str, where: str) -> str:
     return text
 
 
+def switch(text: str, where: str) -> bool:
+    """``on`` or ``off`` (also true/false, yes/no, 1/0)."""
+    word = text.strip().lower()
+    if word in ("on", "true", "yes", "1"):
+        return True
+    if word in ("off", "false", "no", "0"):
+        return False
+    raise ValueError(f"{where}: expected on or off, got {text!r}")
+
+
 def benchmark_stat(text: str, where: str) -> str | None:
     """The pytest-benchmark statistic to judge (min, median or mean), or None when empty."""
     stat = text.strip().lower()
@@ -121,6 +131,7 @@ class Settings:
     private: tuple[str, ...] = ()  # files (globs from the rootdir) a sealed target may not read, a scorer may
     benchmark: str | None = None  # judge every pytest-benchmark test by this statistic (min, median, mean)
     paired: str = "auto"  # re-measure the bar beside the candidate: auto (verdicts in doubt), always, never
+    adjust: bool = True  # correct every draw for the machine load it ran under (covariate.py)
     calibrate: int = 0  # A/A pairs of the reference commit to run instead of judging HEAD (autoresearch calibrate)
 
 
@@ -286,6 +297,7 @@ def resolve(config: pytest.Config) -> Settings:
         repeat=plan.max_runs,
         adaptive_repeat=plan.adaptive,
         paired=pick("autoresearch_paired", parse_mode),
+        adjust=pick("autoresearch_adjust", switch),
         calibrate=config.getoption("autoresearch_calibrate") or 0,
         devices=str(config.getini("autoresearch_devices")).strip() or None,
         runner=_runner(config),

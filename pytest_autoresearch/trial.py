@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from . import archive, bar, calibration, correctness, fresh_draw, guard, history, noise, paired
+from . import archive, bar, calibration, correctness, covariate, fresh_draw, guard, history, noise, paired
 from .context import Context, is_timeout
 from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, socket_path, usable_cores
 from .experiment import MAX_NOTES, Experiment, parse_notes
@@ -229,6 +229,8 @@ class Trial:
             if sealing is not None:  # nothing a run leaves in its folder reaches the next one
                 shutil.rmtree(sealing.run_dir, ignore_errors=True)
         draw.duration = exp.duration
+        if exp.machine:
+            draw.extra[covariate.KEY] = exp.machine
         draw.self_report = exp.metrics.get(self.spec.metric)
         draw.notes = tuple(exp.notes)
         limit = self.spec.max_seconds
@@ -381,12 +383,17 @@ class Trial:
                     return float(value) * scale
         return None
 
+    def _loads(self) -> list[float | None]:
+        """Each draw's machine load, as the gauge read it (None where it could not)."""
+        return [covariate.reading(d.extra) for d in self.draws if d.value is not None]
+
     def _settled(self) -> bool:
         """Adaptive repeats: whether the draws so far leave the verdict in no real doubt."""
         values = [d.value for d in self.draws]
         if any(v is None for v in values):
             return True  # judged a crash whatever comes next
-        step = bar.repeat_step(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None])
+        step = bar.repeat_step(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None],
+                               self._loads())
         self.repeat_note = step.reason
         return step.stop
 
@@ -402,7 +409,8 @@ class Trial:
             return None, ""
         lease = self.item.stash.get(lease_key, None)
         device = lease.device if lease else None
-        why, best = bar.pairing(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None], device)
+        why, best = bar.pairing(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None], device,
+                                self._loads())
         if not why or best is None:
             return None, ""
         count = paired.pairs_for(self.ctx.settings.repeat)
@@ -417,6 +425,8 @@ class Trial:
         ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)
         bar_values: list[float] = []
         candidate_values: list[float] = []
+        bar_loads: list[float | None] = []  # each draw's machine load, for the adjustment
+        candidate_loads: list[float | None] = []
         with checkout(self.ctx.repo, best.sha) as tree:
             for bar_first in paired.order(count, best.sha, self.ctx.head.sha, values):
                 for is_bar in (bar_first, not bar_first):
@@ -426,6 +436,7 @@ class Trial:
                             return None, (f"not paired: the bar {best.commit} failed on its re-run ({got}); "
                                           f"judged on this commit's own draws")
                         bar_values.append(got)
+                        bar_loads.append(rerun.machine.get(covariate.COVARIATE))
                         continue
                     draw = self._start_draw(watchdog)
                     self._run_target(draw, watchdog, sources)
@@ -433,7 +444,8 @@ class Trial:
                     if draw.value is None:
                         return None, ""
                     candidate_values.append(draw.value)
-        return paired.Pairs(tuple(bar_values), tuple(candidate_values)), why
+                    candidate_loads.append(covariate.reading(draw.extra))
+        return paired.Pairs(tuple(bar_values), tuple(candidate_values), tuple(bar_loads), tuple(candidate_loads)), why
 
     def calibrate(self) -> None:
         """A/A calibration (``--autoresearch-calibrate N``): the reference commit run against itself.
@@ -509,7 +521,7 @@ class Trial:
             ))
         with self.ctx.locked():
             judged = bar.judge(self.ctx, self.item.nodeid, self.spec, [v for v in values if v is not None],
-                               pairs, why_paired)
+                               pairs, why_paired, self._loads())
             return self._finish(judged.verdict.status, judged.verdict.reason, judged)
 
     def _finish(self, status: str, reason: str, judged: bar.Judged | None = None,
@@ -538,6 +550,9 @@ class Trial:
             extra["paired"] = judged.pairing
         if judged is not None and judged.pairs is not None:
             extra["pairs"] = judged.pairs.n
+        adjustment = judged.adjustment if judged is not None else None
+        if adjustment is not None:
+            extra["adjustment"] = adjustment.text()
         if self.experiment is not None and status == "crash":
             extra["log"] = str(self.experiment.log_path)
         reports = [d.self_report for d in self.draws if d.self_report is not None]
@@ -564,7 +579,7 @@ class Trial:
             d.entry.finished(status=status, value=d.value, memory_gb=d.memory_gb,
                              duration_s=d.duration if d.duration is not None else time.time() - started,
                              extra={"goal": self.spec.goal, "surface": self.ctx.surface_digest, **extra, **d.scored,
-                                    **d.extra},
+                                    **d.extra, **_adjusted(adjustment, d)},
                              **({"timestamp": d.ended} if d.ended else {}))
             for d in self.draws
         ))
@@ -600,6 +615,7 @@ class Trial:
             self_report=self_report if disagrees(self_report, statistics.fmean(values) if values else None) else None,
             runs=tuple(d.entry.run_id for d in self.draws), failed=tuple(failed),
             paired=judged.pairing if judged else "",
+            adjusted=adjustment.text() if adjustment is not None else "",
         )
         self.item.user_properties.append((PROPERTY, outcome.to_json()))
         self.item.user_properties.append((self.spec.metric, "" if outcome.value is None else outcome.value))
@@ -637,6 +653,15 @@ def _noise_fields(judged: bar.Judged | None) -> dict[str, Any]:
         return {}
     return {"noise_sigma": floor.sigma, "noise_draws": floor.dof + floor.groups, "noise_commits": floor.groups,
             "needs": judged.needs}
+
+
+def _adjusted(adjustment: covariate.Adjustment | None, draw: Draw) -> dict[str, float]:
+    """What a draw's row records of the verdict's correction: its adjusted value, theta and the reference
+    load (its value stays raw)."""
+    if adjustment is None or draw.value is None:
+        return {}
+    return {"adjusted": adjustment.value(draw.value, covariate.reading(draw.extra)), "load_theta": adjustment.theta,
+            "load_reference": adjustment.reference}
 
 
 def _call_body(item: pytest.Function) -> None:

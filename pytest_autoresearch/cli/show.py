@@ -207,7 +207,13 @@ def lines(shown: Shown, tail: int) -> list[str]:
         out.append(f"  pairs     {extra['paired']}{beside}")
     if extra.get("paired_with"):
         out.append(f"  pairs     a re-run of this bar beside measurement {extra['paired_with']}")
+    if extra.get("adjustment"):  # the values it judged were corrected for machine load; the row keeps the raw one
+        out.append(f"  load      {extra['adjustment']} (this draw {fmt(r.value)} raw, {fmt(extra.get('adjusted'))} adjusted)")
     out.append(f"  kept by   {shown.ref}" if shown.ref else "  kept by   no run ref (git gc may remove the commit)")
+    machine = extra.get("machine")
+    if isinstance(machine, dict) and machine:  # what the machine gave the run (covariate.Gauge)
+        out.append("  machine   " + ", ".join(f"{k} {v:.3g}" for k, v in sorted(machine.items())
+                                              if isinstance(v, (int, float))))
     files = ", ".join(shown.mutable)
     if shown.diff_error is not None:
         out += ["", f"diff of {files}: {shown.diff_error}"]

@@ -34,6 +34,7 @@ def test_a_discarded_idea_survives_reset_and_gc(project: Project) -> None:
         f"  value     1.3 against the bar 1.2 at {shas['halve lr'][:7]}: delta +0.1",
         f"  kept by   refs/autoresearch/runs/{run.run_id}",
     ]
+    assert lines[6].startswith("  machine   others ")  # what the machine gave the run, as the gauge read it
     diff = lines.index(f"diff of train.py against {shas['halve lr'][:7]}, the commit it was tried on:")
     assert '-print("score: 1.2")' in lines[diff:] and '+print("score: 1.3")' in lines[diff:]
     log = lines.index(f"log: {project.path}/.git/autoresearch/runs/{run.run_id}.log (last 50 lines)")

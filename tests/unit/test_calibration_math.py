@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from random import Random
@@ -10,6 +11,7 @@ import pytest
 
 from pytest_autoresearch import calibration
 from pytest_autoresearch.calibration import Rule, keeps, report, slope
+from pytest_autoresearch.covariate import COVARIATE, KEY
 from pytest_autoresearch.ledger import Entry
 from pytest_autoresearch.noise import Noise
 
@@ -81,3 +83,17 @@ def test_a_crashed_draw_leaves_its_pair_out_and_is_counted() -> None:
 def test_fewer_than_two_pairs_make_no_report() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         report(rows([("a", 1.0), ("b", 1.01)]))
+
+
+def test_the_report_says_what_the_load_adjustment_of_its_draws_would_do() -> None:
+    speeds = [3.0, 1.5, 2.5, 1.0, 2.0, 3.0, 1.2, 2.8]  # the reference workload's GB/s around each draw
+    noise = [0.003, -0.002, 0.001, 0.0, -0.003, 0.002, 0.001, -0.001]
+    drawn = rows([("a" if i % 2 == 0 else "b", 2.0 - 0.1 * s + e) for i, (s, e) in enumerate(zip(speeds, noise))])
+    loaded = [dataclasses.replace(r, extra={**r.extra, KEY: {COVARIATE: s}}) for r, s in zip(drawn, speeds)]
+    got = report(loaded)
+    assert got.loaded == 8 and got.adjustment is not None and got.adjustment.theta == pytest.approx(-0.1, abs=0.01)
+    assert got.lines()[-1].startswith(f"  load-adjusted:     sigma {got.adjustment.sigma:.4g} "
+                                      f"(theta {got.adjustment.theta:+.4g} per unit of the reference reading")
+    assert got.adjustment.sigma < got.sigma / 10
+    unloaded = report(drawn)
+    assert unloaded.adjustment is None and "not used (0 draws with a load reading" in unloaded.lines()[-1]
