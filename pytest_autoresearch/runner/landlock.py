@@ -2,11 +2,14 @@
 
 Run by path as the wrapper of a sealed run (``python -I -S landlock.py --read P.. --write P..
 --hide P.. [--network] -- command..``): it restricts itself — read the allowed paths, write only
-the run's own folders, no network, no signals or abstract sockets outside the seal — then ``exec``s
-the command, which inherits the seal and can never lift it. Landlock closes TCP; a seccomp filter
+the run's own folders, no network, no signals or abstract sockets outside the seal — then starts
+the command as its child, which inherits the seal and can never lift it. The wrapper stays: it
+adopts every process the target leaves behind (a child subreaper), and when the target exits, or
+the runner ends the run, it kills and reaps them all, so nothing a run started outlives it, not
+even a process that left the run's process group. Landlock closes TCP; a seccomp filter
 closes the rest of the network (no IP socket of any kind: UDP, raw, SCTP), since Landlock has no
-rule for those. It imports only ``os``, ``sys`` and
-``ctypes`` (each import is start-up time of every run), so a Ray node can also run it from its
+rule for those. It imports only ``os``, ``signal``, ``sys``
+and ``ctypes`` (each import is start-up time of every run), so a Ray node can also run it from its
 source text. :mod:`.sandbox` is the plugin's side.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import sys
 
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446  # the same number on every Linux architecture
@@ -224,7 +228,7 @@ def restrict(read: list[str], write: list[str], hide: list[str], network: bool) 
 
 
 def main(argv: list[str]) -> None:
-    """Seal, then become the command after ``--``."""
+    """Seal, run the command after ``--`` as a child, end what it leaves behind, and exit as it did."""
     at = argv.index("--")
     options, command = [o for o in argv[:at] if o != "--network"], argv[at + 1 :]
     paths: dict[str, list[str]] = {"--read": [], "--write": [], "--hide": []}
@@ -232,12 +236,66 @@ def main(argv: list[str]) -> None:
         paths[flag].append(path)
     try:
         restrict(paths["--read"], paths["--write"], paths["--hide"], "--network" in argv[:at])
-        # the target adopts its orphans (kept across exec): a process that leaves its group still counts as its own
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # the target's orphans come to this wrapper: a process that leaves its group is still the run's
+        if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
     except OSError as exc:
         print(f"autoresearch: the sandbox could not seal this run: {exc}", file=sys.stderr, flush=True)
         os._exit(126)
-    os.execv(command[0], command)
+    target = os.fork()
+    if target == 0:
+        try:
+            os.execv(command[0], command)
+        except OSError as exc:
+            print(f"autoresearch: could not start {command[0]}: {exc}", file=sys.stderr, flush=True)
+        os._exit(127)
+    for ending in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # the runner ends the run: end all of it
+        signal.signal(ending, _end_and_die)
+    _, status = os.waitpid(target, 0)
+    end_adopted()
+    if os.WIFSIGNALED(status):
+        _die(os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status))
+
+
+def end_adopted() -> None:
+    """SIGKILL and reap every child of this process, again and again until none is left (a killed
+    child's own children come here next: the wrapper is their subreaper)."""
+    me = str(os.getpid())
+    while True:
+        children = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat", "rb") as stat:
+                        if stat.read().rpartition(b")")[2].split()[1].decode() == me:
+                            children.append(int(entry))
+                except OSError:
+                    continue  # gone meanwhile
+        if not children:
+            return
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def _end_and_die(signum: int, _frame: object) -> None:
+    end_adopted()
+    _die(signum)
+
+
+def _die(signum: int) -> None:
+    """Exit by `signum`, as the target did (the runner reads a signal's death, not an exit code)."""
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    os._exit(128 + signum)
 
 
 if __name__ == "__main__":
