@@ -6,12 +6,15 @@ AUTORESEARCH_CACHE. Three measurements, the two loaders interleaved round by rou
 - training: a small model stepping on the cpu profile's micro-batches (B=16, T=profile) fed by
   each loader, as train.py takes them (the next batch asked for after each backward);
 - raw cpu: batches/s of each loader alone at the same shape;
-- raw gpu shape: B=128, T=2048 (train.py's BIG micro-batch), in bytes/s through the socket.
-Prints medians and the ratio served / in-process for each.
+- raw gpu shape: B=128, T=2048 (train.py's BIG micro-batch), in bytes/s through the socket;
+- with Ray installed, the same served directly and through the Ray runner's relay (a node's
+  socket, the actor's TCP connection to this machine on loopback, the controller's relay).
+Prints medians and the ratio of the second arm to the first for each.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
 import sys
@@ -35,15 +38,25 @@ def in_process(data: PreparedData, B: int, T: int) -> Callable[[], Batches]:
     return lambda: make_dataloader(None, B, T, "train", data=data)
 
 
-def served(folder: Path, B: int, T: int) -> Callable[[], Batches]:
+def served(folder: Path, B: int, T: int, relay: bool = False) -> Callable[[], Batches]:
     def start() -> Batches:
         server = DataServer("pytest_autoresearch.lm.dataloader:serve", Clock(budget=3600), folder / "data.sock")
+        closing: list[Callable[[], object]] = []
         os.environ[SOCKET_ENV] = str(server.path)
+        if relay:  # what a Ray run's loader connects to: the node's end of the relay, joined to this machine's
+            from pytest_autoresearch.runner.ray import _Relay
+            from pytest_autoresearch.runner.ray_node import RemoteRun
+            here, node = _Relay(str(server.path)), RemoteRun()
+            node.folder = tempfile.mkdtemp(dir=folder)
+            closing = [here.close, node.finish]
+            os.environ[SOCKET_ENV] = node._relay_data(here.spec)
         try:
             yield from make_dataloader(None, B, T, "train")
         finally:
             del os.environ[SOCKET_ENV]
             server.kill()
+            for close in closing:
+                close()
     return start
 
 
@@ -81,7 +94,8 @@ def raw_rate(loader: Batches, seconds: float) -> float:
 
 
 def compare(name: str, unit: str, scale: float, rounds: int, measure: Callable[[Batches], float],
-            here: Callable[[], Batches], there: Callable[[], Batches]) -> None:
+            here: Callable[[], Batches], there: Callable[[], Batches], arms: tuple[str, str] = ("in-process", "served"),
+            ) -> None:
     ours: list[float] = []
     theirs: list[float] = []
     for r in range(rounds):
@@ -90,7 +104,7 @@ def compare(name: str, unit: str, scale: float, rounds: int, measure: Callable[[
             into.append(measure(loader) * scale)
             loader.close()  # type: ignore[attr-defined]
     a, b = statistics.median(theirs), statistics.median(ours)
-    print(f"{name}: in-process {a:,.0f} {unit}, served {b:,.0f} {unit}, served / in-process {b / a:.3f} "
+    print(f"{name}: {arms[0]} {a:,.0f} {unit}, {arms[1]} {b:,.0f} {unit}, {arms[1]} / {arms[0]} {b / a:.3f} "
           f"(per round: {', '.join(f'{o / t:.3f}' for o, t in zip(ours, theirs))})", flush=True)
 
 
@@ -113,6 +127,10 @@ def main() -> None:
                 in_process(data, CPU_B, T), served(folder, CPU_B, T))
         compare(f"raw loader, gpu micro-batch (B={GPU_B}, T={GPU_T})", "MB/s", GPU_B * GPU_T * 8 / 1e6, rounds,
                 lambda l: raw_rate(l, seconds / 2), in_process(data, GPU_B, GPU_T), served(folder, GPU_B, GPU_T))
+        if importlib.util.find_spec("ray") is not None:
+            compare(f"gpu micro-batch (B={GPU_B}, T={GPU_T}) from a Ray node", "MB/s", GPU_B * GPU_T * 8 / 1e6, rounds,
+                    lambda l: raw_rate(l, seconds / 2), served(folder, GPU_B, GPU_T),
+                    served(folder, GPU_B, GPU_T, relay=True), arms=("served", "relayed"))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

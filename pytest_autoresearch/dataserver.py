@@ -499,8 +499,8 @@ def receive(path: str | Path, request: Mapping[str, Any]) -> Iterator[tuple[int,
         try:
             conn.connect(str(path))
         except OSError as exc:
-            raise Unreachable(f"cannot reach the data server at {path} ({exc.strerror}): it runs beside pytest, "
-                              "so a target on another machine (a Ray node) cannot reach it") from exc
+            raise Unreachable(f"cannot reach the data server at {path} ({exc.strerror}): the plugin starts one for "
+                              "each run of a benchmark with data_server= (run it with pytest --autoresearch)") from exc
         conn.sendall(json.dumps(dict(request)).encode() + b"\n" + REQUEST)
         header = bytearray(HEADER.size)
         while True:

@@ -5,6 +5,12 @@ work tree), starts a small guard process there, and the guard starts the target 
 group of its own. Output goes to a log on that node, and ``poll()`` copies new chunks into
 ``launch.log_path``. The pytest process (the Ray driver) stays the controller.
 
+A run with a frozen data server (``AUTORESEARCH_DATA_SOCKET`` in its environment) gets its
+batches from the server here, through a relay: the target connects to a socket in its run folder
+on the node, and the actor joins each connection to this process over TCP (opening with a secret
+of the run), and this process to the server's socket (``_Relay``). The budget's clock stays frozen
+code on this machine wherever the run trains.
+
 Nothing outlives the run: the guard holds a pipe from the actor and kills the whole group when
 the pipe closes (cancel, the actor's death, or the driver's: Ray kills the actors a dead driver
 owned); the target also gets ``PR_SET_PDEATHSIG`` so it dies with the guard; ``reap(token)``
@@ -14,8 +20,11 @@ cancels the run from another process (the watchdog) through the actor's name.
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
 import os
+import secrets
+import socket
 import subprocess
 import time
 import uuid
@@ -25,8 +34,9 @@ from typing import Any
 import ray
 from ray import cloudpickle
 
+from ..dataserver import SOCKET_ENV
 from . import Exit, Launch, landlock, ray_node
-from .ray_node import GRACE_S
+from .ray_node import ACCEPT_POLL_S, GRACE_S, RELAY_CONNECT_S, RELAY_TOKEN_BYTES, accept_each, pump, stop_listening
 
 NAMESPACE = "autoresearch"
 CANCEL_TIMEOUT_S = 4 * GRACE_S + 10
@@ -82,6 +92,48 @@ def _node_ip(node_id: str) -> str:
     return next((str(n["NodeManagerAddress"]) for n in nodes if n["NodeID"] == node_id), "")
 
 
+class _Relay:
+    """This end of a remote run's data: a TCP listener on this node's address that joins each
+    connection opening with the run's secret to the data server's socket here, and drops any other."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.token = secrets.token_bytes(RELAY_TOKEN_BYTES)
+        self.listener = socket.create_server((ray.util.get_node_ip_address(), 0))  # type: ignore[no-untyped-call]
+        self.listener.settimeout(ACCEPT_POLL_S)
+        accept_each(self.listener, self._join)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """What the node's actor needs (``RemoteRun.start``'s ``relay``)."""
+        host, port = self.listener.getsockname()[:2]
+        return {"env": SOCKET_ENV, "address": [host, port], "token": self.token.hex()}
+
+    def _join(self, conn: socket.socket) -> None:
+        conn.settimeout(RELAY_CONNECT_S)
+        said = b""
+        try:
+            while len(said) < RELAY_TOKEN_BYTES and (chunk := conn.recv(RELAY_TOKEN_BYTES - len(said))):
+                said += chunk
+        except OSError:
+            pass
+        if not hmac.compare_digest(said, self.token):
+            conn.close()
+            return
+        conn.settimeout(None)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            server.connect(self.server)
+        except OSError:  # the server has stopped: the run is over
+            server.close()
+            conn.close()
+            return
+        pump(conn, server)
+
+    def close(self) -> None:
+        stop_listening(self.listener)
+
+
 class RayHandle:
     """One run on the cluster, driven by ``poll()`` from the pytest process."""
 
@@ -97,15 +149,21 @@ class RayHandle:
         if launch.artifact is not None:
             launch.artifact.unlink(missing_ok=True)  # what is there afterwards is this run's
         self._log = open(launch.log_path, "wb")
+        self._relay = _Relay(launch.env[SOCKET_ENV]) if SOCKET_ENV in launch.env else None
         self._actor: Any = _actor_class().options(
             name=self._name, namespace=NAMESPACE, num_gpus=runner.num_gpus, num_cpus=runner.num_cpus, max_restarts=0,
         ).remote()
         self._started = self._actor.start.remote(
             tree, script, list(launch.args), dict(launch.env), launch.artifact.name if launch.artifact else "",
-            _node_seal(launch),
+            _node_seal(launch), self._relay.spec if self._relay is not None else None,
         )
         self._pending = self._actor.read.remote(0)
         self._gcs = ray.get_runtime_context().gcs_address
+
+    @property
+    def relay_address(self) -> tuple[str, int] | None:
+        """Where this machine listens for the node's data connections; None without a data server."""
+        return None if self._relay is None else self._relay.listener.getsockname()[:2]
 
     @property
     def where(self) -> dict[str, str]:
@@ -156,7 +214,7 @@ class RayHandle:
             where: dict[str, str] = ray.get(self._started)
         except ray.exceptions.RayTaskError:  # a failed start is our bug: raise it, with its traceback
             ray.kill(self._actor, no_restart=True)
-            self._log.close()
+            self._close()
             raise
         where["ip"] = _node_ip(where["node"])
         self._where = where
@@ -179,9 +237,14 @@ class RayHandle:
         """The actor died under us (its node went away, or ``reap`` ended it)."""
         return self._end({"returncode": -9, "maxrss_kb": 0, "duration": None})
 
+    def _close(self) -> None:
+        self._log.close()
+        if self._relay is not None:
+            self._relay.close()
+
     def _end(self, result: dict[str, Any]) -> Exit:
         ray.kill(self._actor, no_restart=True)
-        self._log.close()
+        self._close()
         maxrss = result.get("maxrss_kb") or 0
         duration = result.get("duration")
         self._exit = Exit(

@@ -7,14 +7,20 @@ Python but not this package. The controller's side is :mod:`pytest_autoresearch.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
 READ_WAIT_S = 0.25  # how long one read waits on the node for new output (a long poll)
 READ_LIMIT = 1 << 20
 GRACE_S = 3.0
+RELAY_CHUNK = 1 << 20  # bytes a relay moves per call: a gpu-profile batch (2 MB) in two
+RELAY_TOKEN_BYTES = 16  # the secret a node's connection opens with, so the controller relays only its own run's
+RELAY_CONNECT_S = 10.0
+ACCEPT_POLL_S = 0.5  # how often a relay's listener looks whether it was closed
 
 
 # The guard, run on the node as ``python -c GUARD result log cwd cmd...``. Plain stdlib, so a
@@ -114,9 +120,15 @@ class RemoteRun:
         self.guard_pid = 0
         self.folder = ""
         self.artifact = ""
+        self.relay: socket.socket | None = None
 
     def start(self, tree: bytes, script: str, args: list[str], env: dict[str, str], artifact_name: str,
-              seal: dict[str, Any] | None = None) -> dict[str, str]:
+              seal: dict[str, Any] | None = None, relay: dict[str, Any] | None = None) -> dict[str, str]:
+        """Unpack ``tree`` and start the script in it under a guard (sealed when ``seal`` says how).
+
+        ``relay`` (``env``, ``address``, ``token``): the run's data server listens on the controller;
+        the target finds a socket of this node in ``env`` instead, whose connections go there.
+        """
         import io
         import socket
         import tarfile
@@ -138,6 +150,8 @@ class RemoteRun:
         if artifact_name:
             os.mkdir(os.path.join(self.folder, "artifact"))
             self.artifact = run_env["AUTORESEARCH_ARTIFACT"] = os.path.join(self.folder, "artifact", artifact_name)
+        if relay is not None:
+            run_env[relay["env"]] = self._relay_data(relay)
         path = os.path.join(root, script)
         cmd = [sys.executable, "-u", path, *args]
         if seal is not None:
@@ -159,6 +173,28 @@ class RemoteRun:
             "device": ",".join(gpus) or "cpu",
             "pid": pid,
         }
+
+    def _relay_data(self, relay: dict[str, Any]) -> str:
+        """Listen on a socket in the run's folder and join each connection to the controller's data server."""
+        path = os.path.join(self.folder, "data.sock")
+        self.relay = listen_unix(path)
+        address, token = (str(relay["address"][0]), int(relay["address"][1])), bytes.fromhex(relay["token"])
+
+        def forward(conn: socket.socket) -> None:
+            try:
+                upstream = socket.create_connection(address, timeout=RELAY_CONNECT_S)
+            except OSError as exc:
+                with open(self._log, "a") as log:  # the run's log tail says why the loader found no data
+                    log.write(f"autoresearch: this node cannot reach the data server's relay at "
+                              f"{address[0]}:{address[1]} ({exc}); the controller must be reachable from every node\n")
+                conn.close()
+                return
+            upstream.settimeout(None)
+            upstream.sendall(token)
+            pump(conn, upstream)
+
+        accept_each(self.relay, forward)
+        return path
 
     @property
     def _log(self) -> str:
@@ -234,6 +270,8 @@ class RemoteRun:
         """The artifact's bytes (None when the target wrote none); the run's folder is removed."""
         import shutil
 
+        if self.relay is not None:
+            stop_listening(self.relay)
         data = None
         if self.artifact and os.path.isfile(self.artifact):
             with open(self.artifact, "rb") as f:
@@ -259,3 +297,63 @@ def sealed_command(folder: str, root: str, writable: list[str], cmd: list[str], 
                                           list(seal["hide"]), bool(seal["network"]), dict(seal["env"]), wrapper)
     env.update(run_env)
     return list(command)
+
+
+def listen_unix(path: str) -> socket.socket:
+    """A listening Unix socket at ``path`` whose ``accept`` wakes every ACCEPT_POLL_S (see ``accept_each``)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(8)
+    listener.settimeout(ACCEPT_POLL_S)
+    return listener
+
+
+def accept_each(listener: socket.socket, handle: Any) -> None:
+    """Call ``handle(conn)`` in a thread of its own for each connection, until ``listener`` is closed."""
+    def accept() -> None:
+        while listener.fileno() != -1:
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return  # closed
+            conn.settimeout(None)
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+
+def stop_listening(listener: socket.socket) -> None:
+    """Refuse new connections at once (a close alone waits for the accepting thread's poll) and close."""
+    try:
+        listener.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # not every system shuts down a listening socket; the close still ends it
+    listener.close()
+
+
+def pump(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways between two connected sockets until each side has closed; then close both.
+
+    An end of stream is passed on (``shutdown``), so a loader that stops asking ends the other side's
+    connection as it would directly; a reset ends both directions at once.
+    """
+    def one_way(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(RELAY_CHUNK):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            for end in (a, b):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    back = threading.Thread(target=one_way, args=(b, a), daemon=True)
+    back.start()
+    one_way(a, b)
+    back.join()
+    a.close()
+    b.close()

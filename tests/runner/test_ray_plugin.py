@@ -7,6 +7,7 @@ Ray actor on the committed tree, its output streamed back into the local log.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import IGNORED, Project, all_gone, pids_in
+from pytest_autoresearch.dataserver import WARMUP_BATCHES
 
 # Writes its pid and a grandchild's where the test can read them, then hangs.
 HANGER = """
@@ -28,6 +30,7 @@ time.sleep(300)
 # Reads an ignored file if it is there: it is in the work tree, never in the commit.
 PEEK = """
 import os
+import re
 print("---")
 print("score:", open("secret.txt").read() if os.path.exists("secret.txt") else 1.0)
 """
@@ -37,6 +40,53 @@ def ray_args(address: str) -> tuple[str, ...]:
     # unsealed: some targets here leave their pids outside their run folder (sealing on a node: tests/unit/test_sandbox.py)
     return ("--autoresearch-runner", "ray", "--autoresearch-ray-address", address, "-p", "no:cacheprovider",
             "--autoresearch-isolation", "none")
+
+
+# Trains on the data server's batches until its own clock says TIME_BUDGET, then idles OVERRUN more
+# seconds (as a train.py replaying cached batches would) before it writes its artifact.
+ON_SERVED_BATCHES = """
+import os, time
+from pytest_autoresearch.dataserver import receive
+TIME_BUDGET, OVERRUN = {budget}, {overrun}
+print("socket", os.environ["AUTORESEARCH_DATA_SOCKET"], flush=True)
+served = 0
+for step, (tokens, _) in enumerate(receive(os.environ["AUTORESEARCH_DATA_SOCKET"], {{}})):
+    if step == {warmup}:
+        started = time.monotonic()
+    served += tokens
+    time.sleep(0.01)
+    if step > {warmup} and time.monotonic() - started >= TIME_BUDGET:
+        break
+time.sleep(OVERRUN)
+open(os.environ["AUTORESEARCH_ARTIFACT"], "w").write(str(served))
+"""
+
+
+def test_a_run_on_a_node_is_timed_by_the_data_server_here(project: Project, ray_address: str) -> None:
+    """Sealed on the node, its batches through the relay: the budget is kept by frozen code on this machine."""
+    budget = 3.0
+    (project.path / "batches.py").write_text("def serve(request):\n    while True:\n        yield bytes(8), 8\n")
+    (project.path / "scorer.py").write_text("def score(artifact):\n    return {'score': 1.0}\n")
+    project.bench(scorer="scorer:score", artifact="model.txt", data_server="batches:serve", budget=budget,
+                  export_allowance=3.0)
+    args = ("--autoresearch-runner", "ray", "--autoresearch-ray-address", ray_address, "-p", "no:cacheprovider")
+
+    def train(message: str, overrun: float) -> None:
+        project.train(None, message, body=ON_SERVED_BATCHES.format(budget=budget, overrun=overrun,
+                                                                   warmup=WARMUP_BATCHES))
+    train("baseline", overrun=0)
+    project.run_subprocess(*args).assert_outcomes(passed=1)
+    train("trains twice as long", overrun=2 * budget)
+    result = project.run_subprocess(*args)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*over budget: trained * s, budget {budget:g} s (measured by the data server*"])
+    honest, long = project.runs()
+    assert honest.status == "keep" and honest.extra["isolation"] != "none" and honest.extra["runner"] == "ray"
+    assert budget - 0.5 < float(honest.extra["trained_s"]) < 2 * budget
+    assert int(honest.extra["served_tokens"]) > 8 * WARMUP_BATCHES
+    assert long.status == "timeout" and float(long.extra["trained_s"]) >= 3 * budget - 0.5
+    log = project.path / ".git" / "autoresearch" / "runs" / f"{honest.run_id}.log"
+    assert re.search(r"^socket \S*/autoresearch-run-", log.read_text(), re.M)  # the node's socket, not pytest's
 
 
 def test_keep_discard_and_where_it_ran(project: Project, ray_address: str) -> None:

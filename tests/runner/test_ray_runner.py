@@ -8,13 +8,16 @@ import re
 import signal
 import subprocess
 import sys
+import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import RAY_ENV, pid_alive, ray_cluster
+from pytest_autoresearch.dataserver import SOCKET_ENV
 from pytest_autoresearch.runner import Exit, Launch
 from pytest_autoresearch.runner.ray import RayHandle, RayRunner
 
@@ -161,6 +164,48 @@ def test_the_artifact_comes_back(runner: RayRunner, repo: Repo, tmp_path: Path) 
     remote = launch.log_path.read_text().strip()
     assert remote.endswith("model.bin") and Path(remote) != artifact
     assert not Path(remote).exists()  # the node's copy of the run is cleaned up
+
+
+# Says hello through the socket it was given, and where that socket is.
+DATA_CLIENT = """
+import os, socket
+path = os.environ["AUTORESEARCH_DATA_SOCKET"]
+with socket.socket(socket.AF_UNIX) as conn:
+    conn.connect(path)
+    conn.sendall(b"hello from the node\\n")
+    print(conn.makefile().readline().strip(), "via", path)
+"""
+
+
+def test_a_data_server_here_is_reached_from_the_node_through_a_relay(runner: RayRunner, repo: Repo,
+                                                                       tmp_path: Path) -> None:
+    heard: list[bytes] = []
+    path = tmp_path / "data.sock"
+    with socket.socket(socket.AF_UNIX) as server:  # the data server's socket on this machine
+        server.bind(str(path))
+        server.listen(4)
+
+        def answer() -> None:
+            conn, _ = server.accept()
+            with conn:
+                heard.append(conn.makefile("rb").readline())
+                conn.sendall(b"batch 1\n")
+
+        threading.Thread(target=answer, daemon=True).start()
+        launch = repo.launch(repo.commit(DATA_CLIENT), env={SOCKET_ENV: str(path)})
+        handle = runner.start(launch)
+        relay = handle.relay_address
+        assert relay is not None
+        with socket.create_connection(relay) as stranger:  # no secret: dropped, never joined to the server
+            stranger.sendall(b"x" * 16)
+            assert stranger.recv(100) == b""
+        end = _until(handle)
+    assert end.returncode == 0, launch.log_path.read_text()
+    said, _, where = launch.log_path.read_text().strip().partition(" via ")
+    assert said == "batch 1" and heard == [b"hello from the node\n"]
+    assert "autoresearch-run-" in where and Path(where) != path  # the node's own socket, in its run folder
+    with pytest.raises(OSError):
+        socket.create_connection(relay, timeout=2)  # the relay closed with the run
 
 
 def test_reap_from_another_process_ends_a_running_run(runner: RayRunner, repo: Repo, ray_address: str) -> None:
