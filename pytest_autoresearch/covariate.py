@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import proctable
 from .ledger import Entry
 from .noise import Noise
 from .paired import Pairs
@@ -54,67 +55,29 @@ def _own_ticks(proc: str) -> int | None:
     """CPU jiffies of this process and everything below it: reaped children through os.times, live
     descendants (the target, the data server) through /proc. A process reaped between two readings
     moves from the second sum to the first, so the difference of two readings loses nothing."""
-    tick = os.sysconf("SC_CLK_TCK")
-    times = os.times()
-    own = round((times.user + times.system + times.children_user + times.children_system) * tick)
-    me, parent, used = os.getpid(), {}, {}
-    try:
-        names = [name for name in os.listdir(proc) if name.isdigit()]
-    except OSError:
+    processes = proctable.table(proc)
+    if processes is None:
         return None
-    for name in names:
-        try:
-            with open(f"{proc}/{name}/stat", "rb") as stat:
-                fields = stat.read().rpartition(b")")[2].split()
-        except OSError:
-            continue  # gone meanwhile
-        parent[int(name)], used[int(name)] = int(fields[1]), sum(int(f) for f in fields[11:15])
-    for pid, ticks in used.items():
-        seen, up = {pid}, parent.get(pid)
-        while up is not None and up not in seen and up != me:
-            seen.add(up)
-            up = parent.get(up)
-        if up == me:
-            own += ticks
-    return own
+    times, me = os.times(), os.getpid()
+    own = round((times.user + times.system + times.children_user + times.children_system) * os.sysconf("SC_CLK_TCK"))
+    return own + sum(p.ticks for pid, p in processes.items() if proctable.below(pid, me, processes))
 
 
 def _competing(proc: str) -> float | None:
     """Other processes' runnable threads now, each weighted as the scheduler weighs it against this
     process (nice n against ours: 1.25 ** (ours - n)); this process tree and kernel threads left
     out. Runnable, not running: it does not fall when the target takes the CPU from them."""
-    me, ours = os.getpid(), os.getpriority(os.PRIO_PROCESS, 0)
-    try:
-        names = [name for name in os.listdir(proc) if name.isdigit()]
-    except OSError:
+    processes = proctable.table(proc)
+    if processes is None:
         return None
-    parent: dict[int, int] = {}
-    for name in names:
-        try:
-            with open(f"{proc}/{name}/stat", "rb") as stat:
-                parent[int(name)] = int(stat.read().rpartition(b")")[2].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
+    me, ours, kthreadd = os.getpid(), os.getpriority(os.PRIO_PROCESS, 0), 2
     weight = 0.0
-    for pid in parent:
-        up, seen = pid, set()
-        while up in parent and up not in seen and up != me and up != 2:
-            seen.add(up)
-            up = parent[up]
-        if up in (me, 2) or pid == 2:
+    for pid in processes:
+        if pid in (me, kthreadd) or proctable.below(pid, me, processes) or proctable.below(pid, kthreadd, processes):
             continue  # this process tree, or a kernel thread
-        try:
-            tids = os.listdir(f"{proc}/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open(f"{proc}/{pid}/task/{tid}/stat", "rb") as stat:
-                    fields = stat.read().rpartition(b")")[2].split()
-            except OSError:
-                continue
-            if fields and fields[0] == b"R":
-                weight += 1.25 ** (ours - int(fields[16]))
+        for _, fields in proctable.threads(pid, proc):
+            if fields[proctable.STATE] == b"R":
+                weight += 1.25 ** (ours - int(fields[proctable.NICE]))
     return weight
 
 

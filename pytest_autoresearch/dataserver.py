@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import proctable
 from .scoring import forbidden_loaded, isolated_command, refuse_mutable
 
 SOCKET_ENV = "AUTORESEARCH_DATA_SOCKET"  # where the target's loader connects
@@ -334,46 +335,14 @@ def target_cpu(leader: int) -> Cpu | None:
     The sealed wrapper makes the leader its descendants' subreaper, so a process that leaves the
     group (setsid) or is orphaned still counts. None where there is no /proc.
     """
-    if not os.path.isdir("/proc/self"):
+    processes = proctable.table()
+    if processes is None:
         return None
-    parent, group, own = {}, {}, {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            fields = _stat(f"/proc/{entry.name}/stat")
-            if fields is not None:  # after the name: state, ppid, pgrp, ..., utime, stime, cutime, cstime
-                pid = int(entry.name)
-                parent[pid], group[pid], own[pid] = int(fields[1]), int(fields[2]), sum(int(f) for f in fields[11:15])
-    members = {pid for pid in parent if group[pid] == leader or _below(pid, leader, parent)}
+    members = [pid for pid, p in processes.items() if p.group == leader or proctable.below(pid, leader, processes)]
     tick = os.sysconf("SC_CLK_TCK")
-    threads: dict[int, float] = {}
-    for pid in members:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            fields = _stat(f"/proc/{pid}/task/{tid}/stat")
-            if fields is not None:
-                threads[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
-    return Cpu(sum(own[pid] for pid in members) / tick, threads)
-
-
-def _stat(path: str) -> list[bytes] | None:
-    try:
-        with open(path, "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()
-    except OSError:
-        return None  # gone meanwhile
-
-
-def _below(pid: int, leader: int, parent: Mapping[int, int]) -> bool:
-    seen = set()
-    while pid in parent and pid not in seen:
-        seen.add(pid)
-        pid = parent[pid]
-        if pid == leader:
-            return True
-    return False
+    threads = {tid: (int(fields[proctable.UTIME]) + int(fields[proctable.STIME])) / tick
+               for pid in members for tid, fields in proctable.threads(pid)}
+    return Cpu(sum(processes[pid].ticks for pid in members) / tick, threads)
 
 
 def _child_main() -> None:
