@@ -1,14 +1,18 @@
 """Export and scoring seconds of example_project/train.py's model, and the leakage rule's numbers.
 
 Usage: python benchmarks/lm_scorer.py [BUDGET_SECONDS ...] [--repeats N] [--leakage] [--keep FOLDER]
-       python benchmarks/lm_scorer.py --artifact MODEL.pt2 [--repeats N]
+       python benchmarks/lm_scorer.py --artifact MODEL.pt2 [--repeats N] [--cold]
 For each budget (default 5) it runs train.py in a temporary copy of the example project with
-AUTORESEARCH_ARTIFACT set, reads train.py's own export line, then scores the artifact through
-run_scorer (a fresh isolated interpreter) and splits its seconds as the scorer's log line does:
-start (interpreter and imports), load (prepared data and the program), validation, probes, held-out.
+AUTORESEARCH_ARTIFACT set, reads train.py's own export line, then scores the artifact as the plugin
+does: the scorer's isolated interpreter (scoring.ScorerProcess) starts as train.py starts, imports
+while it trains, and scores when it has exited. "score s" is what the run pays after the target's
+exit, split as the scorer's log line does: start (what is left of the interpreter's start and
+imports), load (prepared data and the program), validation, probes, held-out.
 --keep copies each trained artifact to FOLDER (model-BUDGET.pt2, model-BUDGET-val.pt2 for the
-cheat); --artifact scores a kept one again without training: measure a change to the scorer on
-one artifact, alternating runs of the old and the new checkout, and compare within one run.
+cheat); --artifact scores a kept one again without training, its scorer started HEAD_START_S
+before (--cold: at once, the whole start paid after the exit, as before the scorer was started
+early): measure a change to the scorer on one artifact, alternating runs of the old and the new
+checkout, and compare within one run.
 --leakage also runs a copy whose loader reads the "val" split (the cheat the held-out split
 exists for). Each row shows heldout_bpb - val_bpb, relative and in standard errors, and how many
 held-out rows the scorer needed for it (the scorer's own log lines).
@@ -27,14 +31,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from pytest_autoresearch.scoring import run_scorer
+from pytest_autoresearch.scoring import ScorerProcess
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example_project"
 PHASES = ("start", "load", "validation", "probes", "held-out")
+TARGET = "pytest_autoresearch.lm.scorer:score"
+HEAD_START_S = 10.0  # a kept artifact's scorer starts this long before it scores: a run's start-up and training
 LOADER = 'make_dataloader(tokenizer, DEVICE_BATCH_SIZE, MAX_SEQ_LEN, "train", device=device)'
 
 
@@ -48,8 +55,10 @@ def run_once(folder: Path, budget: str, cheat: bool, keep: Path | None) -> dict[
     artifact = folder / "model.pt2"
     artifact.unlink(missing_ok=True)
     env = {**os.environ, "AUTORESEARCH_TIME_BUDGET": budget, "AUTORESEARCH_ARTIFACT": str(artifact)}
+    scorer = ScorerProcess(TARGET, artifact, search_path=[folder], forbidden=[folder / "train.py"])
     run = subprocess.run([sys.executable, "train.py"], cwd=folder, env=env, capture_output=True, text=True)
     if run.returncode:
+        scorer.close()
         raise SystemExit(run.stdout[-2000:] + run.stderr[-2000:])
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
@@ -58,12 +67,11 @@ def run_once(folder: Path, budget: str, cheat: bool, keep: Path | None) -> dict[
     trained_mib = re.search(r"^peak_vram_mb: +([0-9.]+)", run.stdout, re.M)
     return {"export_s": float(export.group(1)) if export else math.nan,
             "train_mib": float(trained_mib.group(1)) if trained_mib else math.nan,
-            **score_once(artifact, search_path=[folder], forbidden=[folder / "train.py"])}
+            **score_once(scorer)}
 
 
-def score_once(artifact: Path, search_path: list[Path], forbidden: list[Path]) -> dict[str, float | str]:
-    result = run_scorer("pytest_autoresearch.lm.scorer:score", artifact, timeout=600,
-                        search_path=search_path, forbidden=forbidden)
+def score_once(scorer: ScorerProcess) -> dict[str, float | str]:
+    result = scorer.score(timeout=600)
     phases = {name: float(s) for name, s in re.findall(r"([a-z-]+) ([0-9.]+)s", _scored_line(result.log))}
     phases["start"] = result.seconds - sum(phases.values())
     scored_mib = re.search(r"peak memory ([0-9]+) MiB", result.log)
@@ -78,9 +86,12 @@ def score_once(artifact: Path, search_path: list[Path], forbidden: list[Path]) -
             "verdict": f"rejected: {result.rejected}" if result.rejected else "scored"}
 
 
-def rescore(artifact: Path) -> dict[str, float | str]:
+def rescore(artifact: Path, cold: bool) -> dict[str, float | str]:
     """A kept artifact scored again: no training, so no export seconds or training memory."""
-    return {"export_s": math.nan, "train_mib": math.nan, **score_once(artifact, [], [])}
+    scorer = ScorerProcess(TARGET, artifact)
+    if not cold:
+        time.sleep(HEAD_START_S)
+    return {"export_s": math.nan, "train_mib": math.nan, **score_once(scorer)}
 
 
 def _scored_line(log: str) -> str:
@@ -103,7 +114,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if "--artifact" in option:
             artifact = Path(option["--artifact"]).absolute()
-            runs: list[tuple[str, bool, Callable[[], dict[str, float | str]]]] = [("-", False, partial(rescore, artifact))]
+            runs: list[tuple[str, bool, Callable[[], dict[str, float | str]]]] = [("-", False, partial(rescore, artifact, "--cold" in args))]
         else:
             runs = [(budget, cheat, partial(run_once, Path(tmp), budget, cheat, keep))
                     for budget in budgets or ["5"] for cheat in kinds]

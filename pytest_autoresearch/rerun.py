@@ -102,7 +102,7 @@ class BarRerun:
             try:
                 exp.run(ctx.runner, watchdog, on_tick, tick_s, worktree=tree, commit=self.bar.sha, artifact=artifact,
                         sealing=sealing, env=server.env if server is not None else None,
-                        on_start=server.watch if server is not None else None)
+                        on_start=on_run_start(server, self.scorer, artifact))
             finally:
                 if sealing is not None:  # nothing a run leaves in its folder reaches the next one
                     shutil.rmtree(sealing.run_dir, ignore_errors=True)
@@ -123,6 +123,8 @@ class BarRerun:
                 return why  # the re-run hung, not the candidate: judged on its own draws
             raise
         finally:
+            if self.scorer is not None:
+                self.scorer.close()
             if artifact is not None:
                 shutil.rmtree(artifact.parent, ignore_errors=True)
         if problem:
@@ -166,3 +168,16 @@ def _budget(server: DataServer, exp: Experiment, extra: dict[str, object]) -> st
         return str(exc)
     extra.update(record)
     return reason or ""
+
+
+def on_run_start(server: DataServer | None, scorer: FrozenScorer | None,
+            artifact: Path | None) -> Callable[[dict[str, Any]], None]:
+    """What a run's start sets going beside it: the data server hears the target's process group, and
+    the frozen scorer's interpreter starts for the artifact (its imports overlap the target's start-up,
+    after the load gauge's first reading)."""
+    def on_start(token: dict[str, Any]) -> None:
+        if server is not None:
+            server.watch(token)
+        if scorer is not None and artifact is not None:
+            scorer.prepare(artifact)
+    return on_start

@@ -13,6 +13,7 @@ import importlib.abc
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,48 +67,91 @@ def run_scorer(
     (a project's frozen modules); a module loaded from a `forbidden` file (the mutable
     surface) makes the result a ScoringError. `env` replaces the child's environment.
     """
-    module, _, function = target.partition(":")
-    if not module or not function:
-        raise ValueError(f"scorer {target!r} must be 'module:function'")
-    artifact = Path(artifact).absolute()
-    if not artifact.exists():
-        raise ScoringError(f"artifact {artifact} was not written")
-    request = {
-        "target": target,
-        "artifact": str(artifact),
-        "search_path": [str(Path(p).resolve()) for p in search_path],
-        "forbidden": [str(Path(p).resolve()) for p in forbidden],
-    }
-    read_fd, write_fd = os.pipe()
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="autoresearch-scorer-") as cwd:
-            command = isolated_command(__name__, str(write_fd), json.dumps(request))
-            proc = subprocess.Popen(
-                command, cwd=cwd, env=dict(os.environ if env is None else env), pass_fds=(write_fd,),
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    if not Path(artifact).exists():
+        raise ScoringError(f"artifact {Path(artifact).absolute()} was not written")
+    return ScorerProcess(target, artifact, search_path=search_path, forbidden=forbidden, env=env).score(timeout)
+
+
+class ScorerProcess:
+    """A scorer's interpreter started before its artifact exists: it imports `target`'s module
+    (torch, for a model's scorer: seconds of one core) while the target runs, then waits until
+    :meth:`score` says go. What it computes, and from what, is as :func:`run_scorer` says; only the
+    interpreter's start is paid before. :meth:`close` ends one that is not needed (idempotent).
+
+    If this process dies, the child sees its stdin close and exits without scoring.
+    """
+
+    def __init__(self, target: str, artifact: Path, *, search_path: Sequence[Path] = (),
+                 forbidden: Sequence[Path] = (), env: Mapping[str, str] | None = None) -> None:
+        module, _, function = target.partition(":")
+        if not module or not function:
+            raise ValueError(f"scorer {target!r} must be 'module:function'")
+        self.target, self.artifact = target, Path(artifact).absolute()
+        request = {
+            "target": target,
+            "artifact": str(self.artifact),
+            "search_path": [str(Path(p).resolve()) for p in search_path],
+            "forbidden": [str(Path(p).resolve()) for p in forbidden],
+        }
+        self._cwd = tempfile.mkdtemp(prefix="autoresearch-scorer-")
+        read_fd, write_fd = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                isolated_command(__name__, str(write_fd), json.dumps(request)), cwd=self._cwd,
+                env=dict(os.environ if env is None else env), pass_fds=(write_fd,), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
             )
+        except BaseException:
+            os.close(read_fd)
+            shutil.rmtree(self._cwd, ignore_errors=True)
+            raise
+        finally:
             os.close(write_fd)
-            write_fd = -1
-            reply: list[bytes] = []
-            reader = threading.Thread(target=_read_all, args=(read_fd, reply), daemon=True)
+        self._reply: list[bytes] = []
+        self._output: list[bytes] = []
+        assert self._proc.stdout is not None
+        self._readers = [threading.Thread(target=_read_all, args=(read_fd, self._reply), daemon=True),
+                         threading.Thread(target=_read_all, args=(self._proc.stdout.fileno(), self._output, False),
+                                          daemon=True)]
+        for reader in self._readers:
             reader.start()
+
+    def score(self, timeout: float) -> Scored:
+        """Score the artifact now; the seconds are from here (go) to the result."""
+        started = time.monotonic()
+        try:
+            if not self.artifact.exists():
+                raise ScoringError(f"artifact {self.artifact} was not written")
             try:
-                output, _ = proc.communicate(timeout=timeout)
+                assert self._proc.stdin is not None
+                self._proc.stdin.write(b"go\n")
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass  # it exited already (its module failed to import): its reply says why
+            try:
+                self._proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                output, _ = proc.communicate()
-                log = _tail(output)
-                raise ScoringError(f"scorer {target} timed out after {timeout:g}s", log) from None
-            finally:
-                _kill_group(proc)  # nothing the scorer started outlives it
+                self.close()
+                raise ScoringError(f"scorer {self.target} timed out after {timeout:g}s", _tail(b"".join(self._output))) from None
+        finally:
+            self.close()
+        return _result(self.target, b"".join(self._reply), self._proc.returncode, time.monotonic() - started,
+                       _tail(b"".join(self._output)))
+
+    def close(self) -> None:
+        """End the scorer and everything it started, and collect what it wrote."""
+        _kill_group(self._proc)  # nothing the scorer started outlives it
+        self._proc.wait()
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        for reader in self._readers:
             reader.join(timeout=5)
-    finally:
-        if write_fd >= 0:
-            os.close(write_fd)
-    seconds = time.monotonic() - started
-    log = _tail(output)
-    return _result(target, b"".join(reply), proc.returncode, seconds, log)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        shutil.rmtree(self._cwd, ignore_errors=True)
 
 
 def _result(target: str, raw: bytes, returncode: int, seconds: float, log: str) -> Scored:
@@ -124,9 +168,10 @@ def _result(target: str, raw: bytes, returncode: int, seconds: float, log: str) 
     return Scored({str(k): float(v) for k, v in reply["values"].items()}, None, seconds, log)
 
 
-def _read_all(fd: int, into: list[bytes]) -> None:
-    with os.fdopen(fd, "rb") as f:
-        into.append(f.read())
+def _read_all(fd: int, into: list[bytes], closefd: bool = True) -> None:
+    with os.fdopen(fd, "rb", closefd=closefd) as f:
+        while chunk := f.read1(65536):
+            into.append(chunk)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -199,20 +244,36 @@ def _child_main() -> None:
     channel = os.fdopen(fd, "w")
     sys.path[0:0] = request["search_path"]
     guard = refuse_mutable(request["forbidden"])
-    reply = _child_call(request["target"], Path(request["artifact"]))
+    function = _child_import(request["target"])
+    if not sys.stdin.buffer.readline():  # no go: the run ended without an artifact to score, or the plugin died
+        os._exit(0)
+    reply = _child_call(function, Path(request["artifact"]))
     loaded = guard.hit or forbidden_loaded(request["forbidden"])
     if loaded is not None:
         reply = {"forbidden": loaded}
     channel.write(json.dumps(reply))
     channel.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # the reply is out: tearing down the interpreter (torch's modules) is a second of nothing
 
 
-def _child_call(target: str, artifact: Path) -> dict[str, Any]:
+def _child_import(target: str) -> Any:
+    """The scoring function, or the exception that stopped its import (reported when scoring)."""
     module_name, _, attribute = target.partition(":")
     try:
         function: Any = importlib.import_module(module_name)
         for part in attribute.split("."):
             function = getattr(function, part)
+    except BaseException as exc:  # noqa: BLE001 - reported as the scorer's failure when it is asked to score
+        return exc
+    return function
+
+
+def _child_call(function: Any, artifact: Path) -> dict[str, Any]:
+    try:
+        if isinstance(function, BaseException):
+            raise function
         result = function(artifact)
     except Rejected as exc:
         return {"rejected": str(exc)}

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import pytest
 
 from .experiment import Experiment
-from .scoring import ScoringError, run_scorer
+from .scoring import ScorerProcess, ScoringError, run_scorer
 from .settings import Spec
 
 
@@ -94,7 +94,8 @@ class FrozenScorer:
     """The value frozen code computes from the artifact the target wrote, in a fresh isolated
     interpreter that may import nothing from the mutable files: the one trusted source.
 
-    :meth:`score` runs once per draw, right after the target; :meth:`value` reads the result.
+    :meth:`prepare` starts its interpreter as the target starts, :meth:`score` runs once per draw,
+    right after the target; :meth:`value` reads the result.
     """
 
     redrawable = True
@@ -106,12 +107,34 @@ class FrozenScorer:
         self.last: float | None = None
         self.seconds: float | None = None
         self.values: dict[str, float] = {}  # everything the scorer returned for the last draw
+        self._ready: ScorerProcess | None = None  # started for the run going on (prepare)
+
+    def prepare(self, artifact: Path) -> None:
+        """Start the scorer's interpreter for the artifact a run is about to write, so that its
+        imports are paid while the target runs, not after it (see :class:`ScorerProcess`)."""
+        self.close()
+        self._ready = ScorerProcess(self.target, artifact, search_path=self.search_path, forbidden=self.forbidden,
+                                    env={**os.environ, **self.env})
+
+    def close(self) -> None:
+        """End a prepared scorer that will not score (the run crashed, timed out or was stopped)."""
+        if self._ready is not None:
+            self._ready.close()
+            self._ready = None
 
     def score(self, artifact: Path, timeout: float) -> float:
-        """Score one artifact; raises Refused (the artifact cheats) or ScoringError (no score)."""
+        """Score one artifact (with the scorer prepared for it, if any); raises Refused (the artifact
+        cheats) or ScoringError (no score)."""
         self.last = None
-        scored = run_scorer(self.target, artifact, timeout=timeout, search_path=self.search_path,
-                            forbidden=self.forbidden, env={**os.environ, **self.env})
+        ready, self._ready = self._ready, None
+        if ready is not None and ready.artifact != Path(artifact).absolute():
+            ready.close()
+            ready = None
+        if ready is None:
+            scored = run_scorer(self.target, artifact, timeout=timeout, search_path=self.search_path,
+                                forbidden=self.forbidden, env={**os.environ, **self.env})
+        else:
+            scored = ready.score(timeout)
         self.seconds, self.values = scored.seconds, dict(scored.values)
         if scored.rejected is not None:
             raise Refused(scored.rejected)

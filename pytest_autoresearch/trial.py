@@ -33,7 +33,7 @@ from .leases import Lease
 from .ledger import Entry, format_line, now_iso
 from .outcome import INTERRUPTED, PROPERTY, Outcome, failure_message
 from .runner.sandbox import REFUSED, SEALED, UNSEALED, Sealing
-from .rerun import BarRerun, checkout
+from .rerun import BarRerun, checkout, on_run_start
 from .runner.watchdog import Watchdog
 from .scoring import LOG_TAIL, ScoringError
 from .settings import AUTO, Spec
@@ -211,6 +211,14 @@ class Trial:
         return draw
 
     def _run_target(self, draw: Draw, watchdog: Watchdog, sources: list[Source]) -> None:
+        """Run the target for this draw and judge what it left; a scorer prepared for it never outlives it."""
+        try:
+            self._run_and_score(draw, watchdog, sources)
+        finally:
+            if self.scorer is not None:
+                self.scorer.close()
+
+    def _run_and_score(self, draw: Draw, watchdog: Watchdog, sources: list[Source]) -> None:
         exp = self.experiment
         assert exp is not None
         ticker, every = progress_line(self.ctx.config, self.item.name, self._limit(), self.ctx.settings.progress_s)
@@ -220,7 +228,8 @@ class Trial:
         try:
             exp.run(self.ctx.runner, watchdog, ticker, every, worktree=Path(tree) if tree else None,
                     commit=self.ctx.head.sha if self.ctx.head else None, artifact=draw.artifact,
-                    sealing=sealing, env=server.env if server else None, on_start=server.watch if server else None)
+                    sealing=sealing, env=server.env if server else None,
+                    on_start=on_run_start(server, self.scorer, draw.artifact))
         except BaseException:
             if server is not None:
                 server.kill()
@@ -676,3 +685,4 @@ def _message(exc: BaseException) -> str:
     if len(text) > MAX_MESSAGE:
         text = text[:MAX_MESSAGE] + " ..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+

@@ -52,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch._export.serde.serialize  # noqa: F401 - torch.export.load's own imports (1.3 s here), paid before the
+# artifact exists: the plugin starts this interpreter as the target starts (scoring.ScorerProcess)
 
 from pytest_autoresearch.lm.dataset import PreparedData, prepare
 from pytest_autoresearch.scoring import Rejected

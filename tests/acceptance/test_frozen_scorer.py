@@ -157,3 +157,24 @@ def test_each_draw_keeps_its_own_scoring_facts_and_finish_time(project: Project)
     assert first.timestamp < second.timestamp
     assert wall_s(first) == pytest.approx((first.duration_s or 0) + first.extra["scoring_s"])
     assert night_cost([first, second])["wall_s"]["keep"] == pytest.approx(wall_s(first) + wall_s(second))
+
+
+# Frozen, and slow to import (as a model's scorer is: torch).
+SLOW_SCORER = """
+import time
+time.sleep(3)
+
+def score(artifact):
+    return {"accuracy": 1.0}
+"""
+
+
+def test_the_scorer_imports_while_the_target_runs(project: Project) -> None:
+    """A run pays, after its target, only the scoring: the interpreter started with the target."""
+    (project.path / "score_predictions.py").write_text(SLOW_SCORER)
+    project.pytester.makepyfile(test_bench=BENCH.format(extra=""))
+    project.train(None, "a target that takes longer than the scorer's import",
+                  body="import time\ntime.sleep(5)\n" + PREDICT.format(predictions={"a": 1}, claim=1.0))
+    project.run().assert_outcomes(passed=1)
+    [run] = project.runs()
+    assert run.value == 1.0 and run.extra["scoring_s"] < 1.5, run.extra  # 3 s and more when imported after the target

@@ -1,15 +1,20 @@
-"""run_scorer with real isolated interpreters: values, rejections, crashes, timeouts, forbidden imports."""
+"""run_scorer with real isolated interpreters: values, rejections, crashes, timeouts, forbidden imports;
+and a scorer started before its artifact exists (ScorerProcess)."""
 
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from pytest_autoresearch.scoring import Scored, ScoringError, run_scorer
+from conftest import pid_alive
+from pytest_autoresearch.scoring import Scored, ScorerProcess, ScoringError, run_scorer
 
 
 @pytest.fixture
@@ -131,3 +136,86 @@ def test_isolated_from_the_environment_and_cwd(artifact: Path, frozen: Path, mon
 def test_a_bad_target_is_a_value_error(artifact: Path) -> None:
     with pytest.raises(ValueError, match="module:function"):
         run_scorer("myscorer", artifact, timeout=5)
+
+
+
+# Slow to import, as a model's scorer is (torch): says when its import is done, and when it scores.
+SLOW_IMPORT = """
+import os, time
+time.sleep(1.5)
+open(os.environ["MARKS"] + "/imported", "w").close()
+
+def score(artifact):
+    open(os.environ["MARKS"] + "/scored", "w").close()
+    return {"size": float(len(artifact.read_bytes()))}
+"""
+# The plugin's side: starts that scorer for an artifact, says its pid, and dies (-9) once it has imported.
+DYING_PLUGIN = """
+import os, signal, sys, time
+from pathlib import Path
+from pytest_autoresearch.scoring import ScorerProcess
+frozen, marks = sys.argv[1:3]
+scorer = ScorerProcess("slowscorer:score", Path(marks) / "model.pt2", search_path=[Path(frozen)])
+print(scorer._proc.pid, flush=True)
+while not os.path.exists(os.path.join(marks, "imported")):
+    time.sleep(0.05)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _slow_scorer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """The folder holding ``slowscorer`` and the one it leaves its marks in (``MARKS``)."""
+    frozen, marks = tmp_path / "slow", tmp_path / "marks"
+    frozen.mkdir()
+    marks.mkdir()
+    (frozen / "slowscorer.py").write_text(SLOW_IMPORT)
+    monkeypatch.setenv("MARKS", str(marks))
+    return frozen, marks
+
+
+def _appears(path: Path, within: float = 30) -> bool:
+    deadline = time.monotonic() + within
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.exists()
+
+
+def _gone(pid: int, within: float = 10) -> bool:
+    deadline = time.monotonic() + within
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not pid_alive(pid)
+
+
+def test_a_started_scorer_imports_before_the_artifact_exists_and_scores_on_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frozen, marks = _slow_scorer(tmp_path, monkeypatch)
+    artifact = tmp_path / "model.pt2"
+    scorer = ScorerProcess("slowscorer:score", artifact, search_path=[frozen])
+    assert _appears(marks / "imported")  # while the target would still be running
+    assert not (marks / "scored").exists()
+    artifact.write_bytes(b"x" * 7)
+    result = scorer.score(timeout=30)
+    assert result.values == {"size": 7.0} and (marks / "scored").exists()
+    assert result.seconds < 1.5  # counted from go: the import was paid before
+
+
+def test_a_started_scorer_that_is_never_asked_ends_without_scoring(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frozen, marks = _slow_scorer(tmp_path, monkeypatch)
+    scorer = ScorerProcess("slowscorer:score", tmp_path / "model.pt2", search_path=[frozen])
+    assert _appears(marks / "imported")
+    pid = scorer._proc.pid
+    scorer.close()
+    assert not pid_alive(pid) and not (marks / "scored").exists()
+    scorer.close()  # idempotent
+
+
+def test_a_started_scorer_exits_when_the_plugin_dies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest killed (-9) during the run: the scorer sees its stdin close and exits, scoring nothing."""
+    frozen, marks = _slow_scorer(tmp_path, monkeypatch)
+    (marks / "model.pt2").write_bytes(b"x")
+    plugin = subprocess.run([sys.executable, "-c", DYING_PLUGIN, str(frozen), str(marks)], capture_output=True,
+                            text=True, timeout=60)
+    assert plugin.returncode == -signal.SIGKILL, plugin.stderr
+    assert _gone(int(plugin.stdout.split()[0])) and not (marks / "scored").exists()
