@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 LOG_TAIL = 8000  # characters of the scorer's output kept in Scored.log and ScoringError.log
+IMPORTED = b"\x06"  # the child's first byte on its reply pipe: the scorer's module is imported (the reply follows)
 
 
 class Rejected(Exception):
@@ -69,29 +70,37 @@ def run_scorer(
     """
     if not Path(artifact).exists():
         raise ScoringError(f"artifact {Path(artifact).absolute()} was not written")
-    return ScorerProcess(target, artifact, search_path=search_path, forbidden=forbidden, env=env).score(timeout)
+    return ScorerProcess(target, artifact, search_path=search_path, forbidden=forbidden, env=env,
+                         early=False).score(timeout)
 
 
 class ScorerProcess:
-    """A scorer's interpreter started before its artifact exists: it imports `target`'s module
-    (torch, for a model's scorer: seconds of one core) while the target runs, then waits until
-    :meth:`score` says go. What it computes, and from what, is as :func:`run_scorer` says; only the
-    interpreter's start is paid before. :meth:`close` ends one that is not needed (idempotent).
+    """A scorer's interpreter started before its artifact exists (``early``): it imports `target`'s
+    module (torch, for a model's scorer: seconds of one core) while the target runs, on idle cores
+    only, then waits until :meth:`score` says go. What it computes, and from what, is as
+    :func:`run_scorer` says; only the interpreter's start is paid before. :meth:`close` ends one
+    that is not needed (idempotent).
 
+    The import runs in a thread of SCHED_IDLE policy, so the target never waits for it (a target
+    timing its own start-up, as train.py's bf16 probe does, sees the machine it would see alone).
+    If no core was idle long enough and the import has not finished at go, the interpreter is
+    replaced by a fresh one at normal priority: a run never pays more than it did before.
     If this process dies, the child sees its stdin close and exits without scoring.
     """
 
     def __init__(self, target: str, artifact: Path, *, search_path: Sequence[Path] = (),
-                 forbidden: Sequence[Path] = (), env: Mapping[str, str] | None = None) -> None:
+                 forbidden: Sequence[Path] = (), env: Mapping[str, str] | None = None, early: bool = True) -> None:
         module, _, function = target.partition(":")
         if not module or not function:
             raise ValueError(f"scorer {target!r} must be 'module:function'")
-        self.target, self.artifact = target, Path(artifact).absolute()
+        self.target, self.artifact, self.early = target, Path(artifact).absolute(), early
+        self._search_path, self._forbidden, self._env = search_path, forbidden, env
         request = {
             "target": target,
             "artifact": str(self.artifact),
             "search_path": [str(Path(p).resolve()) for p in search_path],
             "forbidden": [str(Path(p).resolve()) for p in forbidden],
+            "early": early,
         }
         self._cwd = tempfile.mkdtemp(prefix="autoresearch-scorer-")
         read_fd, write_fd = os.pipe()
@@ -116,8 +125,17 @@ class ScorerProcess:
         for reader in self._readers:
             reader.start()
 
+    @property
+    def imported(self) -> bool:
+        """Whether the scorer's module is imported (or failed to be): the child said so on its reply pipe."""
+        return b"".join(self._reply).startswith(IMPORTED)
+
     def score(self, timeout: float) -> Scored:
         """Score the artifact now; the seconds are from here (go) to the result."""
+        if self.early and not self.imported:  # its import is still waiting for an idle core
+            self.close()
+            return ScorerProcess(self.target, self.artifact, search_path=self._search_path, forbidden=self._forbidden,
+                                 env=self._env, early=False).score(timeout)
         started = time.monotonic()
         try:
             if not self.artifact.exists():
@@ -135,8 +153,8 @@ class ScorerProcess:
                 raise ScoringError(f"scorer {self.target} timed out after {timeout:g}s", _tail(b"".join(self._output))) from None
         finally:
             self.close()
-        return _result(self.target, b"".join(self._reply), self._proc.returncode, time.monotonic() - started,
-                       _tail(b"".join(self._output)))
+        return _result(self.target, b"".join(self._reply).removeprefix(IMPORTED), self._proc.returncode,
+                       time.monotonic() - started, _tail(b"".join(self._output)))
 
     def close(self) -> None:
         """End the scorer and everything it started, and collect what it wrote."""
@@ -244,10 +262,21 @@ def _child_main() -> None:
     channel = os.fdopen(fd, "w")
     sys.path[0:0] = request["search_path"]
     guard = refuse_mutable(request["forbidden"])
-    function = _child_import(request["target"])
+    imported: list[Any] = []
+
+    def load() -> None:
+        if request["early"] and hasattr(os, "sched_setscheduler"):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # this thread only: scoring keeps its priority
+        imported.append(_child_import(request["target"]))
+        channel.write(IMPORTED.decode())
+        channel.flush()
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
     if not sys.stdin.buffer.readline():  # no go: the run ended without an artifact to score, or the plugin died
         os._exit(0)
-    reply = _child_call(function, Path(request["artifact"]))
+    loader.join()
+    reply = _child_call(imported[0], Path(request["artifact"]))
     loaded = guard.hit or forbidden_loaded(request["forbidden"])
     if loaded is not None:
         reply = {"forbidden": loaded}

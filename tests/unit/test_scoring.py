@@ -4,6 +4,7 @@ and a scorer started before its artifact exists (ScorerProcess)."""
 from __future__ import annotations
 
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -219,3 +220,51 @@ def test_a_started_scorer_exits_when_the_plugin_dies(tmp_path: Path, monkeypatch
                             text=True, timeout=60)
     assert plugin.returncode == -signal.SIGKILL, plugin.stderr
     assert _gone(int(plugin.stdout.split()[0])) and not (marks / "scored").exists()
+
+
+# Says the scheduling policy its import ran at, and the one it scores at; its first import waits a minute.
+POLICIES = """
+import os, time
+marks = os.environ["MARKS"]
+if not os.path.exists(marks + "/once") and os.environ.get("FIRST_IMPORT_WAITS"):
+    open(marks + "/once", "w").close()
+    time.sleep(60)
+IMPORTED_AT = os.sched_getscheduler(0)
+
+def score(artifact):
+    return {"imported_at": IMPORTED_AT, "scored_at": os.sched_getscheduler(0)}
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="scheduling policies are Linux's")
+def test_a_started_scorer_imports_on_idle_cores_and_scores_at_its_own_priority(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The target never waits for the scorer's import (train.py times its own start-up); scoring does not crawl."""
+    frozen, _ = _slow_scorer(tmp_path, monkeypatch)
+    (frozen / "policies.py").write_text(POLICIES)
+    artifact = tmp_path / "model.pt2"
+    artifact.write_bytes(b"x")
+    scorer = ScorerProcess("policies:score", artifact, search_path=[frozen])
+    deadline = time.monotonic() + 30
+    while not scorer.imported and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scorer.score(timeout=30).values == {"imported_at": os.SCHED_IDLE, "scored_at": os.SCHED_OTHER}
+    cold = run_scorer("policies:score", artifact, timeout=30, search_path=[frozen])
+    assert cold.values == {"imported_at": os.SCHED_OTHER, "scored_at": os.SCHED_OTHER}  # started after: no reason to wait
+
+
+def test_a_started_scorer_still_importing_at_go_is_replaced_by_a_fresh_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No core was idle for its import (a busy machine): the run pays what it paid before, not more."""
+    frozen, marks = _slow_scorer(tmp_path, monkeypatch)
+    (frozen / "policies.py").write_text(POLICIES)
+    monkeypatch.setenv("FIRST_IMPORT_WAITS", "1")
+    artifact = tmp_path / "model.pt2"
+    artifact.write_bytes(b"x")
+    scorer = ScorerProcess("policies:score", artifact, search_path=[frozen])
+    assert _appears(marks / "once")
+    first = scorer._proc.pid
+    started = time.monotonic()
+    result = scorer.score(timeout=30)
+    assert time.monotonic() - started < 20 and result.values["imported_at"] == os.SCHED_OTHER
+    assert not pid_alive(first)
