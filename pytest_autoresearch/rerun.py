@@ -102,7 +102,7 @@ class BarRerun:
             try:
                 exp.run(ctx.runner, watchdog, on_tick, tick_s, worktree=tree, commit=self.bar.sha, artifact=artifact,
                         sealing=sealing, env=server.env if server is not None else None,
-                        on_start=on_run_start(server, self.scorer, artifact))
+                        on_start=on_run_start(server, self.scorer, artifact, sealing is not None))
             finally:
                 if sealing is not None:  # nothing a run leaves in its folder reaches the next one
                     shutil.rmtree(sealing.run_dir, ignore_errors=True)
@@ -170,14 +170,15 @@ def _budget(server: DataServer, exp: Experiment, extra: dict[str, object]) -> st
     return reason or ""
 
 
-def on_run_start(server: DataServer | None, scorer: FrozenScorer | None,
-            artifact: Path | None) -> Callable[[dict[str, Any]], None]:
-    """What a run's start sets going beside it: the data server hears the target's process group, and
-    the frozen scorer's interpreter starts for the artifact (its imports overlap the target's start-up,
-    after the load gauge's first reading)."""
+def on_run_start(server: DataServer | None, scorer: FrozenScorer | None, artifact: Path | None,
+                 sealed: bool) -> Callable[[dict[str, Any]], None]:
+    """What a run's start sets going beside it: the data server hears the target's process group, and,
+    in a sealed run, the frozen scorer's interpreter starts for the artifact (its imports overlap the
+    target's start-up, after the load gauge's first reading). Unsealed, it starts after the target: a
+    target outside the seal could stop it or write into its memory while it waits."""
     def on_start(token: dict[str, Any]) -> None:
         if server is not None:
             server.watch(token)
-        if scorer is not None and artifact is not None:
+        if sealed and scorer is not None and artifact is not None:
             scorer.prepare(artifact)
     return on_start

@@ -229,7 +229,7 @@ class Trial:
             exp.run(self.ctx.runner, watchdog, ticker, every, worktree=Path(tree) if tree else None,
                     commit=self.ctx.head.sha if self.ctx.head else None, artifact=draw.artifact,
                     sealing=sealing, env=server.env if server else None,
-                    on_start=on_run_start(server, self.scorer, draw.artifact))
+                    on_start=on_run_start(server, self.scorer, draw.artifact, sealing is not None))
         except BaseException:
             if server is not None:
                 server.kill()
@@ -685,4 +685,3 @@ def _message(exc: BaseException) -> str:
     if len(text) > MAX_MESSAGE:
         text = text[:MAX_MESSAGE] + " ..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
