@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import pytest
 
 from .experiment import Experiment
-from .scoring import ScorerProcess, ScoringError, run_scorer
+from .scoring import ScorerProcess, ScoringError
 from .settings import Spec
 
 
@@ -113,8 +113,7 @@ class FrozenScorer:
         """Start the scorer's interpreter for the artifact a run is about to write, so that its
         imports are paid while the target runs, not after it (see :class:`ScorerProcess`)."""
         self.close()
-        self._ready = ScorerProcess(self.target, artifact, search_path=self.search_path, forbidden=self.forbidden,
-                                    env={**os.environ, **self.env})
+        self._ready = self._process(artifact, early=True)
 
     def close(self) -> None:
         """End a prepared scorer that will not score (the run crashed, timed out or was stopped)."""
@@ -127,14 +126,11 @@ class FrozenScorer:
         cheats) or ScoringError (no score)."""
         self.last = None
         ready, self._ready = self._ready, None
-        if ready is not None and ready.artifact != Path(artifact).absolute():
-            ready.close()
-            ready = None
-        if ready is None:
-            scored = run_scorer(self.target, artifact, timeout=timeout, search_path=self.search_path,
-                                forbidden=self.forbidden, env={**os.environ, **self.env})
-        else:
-            scored = ready.score(timeout)
+        if ready is None or ready.artifact != Path(artifact).absolute():
+            if ready is not None:
+                ready.close()
+            ready = self._process(artifact, early=False)
+        scored = ready.score(timeout)
         self.seconds, self.values = scored.seconds, dict(scored.values)
         if scored.rejected is not None:
             raise Refused(scored.rejected)
@@ -148,6 +144,10 @@ class FrozenScorer:
     def value(self) -> float | None:
         value, self.last = self.last, None
         return value
+
+    def _process(self, artifact: Path, early: bool) -> ScorerProcess:
+        return ScorerProcess(self.target, artifact, search_path=self.search_path, forbidden=self.forbidden,
+                             env={**os.environ, **self.env}, early=early)
 
 
 class BenchmarkStats:

@@ -36,7 +36,7 @@ from ray import cloudpickle
 
 from ..dataserver import SOCKET_ENV
 from . import Exit, Launch, landlock, ray_node
-from .ray_node import ACCEPT_POLL_S, GRACE_S, RELAY_CONNECT_S, RELAY_TOKEN_BYTES, accept_each, pump, stop_listening
+from .ray_node import GRACE_S, RELAY_CONNECT_S, RELAY_TOKEN_BYTES, accept_each, pump, stop_listening
 
 NAMESPACE = "autoresearch"
 CANCEL_TIMEOUT_S = 4 * GRACE_S + 10
@@ -100,14 +100,13 @@ class _Relay:
         self.server = server
         self.token = secrets.token_bytes(RELAY_TOKEN_BYTES)
         self.listener = socket.create_server((ray.util.get_node_ip_address(), 0))  # type: ignore[no-untyped-call]
-        self.listener.settimeout(ACCEPT_POLL_S)
+        self.address: tuple[str, int] = self.listener.getsockname()[:2]
         accept_each(self.listener, self._join)
 
     @property
     def spec(self) -> dict[str, Any]:
         """What the node's actor needs (``RemoteRun.start``'s ``relay``)."""
-        host, port = self.listener.getsockname()[:2]
-        return {"env": SOCKET_ENV, "address": [host, port], "token": self.token.hex()}
+        return {"env": SOCKET_ENV, "address": list(self.address), "token": self.token.hex()}
 
     def _join(self, conn: socket.socket) -> None:
         conn.settimeout(RELAY_CONNECT_S)
@@ -163,7 +162,7 @@ class RayHandle:
     @property
     def relay_address(self) -> tuple[str, int] | None:
         """Where this machine listens for the node's data connections; None without a data server."""
-        return None if self._relay is None else self._relay.listener.getsockname()[:2]
+        return None if self._relay is None else self._relay.address
 
     @property
     def where(self) -> dict[str, str]:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 READ_WAIT_S = 0.25  # how long one read waits on the node for new output (a long poll)
@@ -177,7 +178,9 @@ class RemoteRun:
     def _relay_data(self, relay: dict[str, Any]) -> str:
         """Listen on a socket in the run's folder and join each connection to the controller's data server."""
         path = os.path.join(self.folder, "data.sock")
-        self.relay = listen_unix(path)
+        self.relay = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.relay.bind(path)
+        self.relay.listen(8)
         address, token = (str(relay["address"][0]), int(relay["address"][1])), bytes.fromhex(relay["token"])
 
         def forward(conn: socket.socket) -> None:
@@ -299,17 +302,11 @@ def sealed_command(folder: str, root: str, writable: list[str], cmd: list[str], 
     return list(command)
 
 
-def listen_unix(path: str) -> socket.socket:
-    """A listening Unix socket at ``path`` whose ``accept`` wakes every ACCEPT_POLL_S (see ``accept_each``)."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(8)
+def accept_each(listener: socket.socket, handle: Callable[[socket.socket], None]) -> None:
+    """Call ``handle(conn)`` in a thread of its own for each connection, until ``listener`` is closed
+    (its ``accept`` wakes every ACCEPT_POLL_S to look)."""
     listener.settimeout(ACCEPT_POLL_S)
-    return listener
 
-
-def accept_each(listener: socket.socket, handle: Any) -> None:
-    """Call ``handle(conn)`` in a thread of its own for each connection, until ``listener`` is closed."""
     def accept() -> None:
         while listener.fileno() != -1:
             try:
