@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import pid_alive
-from pytest_autoresearch.scoring import Scored, ScorerProcess, ScoringError, run_scorer
+from pytest_autoresearch.scoring import AUTOGROUP_IDLE_NICE, Scored, ScorerProcess, ScoringError, run_scorer
 
 
 @pytest.fixture
@@ -251,6 +251,34 @@ def test_a_started_scorer_imports_on_idle_cores_and_scores_at_its_own_priority(
     assert scorer.score(timeout=30).values == {"imported_at": os.SCHED_IDLE, "scored_at": os.SCHED_OTHER}
     cold = run_scorer("policies:score", artifact, timeout=30, search_path=[frozen])
     assert cold.values == {"imported_at": os.SCHED_OTHER, "scored_at": os.SCHED_OTHER}  # started after: no reason to wait
+
+
+# Says the nice value of its session's scheduling group (autogroup) while it imported, and while it scores.
+AUTOGROUP = """
+def group_nice():
+    with open("/proc/self/autogroup") as autogroup:
+        return int(autogroup.read().split()[-1])
+IMPORTED_NICE = group_nice()
+
+def score(artifact):
+    return {"imported": IMPORTED_NICE, "scored": group_nice()}
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="the kernel has no autogroup")
+def test_a_started_scorer_imports_in_a_session_the_target_outranks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With autogroup each session is a scheduling group and SCHED_IDLE yields only within the scorer's own:
+    its session's group is niced while it imports beside the target, and back at 0 when it scores."""
+    frozen, _ = _slow_scorer(tmp_path, monkeypatch)
+    (frozen / "autogroup.py").write_text(AUTOGROUP)
+    artifact = tmp_path / "model.pt2"
+    artifact.write_bytes(b"x")
+    scorer = ScorerProcess("autogroup:score", artifact, search_path=[frozen])
+    deadline = time.monotonic() + 30
+    while not scorer.imported and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scorer.score(timeout=30).values == {"imported": AUTOGROUP_IDLE_NICE, "scored": 0}
+    assert run_scorer("autogroup:score", artifact, timeout=30, search_path=[frozen]).values == {"imported": 0, "scored": 0}
 
 
 def test_a_started_scorer_still_importing_at_go_is_replaced_by_a_fresh_one(
