@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -124,6 +126,32 @@ def test_bf16_matmuls_move_the_score_by_rounding_only(trained: TinyLM, cpu_data:
     cpu = torch.device("cpu")
     exact, rounded = (bits_per_byte(m, cpu_data.val_rows, cpu_data, cpu).bpb for m in (program.module(), fast))
     assert rounded != exact and rounded == pytest.approx(exact, rel=1e-3)
+
+
+# A chain of large temporaries, as a softcapped graph's logits are: the page faults of 20 forwards after the first.
+FAULTS = """
+import resource, sys, torch
+from pytest_autoresearch.lm.scorer import reuse_freed_memory
+reused = reuse_freed_memory() if sys.argv[1] == "reuse" else None
+x = torch.ones(8, 256, 2048)
+def forward(x):
+    return torch.log_softmax((x / 15).clamp(-1e4, 1e4) * 15 * torch.rsqrt(x * x + 1), -1)[:, :, 0].sum()
+forward(x)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    forward(x)
+print(reused, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+def test_the_scorer_reuses_the_memory_a_forward_freed() -> None:
+    """Without it each large tensor is a fresh mapping, faulted in a page at a time (a quarter of the scoring)."""
+    reused, default = (subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True,
+                                      timeout=120, check=True).stdout.split() for mode in ("reuse", "default"))
+    assert reused[0] == "True"
+    assert int(default[1]) > 20 * 1000  # 16 MiB tensors: 4,096 pages each
+    assert int(reused[1]) < int(default[1]) / 20
 
 
 def test_a_causal_model_moves_nothing_when_its_bf16_graph_is_probed(trained: TinyLM, cpu_data: PreparedData) -> None:
