@@ -236,18 +236,25 @@ def score(artifact):
 """
 
 
+def _imported_scorer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str,
+                     source: str) -> tuple[ScorerProcess, Path, Path]:
+    """A scorer of `module:score` started before its artifact, once its import is done; the artifact, the frozen folder."""
+    frozen, _ = _slow_scorer(tmp_path, monkeypatch)
+    (frozen / f"{module}.py").write_text(source)
+    artifact = tmp_path / "model.pt2"
+    artifact.write_bytes(b"x")
+    scorer = ScorerProcess(f"{module}:score", artifact, search_path=[frozen])
+    deadline = time.monotonic() + 30
+    while not scorer.imported and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return scorer, artifact, frozen
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="scheduling policies are Linux's")
 def test_a_started_scorer_imports_on_idle_cores_and_scores_at_its_own_priority(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The target never waits for the scorer's import (train.py times its own start-up); scoring does not crawl."""
-    frozen, _ = _slow_scorer(tmp_path, monkeypatch)
-    (frozen / "policies.py").write_text(POLICIES)
-    artifact = tmp_path / "model.pt2"
-    artifact.write_bytes(b"x")
-    scorer = ScorerProcess("policies:score", artifact, search_path=[frozen])
-    deadline = time.monotonic() + 30
-    while not scorer.imported and time.monotonic() < deadline:
-        time.sleep(0.05)
+    scorer, artifact, frozen = _imported_scorer(tmp_path, monkeypatch, "policies", POLICIES)
     assert scorer.score(timeout=30).values == {"imported_at": os.SCHED_IDLE, "scored_at": os.SCHED_OTHER}
     cold = run_scorer("policies:score", artifact, timeout=30, search_path=[frozen])
     assert cold.values == {"imported_at": os.SCHED_OTHER, "scored_at": os.SCHED_OTHER}  # started after: no reason to wait
@@ -269,14 +276,7 @@ def score(artifact):
 def test_a_started_scorer_imports_in_a_session_the_target_outranks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With autogroup each session is a scheduling group and SCHED_IDLE yields only within the scorer's own:
     its session's group is niced while it imports beside the target, and back at 0 when it scores."""
-    frozen, _ = _slow_scorer(tmp_path, monkeypatch)
-    (frozen / "autogroup.py").write_text(AUTOGROUP)
-    artifact = tmp_path / "model.pt2"
-    artifact.write_bytes(b"x")
-    scorer = ScorerProcess("autogroup:score", artifact, search_path=[frozen])
-    deadline = time.monotonic() + 30
-    while not scorer.imported and time.monotonic() < deadline:
-        time.sleep(0.05)
+    scorer, artifact, frozen = _imported_scorer(tmp_path, monkeypatch, "autogroup", AUTOGROUP)
     assert scorer.score(timeout=30).values == {"imported": AUTOGROUP_IDLE_NICE, "scored": 0}
     assert run_scorer("autogroup:score", artifact, timeout=30, search_path=[frozen]).values == {"imported": 0, "scored": 0}
 
