@@ -12,11 +12,11 @@ can reject the artifact (pytest_autoresearch.scoring.Rejected):
   position (drawn from the OS's entropy each time: no graph can know which positions are
   probed) replaced by random ones. The log-probabilities at and before that position must not
   move by more than CAUSAL_TOLERANCE nats from the scored ones. The first row of each batch
-  keeps every token (only its neighbours change), and in float32 at full matmul precision one
-  row is also scored alone. The base being the scoring itself, a graph cannot behave only while
-  it is probed (by batch size, by company, by bf16 rounding): where the scores run with bf16
-  matmuls, the graph probed is that bf16 one, and only it (same shape, same kernels: a causal
-  graph moves nothing; the float32 graph, never scored there, is not probed).
+  keeps every token (only its neighbours change), and at full matmul precision one row is also
+  scored alone. The base being the scoring itself, a graph cannot behave only while it is
+  probed (by batch size, by company, by rounding): where the matmuls round their operands
+  (matmul_precision), the probe's do too, and only those (same shape, same kernels: a causal
+  graph moves nothing; the exact products, never scored there, are not probed).
 - leakage: the same model is scored on a held-out split (documents of the source's train split,
   as many as val has, which no training path serves). With gap = heldout_bpb - val_bpb and its
   standard error se (over blocks of 8 consecutive rows, since rows of one document are alike):
@@ -36,8 +36,8 @@ can reject the artifact (pytest_autoresearch.scoring.Rejected):
   validation rows is not caught; memorising them is. Uncalibrated at the gpu profile (climbmix).
 
 What it costs (docs/architecture.md, "What a run costs"): the validation rows are most of it
-(1.1 TFLOP for train.py's cpu-profile model: ~8 s of two AVX512-BF16 cores with bf16 matmuls, run
-op by op, half of it outside the matmuls); the held-out sample adds at least 128 rows, the probes
+(1.1 TFLOP for train.py's cpu-profile model: ~6-8 s of two AVX512-BF16 cores with bf16-rounded
+matmuls, run op by op, most of it outside the matmuls); the held-out sample adds at least 128 rows, the probes
 2 batches, the start-up and load ~3 s of one core. The phases' seconds are on the log (Phases).
 """
 
@@ -65,8 +65,6 @@ CAUSAL_ROWS = 8  # rows of a probe batch whose log-probabilities are compared (a
 CAUSAL_TOLERANCE = 1e-3  # nats: float32 noise is ~1e-6, a peek at a later token moves predictions by far more
 SCORE_TOKENS = {"cpu": 2**11, "cuda": 2**17}  # tokens per forward pass at most: a CPU's caches hold the
 # activations of 2048 tokens (a 16-row batch is 2x slower here); on a GPU it bounds the (B, H, T, T) scores
-MATMULS = (torch.ops.aten.linear.default, torch.ops.aten.matmul.default, torch.ops.aten.mm.default,
-           torch.ops.aten.bmm.default, torch.ops.aten.addmm.default)
 LEAK_RELATIVE = 0.15  # val_bpb may beat heldout_bpb by this share of it ...
 LEAK_Z = 3.0  # ... or by this many standard errors of the difference, whichever is more
 BLOCK = 8  # rows per block of the standard errors: consecutive rows of one document are alike
@@ -101,18 +99,16 @@ def score(artifact: Path) -> dict[str, float]:
     reuse_freed_memory()
     data = prepare(progress=lambda message: print(f"autoresearch: {message}", file=sys.stderr, flush=True))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.set_float32_matmul_precision("highest")  # the causality probe compares exact float32 numbers
+    precision = matmul_precision(device)
+    torch.set_float32_matmul_precision(precision)  # the probe runs at it too: the graph probed is the graph scored
     program = load_program(artifact, device)
     clock.lap("load")
     logits_of: torch.nn.Module = program.module()
-    bf16 = bf16_is_fast(device)
-    if bf16:
-        logits_of = with_bf16_matmuls(logits_of)
     batch_size = scoring_batch_size(data, device)
     probe = CausalityProbe(data, batch_size)
     val = bits_per_byte(logits_of, data.val_rows, data, device, batch_size, observe=probe.observe)
     clock.lap("validation")
-    probe.check(logits_of, device, alone=not bf16)  # against the logits the validation rows were scored with
+    probe.check(logits_of, device, alone=precision == "highest")  # against the logits the validation rows were scored with
     clock.lap("probes")
     heldout_rows = in_random_blocks(data.heldout_rows)
     heldout = bits_per_byte(logits_of, heldout_rows, data, device, batch_size,
@@ -168,38 +164,22 @@ def load_program(artifact: Path, device: torch.device) -> torch.export.ExportedP
     return program
 
 
-def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bf16 matmuls beat float32 here: CUDA GPUs that have them, CPUs with AVX512-BF16 or AMX."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    cpu = torch.cpu
-    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+def matmul_precision(device: torch.device) -> str:
+    """torch's float32 matmul precision for scoring: "medium" where rounded operands make matmuls fast.
 
-
-def with_bf16_matmuls(module: torch.nn.Module) -> torch.nn.Module:
-    """The graph with its matmuls in bf16 and everything else in float32, as bf16 autocast runs them.
-
-    The exported graph pins its dtypes (autocast cannot enter it), so the casts are written into
-    it: each float32 matmul's operands go to bf16 and its result back to float32. On a 2-core AVX512-BF16
-    CPU this scores the cpu profile's validation rows 1.6x faster than float32 and moves val_bpb
-    by about 1e-5 (benchmarks/lm_scorer.py).
+    At "medium" a float32 matmul rounds its operands inside the kernel and accumulates and returns
+    float32: to bf16 on CPUs with AVX512-BF16 or AMX (oneDNN), to TF32 on CUDA GPUs from Ampere on.
+    The graph stays float32, so nothing else is cast. On a 2-core AMX Xeon it scores the cpu
+    profile's validation rows 1.4x faster than float32 and 3-13% faster than bf16 casts written
+    into the graph (which also round each result), and moves val_bpb by 4e-6 to 1e-5 from float32
+    (the casts: 2e-5 to 7e-5; docs/architecture.md, "Rounded operands"). Elsewhere "highest".
     """
-    graph = module.graph
-    assert isinstance(graph, torch.fx.Graph)
-    for node in list(graph.nodes):
-        val = node.meta.get("val")
-        if node.op != "call_function" or node.target not in MATMULS or getattr(val, "dtype", None) != torch.float32:
-            continue
-        with graph.inserting_before(node):
-            node.args = tuple(graph.call_function(torch.ops.aten._to_copy.default, (arg,), {"dtype": torch.bfloat16})
-                              if isinstance(arg, torch.fx.Node) else arg for arg in node.args)
-        with graph.inserting_after(node):
-            result = graph.call_function(torch.ops.aten._to_copy.default, (node,), {"dtype": torch.float32})
-        node.replace_all_uses_with(result, delete_user_cb=lambda user: user is not result)
-    graph.lint()
-    assert isinstance(module, torch.fx.GraphModule)
-    module.recompile()
-    return module
+    if device.type == "cuda":
+        fast = torch.cuda.get_device_capability(device) >= (8, 0)
+    else:
+        cpu = torch.cpu
+        fast = any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return "medium" if fast else "highest"
 
 
 def _logits(logits_of: torch.nn.Module, x: torch.Tensor, vocab: int) -> torch.Tensor:

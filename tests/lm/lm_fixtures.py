@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sysconfig
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,23 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def lm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def rounded_matmuls() -> Iterator[Callable[[bool], None]]:
+    """Turns torch's float32 matmuls to the scorer's rounded operands (True) or exact (False); restored after.
+
+    Skips on a CPU without fast bf16 matmuls: the scorer never rounds there.
+    """
+    torch = pytest.importorskip("torch")
+    from pytest_autoresearch.lm.scorer import matmul_precision
+
+    rounded = matmul_precision(torch.device("cpu"))
+    if rounded == "highest":
+        pytest.skip("this CPU has no fast bf16 matmuls: the scorer runs every matmul exactly here")
+    before = torch.get_float32_matmul_precision()
+    yield lambda on: torch.set_float32_matmul_precision(rounded if on else "highest")
+    torch.set_float32_matmul_precision(before)
 
 
 @pytest.fixture(scope="session")

@@ -23,14 +23,12 @@ from pytest_autoresearch.lm.profiles import PROFILES  # noqa: E402
 from pytest_autoresearch.lm.scorer import (  # noqa: E402
     BLOCK,
     CAUSAL_BATCHES,
-    MATMULS,
     MIN_HELDOUT_BLOCKS,
     Bpb,
     CausalityProbe,
     bits_per_byte,
     in_random_blocks,
     leakage_decidable,
-    with_bf16_matmuls,
 )
 from pytest_autoresearch.scoring import Scored, run_scorer  # noqa: E402
 
@@ -117,15 +115,13 @@ def test_val_bpb_agrees_with_evaluate_bpb(trained: TinyLM, cpu_data: PreparedDat
     assert 0 < result.values["heldout_bpb"] < 10
 
 
-def test_bf16_matmuls_move_the_score_by_rounding_only(trained: TinyLM, cpu_data: PreparedData) -> None:
-    program = export_model(trained)
-    fast = with_bf16_matmuls(program.module())
-    to_bf16 = {n for n in fast.graph.nodes if n.kwargs.get("dtype") is torch.bfloat16}
-    matmuls = [n for n in fast.graph.nodes if n.target in MATMULS]
-    assert matmuls and all(set(m.all_input_nodes) <= to_bf16 for m in matmuls)
-    cpu = torch.device("cpu")
-    exact, rounded = (bits_per_byte(m, cpu_data.val_rows, cpu_data, cpu).bpb for m in (program.module(), fast))
-    assert rounded != exact and rounded == pytest.approx(exact, rel=1e-3)
+def test_rounded_matmuls_move_the_score_by_rounding_only(trained: TinyLM, cpu_data: PreparedData,
+                                                         rounded_matmuls: Callable[[bool], None]) -> None:
+    module, cpu = export_model(trained).module(), torch.device("cpu")
+    exact = bits_per_byte(module, cpu_data.val_rows, cpu_data, cpu).bpb
+    rounded_matmuls(True)
+    rounded = bits_per_byte(module, cpu_data.val_rows, cpu_data, cpu).bpb
+    assert rounded != exact and rounded == pytest.approx(exact, rel=1e-4)
 
 
 # Where glibc puts one of a forward's large temporaries (a cpu batch's logits, 16 MiB), by default and then
@@ -160,12 +156,13 @@ def test_the_scorer_keeps_the_memory_a_forward_freed_for_the_next() -> None:
     assert reused[0] == "True" and reused[1] == reused[2] and reused[3] >= 16  # from the heap, and kept there
 
 
-def test_a_causal_model_moves_nothing_when_its_bf16_graph_is_probed(trained: TinyLM, cpu_data: PreparedData) -> None:
-    cpu = torch.device("cpu")
-    fast = with_bf16_matmuls(export_model(trained).module())
+def test_a_causal_model_moves_nothing_when_probed_with_rounded_matmuls(trained: TinyLM, cpu_data: PreparedData,
+                                                                       rounded_matmuls: Callable[[bool], None]) -> None:
+    cpu, module = torch.device("cpu"), export_model(trained).module()
+    rounded_matmuls(True)
     probe = CausalityProbe(cpu_data, 4)
-    bits_per_byte(fast, cpu_data.val_rows, cpu_data, cpu, 4, observe=probe.observe)
-    probe.check(fast, cpu, alone=False)  # each row in its own slot of the same shape: bf16 rounds it the same way
+    bits_per_byte(module, cpu_data.val_rows, cpu_data, cpu, 4, observe=probe.observe)
+    probe.check(module, cpu, alone=False)  # each row in its own slot of the same shape: rounded the same way
 
 
 def test_a_model_without_its_causal_mask_is_rejected(cpu_data: PreparedData,
