@@ -64,6 +64,11 @@ class Context:
         """
         return f"git reset --hard {self.revert_to[:7]}" if self.revert_to is not None else None
 
+    @property
+    def compile_caches(self) -> Path:
+        """Where torch.compile's caches of sealed runs live, one folder per code (see ``Trial._compile_cache``)."""
+        return self.logs_dir.parent / "compile-cache"
+
     def watchdog(self, deadline: float | None) -> Watchdog:
         """The watchdog of one judged test: a scope of the session's one watchdog process."""
         if self._watchdogs is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from . import chain, correctness, gitstate, guard, history, identity, trust
+from . import chain, correctness, cpp_headers, gitstate, guard, history, identity, trust
 from .context import Context
 from .leases import Leases, detect_devices
 from .ledger import Ledger
@@ -345,7 +345,11 @@ def _seal(ctx: Context) -> sandbox.Sealing:
             read += [str(p) for p in answer.get("read", ())]
             hide += [str(p) for p in answer.get("hide", ())]
             env.update({str(k): str(v) for k, v in dict(answer.get("env", {})).items()})
-    return sandbox.Sealing("", read=tuple(read), hide=tuple(hide), network=ctx.settings.network, env=env)
+    reporter = ctx.config.pluginmanager.get_plugin("terminalreporter")
+    lent = cpp_headers.lend(ctx.logs_dir.parent / "cpp-headers", ctx.compile_caches,
+                            say=lambda line: reporter.write_line(f"autoresearch: {line}") if reporter else None,
+                            warn=lambda message: ctx.warn(f"autoresearch: {message}", cpp_headers.HeadersWarning))
+    return sandbox.Sealing("", read=tuple(read), hide=tuple(hide), network=ctx.settings.network, env=env, lent=lent)
 
 
 def _mutable_files(ctx: Context) -> tuple[Path, ...]:

@@ -303,7 +303,7 @@ class Trial:
             if tree is not None and root is not None:  # another commit's code: its own files key its cache
                 path = tree / path.relative_to(root)
             digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
-        shared = self.ctx.logs_dir.parent / "compile-cache" / digest.hexdigest()[:16]
+        shared = self.ctx.compile_caches / digest.hexdigest()[:16]
         try:
             shared.mkdir(parents=True)
             older = sorted(shared.parent.iterdir(), key=lambda p: p.stat().st_mtime)[:-COMPILE_CACHES]

@@ -54,17 +54,23 @@ def python_paths() -> list[str]:
 
 
 def sealed(command: list[str], run_dir: str, worktree: str, read: list[str], write: list[str], hide: list[str],
-           network: bool, env: dict[str, str], wrapper: str = __file__) -> tuple[list[str], dict[str, str]]:
+           network: bool, env: dict[str, str], wrapper: str = __file__,
+           lent: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
     """``command`` wrapped in a seal on this machine, and the variables its run gets.
 
-    Readable: the system, this Python installation, ``worktree`` and ``read``; writable: the
-    fresh ``run_dir`` (HOME and TMPDIR inside it) and ``write``; ``hide`` is cut out of both.
+    Readable: the system, this Python installation, ``worktree``, ``read`` and the ``lent`` files,
+    which TMPDIR holds as links (path in it → file); writable: the fresh ``run_dir`` (HOME and
+    TMPDIR inside it) and ``write``; ``hide`` is cut out of both.
     """
     home, tmp = os.path.join(run_dir, "home"), os.path.join(run_dir, "tmp")
     os.makedirs(home, exist_ok=True)
     os.makedirs(tmp, exist_ok=True)
+    for name, source in (lent or {}).items():
+        link = os.path.join(tmp, name)
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(source, link)
     run_env = {"HOME": home, "TMPDIR": tmp, "TMP": tmp, "TEMP": tmp, "XDG_CACHE_HOME": os.path.join(home, ".cache"), **env}
-    readable = [*SYSTEM, *python_paths(), worktree, *read]
+    readable = [*SYSTEM, *python_paths(), worktree, *read, *(lent or {}).values()]
     args = [*_flag("--read", readable), *_flag("--write", [run_dir, *write]), *_flag("--hide", hide)]
     return [sys.executable, "-I", "-S", wrapper, *args, *(["--network"] if network else []), "--", *command], run_env
 

@@ -37,11 +37,12 @@ class Sealing:
     hide: tuple[str, ...] = ()  # never readable, even inside a readable tree
     network: bool = False  # IP sockets allowed (TCP, UDP)
     env: Mapping[str, str] = field(default_factory=dict)  # variables the seal needs set (data cache paths)
+    lent: Mapping[str, str] = field(default_factory=dict)  # read-only files linked into TMPDIR: path in it → file
 
     def command(self, command: Sequence[str], worktree: str) -> tuple[list[str], dict[str, str]]:
         """``command`` run in ``worktree`` under this seal on this machine, and the variables it gets."""
         return landlock.sealed(list(command), self.run_dir, worktree, list(self.read), list(self.write),
-                               list(self.hide), self.network, dict(self.env))
+                               list(self.hide), self.network, dict(self.env), lent=dict(self.lent))
 
 
 def check(network: bool = False) -> None:
