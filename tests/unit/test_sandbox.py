@@ -61,14 +61,18 @@ def test_a_link_is_allowed_where_it_points(tree: Path) -> None:
     assert whole == [str(tree / "c")]
 
 
-SEALED = """
-import os, sys
+# Runs an action in a sealed process and prints whether the seal let it through.
+ATTEMPT = """
 def attempt(what, action):
     try:
         action()
         print(what, "ok")
     except OSError as exc:
         print(what, type(exc).__name__)
+"""
+
+SEALED = ATTEMPT + """
+import os, sys
 attempt("read open", lambda: open(sys.argv[1] + "/a/b/open.npy").read())
 attempt("read secret", lambda: open(sys.argv[1] + "/a/b/secret.npy").read())
 attempt("list", lambda: os.listdir(sys.argv[1] + "/a/b"))
@@ -138,3 +142,26 @@ def test_a_sealed_process_reaches_the_data_socket_in_its_run_folder(tree: Path, 
     connection.close()
     server.close()
     assert out == "batch\n", err
+
+
+LENT = ATTEMPT + """
+import os
+link = os.path.join(os.environ["TMPDIR"], "inductor", "headers", "prefix.h.gch")
+print("read", open(link).read())
+attempt("append", lambda: open(link, "a").write("stash"))
+attempt("replace", lambda: (os.remove(link), open(link, "w").write("its own")))
+"""
+
+
+@pytest.mark.skipif(landlock.abi() < sandbox.NEEDED_ABI, reason="this kernel cannot seal (Landlock ABI < 4)")
+def test_a_sealed_process_reads_what_is_lent_into_its_tmpdir_and_cannot_change_it(
+        tree: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    run_dir = tmp_path_factory.mktemp("run")
+    lent = tmp_path_factory.mktemp("lent") / "prefix.h.gch"
+    lent.write_text("header")
+    sealing = Sealing(str(run_dir), lent={os.path.join("inductor", "headers", "prefix.h.gch"): str(lent)})
+    (tree / "probe.py").write_text(LENT)
+    command, env = sealing.command([sys.executable, str(tree / "probe.py")], str(tree))
+    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == ["read header", "append PermissionError", "replace ok"], done.stderr
+    assert lent.read_text() == "header", "a sealed run changed a file lent to every run"
