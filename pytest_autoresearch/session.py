@@ -346,9 +346,10 @@ def _seal(ctx: Context) -> sandbox.Sealing:
             hide += [str(p) for p in answer.get("hide", ())]
             env.update({str(k): str(v) for k, v in dict(answer.get("env", {})).items()})
     reporter = ctx.config.pluginmanager.get_plugin("terminalreporter")
+    say = reporter.write_line if reporter is not None else print  # "autoresearch: " starts only verdict lines
     lent = cpp_headers.lend(ctx.logs_dir.parent / "cpp-headers", ctx.compile_caches,
-                            say=lambda line: reporter.write_line(f"autoresearch: {line}") if reporter else None,
-                            warn=lambda message: ctx.warn(f"autoresearch: {message}", cpp_headers.HeadersWarning))
+                            say=lambda line: say(f"sealed runs: {line}"),
+                            warn=lambda message: ctx.warn(message, cpp_headers.HeadersWarning))
     return sandbox.Sealing("", read=tuple(read), hide=tuple(hide), network=ctx.settings.network, env=env, lent=lent)
 
 
