@@ -15,7 +15,6 @@ import getpass
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from pathlib import Path
 from filelock import FileLock
 from pytest import PytestWarning
 
+from .runner.local import kill_group
 from .scoring import isolated_command
 
 BUILD_TIMEOUT_S = 600.0  # the build's import and g++ take ~40 s on two idle cores
@@ -82,26 +82,25 @@ def _build(built: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch), "TORCHINDUCTOR_CACHE_DIR": str(scratch / "cache")}
-    proc = subprocess.Popen(isolated_command(__name__), cwd=scratch, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        output, _ = proc.communicate(timeout=BUILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output = proc.communicate()[0] + f"\ntimed out after {BUILD_TIMEOUT_S:g} s"
+        proc = subprocess.Popen(isolated_command(__name__), cwd=scratch, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            output = proc.communicate(timeout=BUILD_TIMEOUT_S)[0]
+        except subprocess.TimeoutExpired:
+            kill_group(proc.pid, proc.poll)
+            output = proc.communicate()[0] + f"\ntimed out after {BUILD_TIMEOUT_S:g} s"
+        finally:  # inductor's compile workers share the build's process group: none outlives it
+            kill_group(proc.pid, proc.poll)
+        headers = sorted((scratch / folder()).glob("*.h*"))
+        if proc.returncode == 0 and any(p.suffix == ".gch" for p in headers):
+            for path in headers:
+                shutil.move(str(path), staging / path.name)
+        else:
+            (staging / FAILED).write_text(f"exit code {proc.returncode}, headers {[p.name for p in headers]}\n{output}")
+        os.replace(staging, built)
     finally:
-        try:  # inductor's compile workers share the build's process group: none outlives it
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    headers = sorted((scratch / folder()).glob("*.h*"))
-    if proc.returncode == 0 and any(p.suffix == ".gch" for p in headers):
-        for path in headers:
-            shutil.move(str(path), staging / path.name)
-    else:
-        (staging / FAILED).write_text(f"exit code {proc.returncode}, headers {[p.name for p in headers]}\n{output}")
-    os.replace(staging, built)
-    shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _child_main() -> None:
