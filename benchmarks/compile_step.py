@@ -17,6 +17,7 @@ The precompiled header lives under TMPDIR, as in an unsealed run: build it once 
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -79,23 +80,23 @@ def step0(folder: Path, cache: Path, store: Path, budget: str) -> dict[str, floa
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    repeats = int(args[args.index("--repeats") + 1]) if "--repeats" in args else 1
-    budgets = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] != "--repeats")]
-    budget = budgets[0] if budgets else "5"
+    parser = argparse.ArgumentParser(description="train.py's step 0: cold, with only its C++ kernels built, warm")
+    parser.add_argument("budget", nargs="?", default="5", help="AUTORESEARCH_TIME_BUDGET of each run (seconds)")
+    parser.add_argument("--repeats", type=int, default=1, help="cold, kernels and warm runs, this many times")
+    args = parser.parse_args()
     print(f"{'repeat':>6} {'caches':>8} {'step 0 s':>8} {'compiler s':>10} {'busy s':>7} {'built':>5} {'found':>5} "
           f"{'x cold':>6}  load", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for name in ("prepare.py", "train.py"):
             shutil.copy(EXAMPLE / name, folder / name)
-        for repeat in range(1, repeats + 1):
+        for repeat in range(1, args.repeats + 1):
             store, cold_cache = folder / f"store-{repeat}", folder / f"cache-{repeat}"
             store.mkdir()
             runs = [("cold", cold_cache), ("kernels", folder / f"cache-{repeat}-kernels"), ("warm", cold_cache)]
             cold = None
             for kind, cache in runs:
-                r = step0(folder, cache, store, budget)
+                r = step0(folder, cache, store, args.budget)
                 cold = cold or r["step0"]
                 print(f"{repeat:>6} {kind:>8} {r['step0']:8.1f} {r['compiler']:10.1f} {r['busy']:7.1f} {r['built']:5.0f} "
                       f"{r['found']:5.0f} {r['step0'] / cold:6.2f}  {os.getloadavg()[0]:4.2f}", flush=True)
