@@ -20,6 +20,7 @@ from pytest_timeout import PYTEST_FAILURE_MESSAGE  # type: ignore[import-untyped
 
 from . import gitstate
 from .correctness import Correctness
+from .kernels import KernelService
 from .leases import Leases
 from .ledger import Entry, Ledger, LedgerWarning
 from .runner import Runner
@@ -50,6 +51,7 @@ class Context:
     mutable_files: tuple[Path, ...] = ()  # what a frozen scorer must never import
     leases: Leases | None = None  # this machine's devices, one per script run; None without any
     seal: Sealing | None = None  # what every sealed run of the session may read and not; each draw adds its folders
+    kernels: KernelService | None = None  # builds sealed runs' C++ kernels into a store ideas share (kernels.py)
     distrusted: frozenset[str] = frozenset()  # run ids of rows the hash chain says the plugin did not write
     correctness: Correctness = field(default_factory=Correctness)  # the session's other tests: what a keep needs, what failed
     _warned: set[str] = field(default_factory=set)

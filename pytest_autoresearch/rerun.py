@@ -23,6 +23,7 @@ from typing import Any
 
 import git
 
+from . import kernels
 from .context import Context, is_timeout
 from .covariate import KEY
 from .dataserver import DataServer, DataServerError
@@ -109,6 +110,7 @@ class BarRerun:
             self.machine = exp.machine
             if exp.machine:
                 extra[KEY] = exp.machine
+            extra.update(kernels.record(ctx.kernels, sealing))
             problem = _budget(server, exp, extra) if server is not None else ""
             value, problem = (None, problem) if problem else self._value(exp, artifact, remaining)
         except BaseException as exc:  # the pairs' time limit, or Ctrl-C: the bar's row must not stay open

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from . import chain, correctness, cpp_headers, gitstate, guard, history, identity, trust
+from . import chain, correctness, cpp_headers, gitstate, guard, history, identity, kernels, trust
 from .context import Context
+from .dataserver import usable_cores
 from .leases import Leases, detect_devices
 from .ledger import Ledger
 from .outcome import PROPERTY, Outcome
@@ -231,6 +232,8 @@ class AutoresearchSession:
 
     def close(self) -> None:
         self.ctx.release_watchdog()
+        if self.ctx.kernels is not None:
+            self.ctx.kernels.close()
         if self.ctx.repo is not None:
             self.ctx.repo.close()  # GitPython's git helper processes: an in-process run must not leave them
 
@@ -350,6 +353,10 @@ def _seal(ctx: Context) -> sandbox.Sealing:
     lent = cpp_headers.lend(ctx.logs_dir.parent / "cpp-headers", ctx.compile_caches,
                             say=lambda line: say(f"sealed runs: {line}"),
                             warn=lambda message: ctx.warn(message, cpp_headers.HeadersWarning))
+    if ctx.runner.name == "local":  # a Ray node's runs could not reach a socket here
+        project = [str(root), *([str(ctx.repo.working_tree_dir)] if ctx.repo is not None and ctx.repo.working_tree_dir else [])]
+        ctx.kernels = kernels.start(ctx.logs_dir.parent / "kernels", lent, usable_cores(), hide=project)
+        read += [str(ctx.kernels.folder)] if ctx.kernels is not None else []
     return sandbox.Sealing("", read=tuple(read), hide=tuple(hide), network=ctx.settings.network, env=env, lent=lent)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from . import archive, bar, calibration, correctness, covariate, fresh_draw, guard, history, noise, paired
+from . import archive, bar, calibration, correctness, covariate, fresh_draw, guard, history, kernels, noise, paired
 from .context import Context, is_timeout
 from .dataserver import EXPORT_ALLOWANCE_S, Clock, DataServer, DataServerError, socket_path, usable_cores
 from .experiment import MAX_NOTES, Experiment, parse_notes
@@ -240,6 +240,7 @@ class Trial:
         draw.duration = exp.duration
         if exp.machine:
             draw.extra[covariate.KEY] = exp.machine
+        draw.extra.update(kernels.record(self.ctx.kernels, sealing))
         draw.self_report = exp.metrics.get(self.spec.metric)
         draw.notes = tuple(exp.notes)
         limit = self.spec.max_seconds
@@ -288,6 +289,7 @@ class Trial:
             draw.artifact.parent.mkdir(parents=True, exist_ok=True)
         cache = self._compile_cache(run_dir, tree)
         env = {**session.env, "TORCHINDUCTOR_CACHE_DIR": str(cache), "TRITON_CACHE_DIR": str(cache / "triton")}
+        env = self.ctx.kernels.admit(env) if self.ctx.kernels is not None else env
         return dataclasses.replace(session, run_dir=str(run_dir), write=(*write, str(cache)), env=env)
 
     def _compile_cache(self, run_dir: Path, tree: Path | None = None) -> Path:

@@ -95,6 +95,29 @@ def test_the_compile_cache_is_warm_for_the_same_code_and_carries_nothing(project
     assert project.runs()[-1].extra["target_note"] == "train.py: warm=False carried=False", "another idea's cache"
 
 
+# Builds one C++ kernel with $CXX, as inductor does on a CPU, and scores what the kernel returns.
+KERNEL = """
+import ctypes, os, subprocess
+source = os.path.join(os.environ["TMPDIR"], "k.cpp")
+open(source, "w").write('extern "C" int answer() {{ return 3; }}\\n')
+subprocess.run(["g++", source, "-O2", "-shared", "-fPIC", "-o", source[:-4] + ".so"], check=True)
+print("---")
+print("score:", ctypes.CDLL(source[:-4] + ".so").answer() / {scale})
+"""
+
+
+def test_a_commit_that_changes_no_kernel_finds_it_built(project: Project) -> None:
+    project.bench()
+    project.train(None, "a kernel", body=KERNEL.format(scale=2))
+    project.run().assert_outcomes(passed=1)
+    project.train(None, "another idea, the same kernel", body=KERNEL.format(scale=3))
+    project.run().assert_outcomes(passed=1)
+    first, second = [r for r in project.runs() if r.status != "running"]
+    assert (first.value, second.value) == (1.5, 1.0)
+    assert first.extra["kernels"] == {"built": 1, "found": 0, "failed": 0, "refused": 0}
+    assert second.extra["kernels"] == {"built": 0, "found": 1, "failed": 0, "refused": 0}
+
+
 # Starts a grandchild, prints both pids, then hangs: a sealed run is ended with everything it started.
 HANGER = """
 import os, subprocess, sys, time
