@@ -4,9 +4,9 @@ Usage: python benchmarks/compile_step.py [BUDGET_SECONDS] [--repeats N]
 On a CPU, inductor writes each kernel as C++ and builds it with the compiler in CXX. This runs
 train.py three ways per repeat, each in a fresh process: "cold" (an empty TORCHINDUCTOR_CACHE_DIR,
 what a sealed run of a new commit gets), "kernels" (an empty cache again, but every kernel the
-cold run built is found by its source and flags in a store outside the cache: what a commit
-that changes no kernel would get if frozen code built the kernels; docs/architecture.md, "The
-compile cache") and "warm" (the cold run's cache: a re-run of the same commit). CXX points to a
+cold run built is found by its source and flags in a store outside the cache: what a sealed
+commit that changes no kernel gets from pytest_autoresearch/kernels.py; docs/architecture.md,
+"Kernels built by frozen code") and "warm" (the cold run's cache: a re-run of the same commit). CXX points to a
 wrapper written here that keys each `-o X.so` build of one .cpp file by the file's bytes and the
 other arguments, times it and copies a stored build instead of running the compiler. Each row
 shows step 0's seconds (train.py's first step: the compile), the compiler's seconds (summed, and
