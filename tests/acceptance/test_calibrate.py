@@ -97,7 +97,7 @@ def test_calibrate_detects_a_planted_order_effect(project: Project, baseline: st
     assert isinstance(order, dict)
     assert order["value"] == pytest.approx(-3 * SIGMA, abs=1.5 * SIGMA) and order["z"] < -3  # second faster
     assert report["sigma_pair"] > 2 * SIGMA  # a balanced order puts the effect in the differences, not their mean
-    assert report["kept"] <= 1
+    assert report["kept"] <= 2  # the order is drawn at random: of the 70 balanced orders of these draws, 4 keep 2
 
 
 def test_calibrate_counts_what_strict_unpaired_settings_keep(project: Project, baseline: str) -> None:
