@@ -335,7 +335,8 @@ def _require_sandbox(network: bool) -> None:
 
 def _seal(ctx: Context) -> sandbox.Sealing:
     """What every sealed run of this session may read and may not: the project's hook answers, the
-    private files, and the plugin's own folders (ledger, logs, earlier runs' folders)."""
+    private files, and the plugin's own folders (ledger, logs, earlier runs' folders); the kernel
+    service local runs reach is started here, beside the headers it lends."""
     read: list[str] = []
     hide = [str(ctx.logs_dir.parent)]
     if ctx.ledger is not None:  # with its lock and sidecars, wherever --autoresearch-ledger put it

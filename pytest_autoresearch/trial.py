@@ -279,8 +279,9 @@ class Trial:
         return sealing, self._data_server(draw, sealed=sealing is not None)
 
     def _sealing(self, draw: Draw, tree: Path | None = None) -> Sealing:
-        """This draw's seal: the session's, with a fresh run folder, the artifact's folder and a
-        warm compile cache (see :meth:`_compile_cache`) for the code in ``tree`` (default: HEAD's)."""
+        """This draw's seal: the session's, with a fresh run folder, the artifact's folder, a warm
+        compile cache (see :meth:`_compile_cache`) for the code in ``tree`` (default: HEAD's) and,
+        where the session serves kernels, the client on its PATH with a token of its own (kernels.py)."""
         session = self.ctx.seal
         assert session is not None, "settled with the identity, before any benchmark runs"
         run_dir = Path(tempfile.mkdtemp(prefix="autoresearch-sealed-"))
