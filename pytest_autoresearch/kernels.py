@@ -234,10 +234,8 @@ class KernelService:
         scratch = Path(tempfile.mkdtemp(prefix="autoresearch-kernel-"))
         try:
             (scratch / "kernel.cpp").write_bytes(source)
-            sealed = [sys.executable, "-I", "-S", landlock.__file__,
-                      *(part for path in self.reads for part in ("--read", path)),
-                      *(part for path in self.hide for part in ("--hide", path)), "--write", str(scratch),
-                      "--", self.compiler, *command, f"-ffile-prefix-map={scratch}=."]
+            sealed = landlock.wrapped([self.compiler, *command, f"-ffile-prefix-map={scratch}=."],
+                                      self.reads, [str(scratch)], self.hide, network=False)
             env = {"PATH": f"{os.path.dirname(self.compiler)}:{os.defpath}", "HOME": str(scratch),
                    "TMPDIR": str(scratch), "LC_ALL": "C"}
             proc = subprocess.Popen(sealed, cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

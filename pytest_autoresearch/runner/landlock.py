@@ -71,8 +71,14 @@ def sealed(command: list[str], run_dir: str, worktree: str, read: list[str], wri
         os.symlink(source, link)
     run_env = {"HOME": home, "TMPDIR": tmp, "TMP": tmp, "TEMP": tmp, "XDG_CACHE_HOME": os.path.join(home, ".cache"), **env}
     readable = [*SYSTEM, *python_paths(), worktree, *read, *(lent or {}).values()]
-    args = [*_flag("--read", readable), *_flag("--write", [run_dir, *write]), *_flag("--hide", hide)]
-    return [sys.executable, "-I", "-S", wrapper, *args, *(["--network"] if network else []), "--", *command], run_env
+    return wrapped(command, readable, [run_dir, *write], hide, network, wrapper), run_env
+
+
+def wrapped(command: list[str], read: list[str], write: list[str], hide: list[str], network: bool,
+            wrapper: str = __file__) -> list[str]:
+    """``command`` behind this wrapper, reading exactly ``read`` and writing exactly ``write``."""
+    args = [*_flag("--read", read), *_flag("--write", write), *_flag("--hide", hide)]
+    return [sys.executable, "-I", "-S", wrapper, *args, *(["--network"] if network else []), "--", *command]
 
 
 def _flag(name: str, paths: list[str]) -> list[str]:
