@@ -32,14 +32,20 @@ def files_digest(blobs: Iterable[tuple[str, str]]) -> str:
     return hashlib.sha256("\n".join(f"{p}\0{b}" for p, b in blobs).encode()).hexdigest()[:12]
 
 
-def _cpu_model() -> str:
+def cpuinfo(field: str) -> str:
+    """The value of the first ``field`` line of Linux's /proc/cpuinfo; "" where there is none."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            name, _, value = line.partition(":")
+            if name.strip() == field:
+                return value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return ""
+
+
+def _cpu_model() -> str:
+    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def _gpu_models() -> str:

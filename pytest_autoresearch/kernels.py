@@ -35,6 +35,7 @@ from importlib import util
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 
+from .identity import cpuinfo
 from .runner import landlock
 from .runner.local import kill_group
 from .runner.sandbox import Sealing
@@ -331,7 +332,7 @@ def _identity(compiler: str) -> list[str]:
     torch = util.find_spec("torch")
     if torch is not None and torch.origin:
         files.append(torch.origin.replace("__init__.py", "version.py"))
-    parts = [_cpu()]  # -march=native means this machine's instructions
+    parts = [cpuinfo("flags") or cpuinfo("Features")]  # -march=native means this machine's instructions (x86, Arm)
     for path in files:
         try:
             stat = os.stat(path)
@@ -363,12 +364,3 @@ def _secret(store: Path) -> bytes:
         finally:
             staged.unlink()
     return path.read_bytes()
-
-
-def _cpu() -> str:
-    """This machine's instruction sets, as Linux lists them."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next((line.strip() for line in cpuinfo if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        return ""
